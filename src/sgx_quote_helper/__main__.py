@@ -1,0 +1,3 @@
+from sgx_quote_helper._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""The QuoteBackend interface: the only way to reach QE3 and the PCE.
+
+Both the daemon (``service``) and the client's in-process mode quote through
+this interface, so in-process and out-of-process share one implementation of
+quoting. It mirrors DCAP's ``sgx_ql_init_quote`` / ``sgx_ql_get_quote_size`` /
+``sgx_ql_get_quote``, which is what AESM's ECDSA bundle calls (aesm-wire.md
+section 6.2, "Server ECDSA path").
+
+Implementations: ``sim`` (the simulated platform), later ``dcap`` (Intel's
+``libsgx_dcap_ql.so.1`` on real hardware) and ``proxy`` (an upstream AESM).
+Failures are raised as :class:`QuoteError` carrying the DCAP ``quote3_error_t``
+(the daemon maps it to the AESM error code with ``quote3_to_aesm``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.sgx import AttKeyId, AttKeyIdExt, QeReportInfo, Report, TargetInfo
+
+
+class QuoteError(SgxQuoteHelperError):
+    """A quoting failure, with the DCAP ``quote3_error_t`` it corresponds to.
+
+    ``code`` is a ``Quote3Error`` value; ``detail`` says what to check.
+    """
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.code = int(code)
+        self.detail = detail
+
+    def diagnostics(self) -> str:
+        from sgx_quote_helper.sgx._status import Quote3Error
+
+        try:
+            name = f"SGX_QL_{Quote3Error(self.code).name}"
+        except ValueError:
+            name = "unknown quote3_error_t"
+        return f"{self.detail} [{name} 0x{self.code:04X}]"
+
+
+@dataclass(frozen=True)
+class InitQuoteResult:
+    """What ``sgx_ql_init_quote`` returns: the QE's target info and key id hash."""
+
+    target_info: TargetInfo
+    #: SHA-256 of the attestation public key (``ECDSA_ID``), 32 bytes.
+    pub_key_id: bytes
+
+
+@dataclass(frozen=True)
+class QuoteResult:
+    """A quote (exact length, not padded) and the filled-in QE report info."""
+
+    quote: bytes
+    qe_report_info: QeReportInfo | None
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Versions a backend hosts, reported by metrics, logs and ``doctor``."""
+
+    name: str
+    qe_svn: int
+    pce_svn: int
+    simulated: bool
+
+
+@runtime_checkable
+class QuoteBackend(Protocol):
+    """QE3/PCE behind one interface. Methods may block briefly (one signature)."""
+
+    def info(self) -> BackendInfo: ...
+
+    def supported_att_key_ids(self) -> list[AttKeyIdExt]:
+        """The attestation key ids this backend can quote with."""
+        ...
+
+    def init_quote(self, att_key_id: AttKeyId) -> InitQuoteResult:
+        """Generate or load the attestation key and certify it (QE report by the PCE)."""
+        ...
+
+    def quote_size(self, att_key_id: AttKeyId) -> int:
+        """Exact size of the quotes ``get_quote`` will return for this key."""
+        ...
+
+    def get_quote(
+        self, report: Report, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
+    ) -> QuoteResult:
+        """Verify the application REPORT (targeted at the QE) and quote it."""
+        ...
+
+    def close(self) -> None: ...
