@@ -1,0 +1,56 @@
+"""Command-line interface: argument parsing and the only place that exits.
+
+Each subcommand lives in its own ``_cli/_<name>.py`` module exposing
+``register(subparsers)``; the module sets ``func`` on its parser with
+``set_defaults(func=...)``. A command function returns the process exit code.
+Library errors are turned into one clear message here, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
+from sgx_quote_helper.errors import SgxQuoteHelperError
+
+# One entry per command module; each is imported and asked to register itself.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def version_text() -> str:
+    return f"sgx-quote-helper {__version__} (hosts QE3 ISVSVN {QE_SVN}, PCE ISVSVN {PCE_SVN})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sgx-quote-helper",
+        description="Out-of-process SGX attestation: quote helper daemon, client, "
+        "simulated platform, collateral service and verifier.",
+    )
+    parser.add_argument("--version", action="version", version=version_text())
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"sgx_quote_helper._cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = func(args)
+    except SgxQuoteHelperError as exc:
+        print(f"sgx-quote-helper: error: {exc.diagnostics()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
