@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from sgx_quote_helper.errors import ParseError
+from sgx_quote_helper.errors import ParseError, UsageError
 
 
 @dataclass(frozen=True)
@@ -96,11 +96,11 @@ class Struct:
             value = getattr(self, f.name)
             if f.kind is int:
                 if not 0 <= value < (1 << (8 * f.size)):
-                    raise ValueError(f"{type(self).__name__}.{f.name}={value} does not fit")
+                    raise UsageError(f"{type(self).__name__}.{f.name}={value} does not fit")
                 out += value.to_bytes(f.size, "little")
             elif f.kind is bytes:
                 if len(value) != f.size:
-                    raise ValueError(
+                    raise UsageError(
                         f"{type(self).__name__}.{f.name} must be {f.size} bytes, got {len(value)}"
                     )
                 out += value
