@@ -47,7 +47,8 @@ class InitQuoteResult:
     """What ``sgx_ql_init_quote`` returns: the QE's target info and key id hash."""
 
     target_info: TargetInfo
-    #: SHA-256 of the attestation public key (``ECDSA_ID``), 32 bytes.
+    #: The ``ECDSA_ID``: SHA-256(attestation public key ‖ QE auth data), 32 bytes,
+    #: which equals the first half of the QE report's report data.
     pub_key_id: bytes
 
 

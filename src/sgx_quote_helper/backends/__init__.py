@@ -1,0 +1,71 @@
+"""Quoting backends: the :class:`QuoteBackend` interface and its implementations.
+
+``sim`` (the simulated platform) is available; ``dcap`` (Intel's DCAP quote
+library on SGX hardware) and ``proxy`` (an upstream AESM socket) will be added
+behind the same :func:`create_backend` seam.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sgx_quote_helper._version import PCE_SVN, QE_SVN
+from sgx_quote_helper.backends._base import (
+    BackendInfo,
+    InitQuoteResult,
+    QuoteBackend,
+    QuoteError,
+    QuoteResult,
+)
+from sgx_quote_helper.backends._sim import PckSource, SimBackend
+from sgx_quote_helper.errors import UsageError
+
+#: Backend names accepted by ``--backend``.
+BACKEND_NAMES = ("sim", "dcap", "proxy")
+
+
+def create_backend(
+    name: str,
+    *,
+    platform_dir: str | os.PathLike[str] | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+    pck_source: PckSource | None = None,
+    qe_svn: int = QE_SVN,
+    pce_svn: int = PCE_SVN,
+    upstream: str | os.PathLike[str] | None = None,
+) -> QuoteBackend:
+    """The backend called ``name``, built from the options that apply to it."""
+    if name == "sim":
+        missing = [
+            option
+            for option, value in (
+                ("--platform", platform_dir),
+                ("--state-dir", state_dir),
+                ("a PCK certificate source (--pccs-url or an embedded manufacturer)", pck_source),
+            )
+            if value is None
+        ]
+        if missing or platform_dir is None or state_dir is None or pck_source is None:
+            raise UsageError(f"the sim backend needs {', '.join(missing)}")
+        return SimBackend(
+            platform_dir, state_dir, pck_source=pck_source, qe_svn=qe_svn, pce_svn=pce_svn
+        )
+    if name in ("dcap", "proxy"):
+        # ``upstream`` will configure the proxy backend.
+        raise UsageError(
+            f"the {name!r} backend is not available yet in this release; use --backend sim"
+        )
+    raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+
+
+__all__ = [
+    "BACKEND_NAMES",
+    "BackendInfo",
+    "InitQuoteResult",
+    "PckSource",
+    "QuoteBackend",
+    "QuoteError",
+    "QuoteResult",
+    "SimBackend",
+    "create_backend",
+]

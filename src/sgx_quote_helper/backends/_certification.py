@@ -1,0 +1,223 @@
+"""Where a backend gets the PCK certificate chain it puts into quotes.
+
+Certification data type 5 carries the platform's PCK leaf, the PCK CA and the
+root. A backend asks a :class:`PckCertificateSource` for them; the source is a
+PCCS (through :mod:`sgx_quote_helper.pccs`) or, in simulation, the embedded
+manufacturer of the ``sim init`` directory.
+
+:class:`CachedPckSource` keeps the last good answer in memory and in the state
+directory, so a daemon keeps quoting while the PCCS is briefly unreachable and
+survives a restart during an outage. ``get`` never performs network I/O for a
+query it has answered before; ``refresh`` (run off the event loop) does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
+
+PckCertificateSource = Callable[[PckCertificateQuery], PckCertificate]
+
+_log = logging.getLogger("sgx_quote_helper.backends.certification")
+
+
+class PckChainUnavailable(SgxQuoteHelperError):
+    """No PCK certificate chain could be had from the PCCS or the cache."""
+
+
+def _cache_key(query: PckCertificateQuery) -> str:
+    # The encrypted PPID is left out: RSA-OAEP is randomized, so it differs
+    # between processes for the same platform, and the QE-ID names it already.
+    material = b"|".join(
+        [query.qe_id, query.cpu_svn, query.pce_svn.to_bytes(2, "little"), query.pce_id]
+    )
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+class CachedPckSource:
+    """A PCK source with a memory and on-disk cache in front of an upstream.
+
+    ``on_outcome`` is called with ``"fetched"``, ``"cache"`` (upstream failed,
+    a cached chain was served) or ``"failed"``, for metrics.
+    """
+
+    def __init__(
+        self,
+        upstream: PckCertificateSource,
+        cache_dir: Path | None,
+        *,
+        description: str,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self._upstream = upstream
+        self._cache_dir = cache_dir
+        self.description = description
+        self._on_outcome = on_outcome or (lambda outcome: None)
+        self._memory: dict[str, tuple[PckCertificateQuery, PckCertificate, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, query: PckCertificateQuery) -> PckCertificate:
+        return self.get(query)
+
+    def get(self, query: PckCertificateQuery) -> PckCertificate:
+        """The chain for ``query``: from memory, else fetched, else from disk."""
+        with self._lock:
+            hit = self._memory.get(_cache_key(query))
+        if hit is not None:
+            return hit[1]
+        return self.refresh(query)
+
+    def refresh(self, query: PckCertificateQuery) -> PckCertificate:
+        """Fetch from upstream; on failure serve the cached chain if there is one."""
+        key = _cache_key(query)
+        try:
+            certificate = self._upstream(query)
+        except SgxQuoteHelperError as exc:
+            cached = self._memory_or_disk(key, query)
+            if cached is None:
+                self._on_outcome("failed")
+                raise PckChainUnavailable(
+                    f"cannot get the PCK certificate chain from {self.description} and no "
+                    f"cached chain exists: {exc.diagnostics()}"
+                ) from exc
+            self._on_outcome("cache")
+            _log.warning(
+                "pck_chain.served_from_cache",
+                extra={"fields": {"source": self.description, "error": exc.diagnostics()}},
+            )
+            return cached
+        with self._lock:
+            self._memory[key] = (query, certificate, time.time())
+        self._store(key, certificate)
+        self._on_outcome("fetched")
+        return certificate
+
+    def refresh_all(self) -> None:
+        """Re-fetch every chain answered so far (a periodic background task)."""
+        with self._lock:
+            queries = [entry[0] for entry in self._memory.values()]
+        for query in queries:
+            try:
+                self.refresh(query)
+            except PckChainUnavailable:
+                continue
+
+    def _memory_or_disk(self, key: str, query: PckCertificateQuery) -> PckCertificate | None:
+        with self._lock:
+            hit = self._memory.get(key)
+        if hit is not None:
+            return hit[1]
+        certificate = self._load(key)
+        if certificate is not None:
+            with self._lock:
+                self._memory[key] = (query, certificate, time.time())
+        return certificate
+
+    def _path(self, key: str) -> Path | None:
+        return None if self._cache_dir is None else self._cache_dir / f"pck-{key}.json"
+
+    def _load(self, key: str) -> PckCertificate | None:
+        path = self._path(key)
+        if path is None:
+            return None
+        try:
+            document = json.loads(path.read_text())
+            return PckCertificate(
+                leaf_pem=str(document["leaf_pem"]),
+                issuer_chain_pem=str(document["issuer_chain_pem"]),
+                tcbm=bytes.fromhex(document["tcbm"]),
+                fmspc=bytes.fromhex(document["fmspc"]),
+                ca_type=str(document["ca_type"]),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            _log.warning(
+                "pck_chain.cache_unreadable", extra={"fields": {"path": str(path), "error": exc}}
+            )
+            return None
+
+    def _store(self, key: str, certificate: PckCertificate) -> None:
+        path = self._path(key)
+        if path is None:
+            return
+        document = asdict(certificate)
+        document["tcbm"] = certificate.tcbm.hex()
+        document["fmspc"] = certificate.fmspc.hex()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".pck-", suffix=".tmp")
+            with os.fdopen(fd, "w") as stream:
+                json.dump(document, stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temp, path)
+        except OSError as exc:
+            # A cache that cannot be written costs resilience, not correctness.
+            _log.warning(
+                "pck_chain.cache_write_failed", extra={"fields": {"path": str(path), "error": exc}}
+            )
+
+
+def find_sim_dir(platform_dir: Path) -> Path | None:
+    """The ``sim init`` directory a platform directory belongs to, if any.
+
+    ``DIR/platform`` and ``DIR/platforms/NAME`` both belong to ``DIR``, whose
+    manufacturer lives in ``DIR/pcs``.
+    """
+    for candidate in (platform_dir.parent, platform_dir.parent.parent):
+        if (candidate / "pcs").is_dir():
+            return candidate
+    return None
+
+
+def pck_source_for(
+    *,
+    pccs_url: str | None,
+    platform_dir: Path | None,
+    cache_dir: Path | None,
+    pccs_insecure: bool = False,
+    pccs_ca_file: Path | None = None,
+    on_outcome: Callable[[str], None] | None = None,
+) -> CachedPckSource:
+    """The PCK chain source a backend should use, from the configuration.
+
+    A PCCS URL wins; without one, a simulated platform is certified by the
+    embedded manufacturer of its ``sim init`` directory (DESIGN.md section 4).
+    """
+    if pccs_url:
+        from sgx_quote_helper.pccs import PccsClient
+
+        client = PccsClient(pccs_url, verify_tls=not pccs_insecure, ca_file=pccs_ca_file)
+        return CachedPckSource(
+            client.get_pck_certificate,
+            cache_dir,
+            description=f"the PCCS at {pccs_url}",
+            on_outcome=on_outcome,
+        )
+    sim_dir = find_sim_dir(platform_dir) if platform_dir is not None else None
+    if sim_dir is None:
+        raise UsageError(
+            "no PCK certificate source: give --pccs-url URL, or a simulated platform "
+            "directory inside a `sim init` directory (with its manufacturer in DIR/pcs)"
+        )
+    from sgx_quote_helper.pcs import Manufacturer
+
+    manufacturer = Manufacturer.load(sim_dir)
+    return CachedPckSource(
+        manufacturer.issue_pck_certificate,
+        cache_dir,
+        description=f"the embedded simulated manufacturer in {sim_dir / 'pcs'}",
+        on_outcome=on_outcome,
+    )

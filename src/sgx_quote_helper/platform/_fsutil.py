@@ -1,0 +1,54 @@
+"""Atomic, durable file writes with an explicit mode.
+
+A reader must never see a half-written secret or sealed key, and a crash must
+leave either the old or the new file: write a temporary file in the same
+directory (so the rename stays on one file system), set its mode and group
+*before* any secret byte is written, fsync it, rename it over the target, then
+fsync the directory so that the rename itself is durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a completed rename or creation in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int, gid: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically; the file gets exactly ``mode``.
+
+    ``gid`` (if given) becomes the file's group before the data is written.
+    """
+    directory = path.parent
+    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # O_EXCL: never follow or reuse a file someone else placed there. Start at
+    # 0600 so no other user can open the temp file before its final mode is set.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            if gid is not None:
+                os.fchown(fd, -1, gid)
+            os.fchmod(fd, mode)  # explicit: the umask must not change it
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_directory(directory)

@@ -1,0 +1,177 @@
+"""Enclave identities: the TOML manifest, derived measurements, built-in enclaves."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from sgx_quote_helper.platform import (
+    ManifestError,
+    demo_app_identity,
+    load_manifest,
+    measure_enclave,
+    mrsigner_from_seed,
+    parse_manifest,
+    pce_identity,
+    quoting_enclave_identity,
+)
+from sgx_quote_helper.sgx import QE3_MRSIGNER, QE3_PROD_ID, AttributeFlags, Attributes
+
+MANIFEST = """
+name = "hello"
+code = { text = "print('hello from an enclave')" }
+signer = { seed = "my signer" }
+isv_prod_id = 7
+isv_svn = 3
+config_svn = 2
+misc_select = 0
+attributes = ["MODE64BIT"]
+xfrm = 3
+"""
+
+
+def test_manifest_fields() -> None:
+    identity = parse_manifest(MANIFEST, base_dir=Path())
+    assert identity.name == "hello"
+    assert identity.isv_prod_id == 7
+    assert identity.isv_svn == 3
+    assert identity.config_svn == 2
+    # INIT is always set; DEBUG only when asked for.
+    assert identity.attributes == Attributes(flags=0x05, xfrm=3)
+    assert identity.mr_signer == mrsigner_from_seed("my signer")
+    expected = measure_enclave(b"print('hello from an enclave')", Attributes(flags=0x05, xfrm=3), 0)
+    assert identity.mr_enclave == expected
+    assert identity.target_info().mr_enclave == expected
+
+
+def test_mrenclave_is_derived_from_code_attributes_and_miscselect() -> None:
+    base = parse_manifest(MANIFEST, base_dir=Path()).mr_enclave
+    other_code = MANIFEST.replace("hello from", "goodbye from")
+    debug = MANIFEST.replace('["MODE64BIT"]', '["MODE64BIT", "DEBUG"]')
+    misc = MANIFEST.replace("misc_select = 0", "misc_select = 1")
+    xfrm = MANIFEST.replace("xfrm = 3", "xfrm = 231")
+    values = {base} | {
+        parse_manifest(text, base_dir=Path()).mr_enclave for text in (other_code, debug, misc, xfrm)
+    }
+    assert len(values) == 5
+    # ...but not from the cosmetic name or the SVNs.
+    renamed = MANIFEST.replace('name = "hello"', 'name = "other"').replace(
+        "isv_svn = 3", "isv_svn = 4"
+    )
+    assert parse_manifest(renamed, base_dir=Path()).mr_enclave == base
+
+
+def test_measurement_encoding_is_unambiguous() -> None:
+    attrs = Attributes(flags=5, xfrm=3)
+    assert measure_enclave(b"ab", attrs, 0) != measure_enclave(b"a", attrs, 0)
+    assert len(measure_enclave(b"", attrs, 0)) == 32
+
+
+def test_code_file_relative_to_manifest(tmp_path: Path) -> None:
+    (tmp_path / "enclave.bin").write_bytes(b"\x7fELF...")
+    manifest = tmp_path / "app.toml"
+    manifest.write_text(
+        MANIFEST.replace(
+            "code = { text = \"print('hello from an enclave')\" }",
+            'code = { file = "enclave.bin" }',
+        )
+    )
+    identity = load_manifest(manifest)
+    assert identity.mr_enclave == measure_enclave(b"\x7fELF...", identity.attributes, 0)
+
+
+def test_rsa_signer_key_gives_sgx_style_mrsigner(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=3, key_size=3072)
+    (tmp_path / "signer.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    manifest = tmp_path / "app.toml"
+    manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "signer.pem" }'))
+    modulus_le = key.public_key().public_numbers().n.to_bytes(384, "little")
+    assert load_manifest(manifest).mr_signer == hashlib.sha256(modulus_le).digest()
+
+
+def test_ec_public_signer_key(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (tmp_path / "signer.pub").write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    manifest = tmp_path / "app.toml"
+    manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "signer.pub" }'))
+    point = key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    assert load_manifest(manifest).mr_signer == hashlib.sha256(point[1:]).digest()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("isv_svn = 3", "isv_svn = 70000"), "isv_svn"),
+        (("isv_svn = 3", 'isv_svn = "3"'), "isv_svn"),
+        (('["MODE64BIT"]', '["TURBO"]'), "unknown attribute 'TURBO'"),
+        (('["MODE64BIT"]', '"MODE64BIT"'), "list of flag names"),
+        (('name = "hello"', 'name = "hello"\nmrenclave = "00"'), "unknown key"),
+        (('name = "hello"', 'name = ""'), "name"),
+        (('{ seed = "my signer" }', '"my signer"'), "signer"),
+        (('{ seed = "my signer" }', '{ seed = "a", key = "b" }'), "exactly one"),
+        (("code = {", 'code = { file = "x", '), "exactly one"),
+        (("misc_select = 0", "misc_select = -1"), "misc_select"),
+        (("xfrm = 3", "xfrm = true"), "xfrm"),
+    ],
+)
+def test_malformed_manifests_name_the_problem(change: tuple[str, str], message: str) -> None:
+    text = MANIFEST.replace(*change)
+    assert text != MANIFEST
+    with pytest.raises(ManifestError, match=message):
+        parse_manifest(text, base_dir=Path())
+
+
+def test_unreadable_files_are_manifest_errors(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="cannot read enclave manifest"):
+        load_manifest(tmp_path / "missing.toml")
+    manifest = tmp_path / "app.toml"
+    manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "missing.pem" }'))
+    with pytest.raises(ManifestError, match="signer key"):
+        load_manifest(manifest)
+    (tmp_path / "bad.pem").write_text("not a key")
+    manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "bad.pem" }'))
+    with pytest.raises(ManifestError, match="not a PEM key"):
+        load_manifest(manifest)
+    with pytest.raises(ManifestError, match="TOML"):
+        parse_manifest("name = ", base_dir=tmp_path)
+
+
+def test_quoting_enclave_identity_matches_intel_qe3_values() -> None:
+    qe = quoting_enclave_identity(10)
+    assert qe.mr_signer == QE3_MRSIGNER
+    assert qe.isv_prod_id == QE3_PROD_ID == 1
+    assert qe.isv_svn == 10
+    assert qe.attributes.flags == 0x15  # INIT | MODE64BIT | PROVISION_KEY
+    assert not qe.attributes.debug
+    assert qe.misc_select == 0
+    # A new QE release is a new MRENCLAVE with the same signer.
+    assert quoting_enclave_identity(11).mr_enclave != qe.mr_enclave
+
+
+def test_pce_and_demo_app_identities() -> None:
+    pce = pce_identity(13)
+    assert pce.isv_prod_id == 0
+    assert pce.isv_svn == 13
+    assert pce.has(AttributeFlags.PROVISION_KEY)
+    app = demo_app_identity()
+    assert not app.attributes.debug
+    assert not app.has(AttributeFlags.PROVISION_KEY)
+    assert app.has(AttributeFlags.INIT)
+    assert app.has(AttributeFlags.MODE64BIT)
+    assert app.mr_signer != QE3_MRSIGNER
