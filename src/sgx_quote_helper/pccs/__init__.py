@@ -1,0 +1,54 @@
+"""Client for any PCCS v4 service: PCK certificates, CRLs, TCB Info, QE Identity.
+
+Works against this project's simulated PCCS, Intel's PCCS, a cloud provider's
+caching service, or Intel PCS itself (dcap-quote.md section 7). Every failure is
+a :class:`PccsError` leaf that says what it means in practice and names the DCAP
+``quote3_error_t`` Intel's libraries report for it.
+"""
+
+from sgx_quote_helper.pccs._client import (
+    API_PREFIX,
+    DEFAULT_TIMEOUT,
+    INTEL_PCS_URL,
+    AsyncPccsClient,
+    CaType,
+    PccsClient,
+    PckCrl,
+    SignedCollateral,
+    UpdateType,
+    normalize_base_url,
+    quote_fmspc_and_ca,
+)
+from sgx_quote_helper.pccs._collateral import Collateral
+from sgx_quote_helper.pccs._errors import (
+    PccsError,
+    PccsHttpError,
+    PccsNotFound,
+    PccsPlatformNotFound,
+    PccsResponseError,
+    PccsUnreachable,
+)
+from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_TIMEOUT",
+    "INTEL_PCS_URL",
+    "AsyncPccsClient",
+    "CaType",
+    "Collateral",
+    "PccsClient",
+    "PccsError",
+    "PccsHttpError",
+    "PccsNotFound",
+    "PccsPlatformNotFound",
+    "PccsResponseError",
+    "PccsUnreachable",
+    "PckCertificate",
+    "PckCertificateQuery",
+    "PckCrl",
+    "SignedCollateral",
+    "UpdateType",
+    "normalize_base_url",
+    "quote_fmspc_and_ca",
+]

@@ -1,0 +1,725 @@
+"""Client for any PCCS v4 service (ours, Intel's PCCS, a cloud provider's) or Intel PCS.
+
+dcap-quote.md section 7 gives the endpoints, query parameters, header names and
+body encodings; section 9 the rule for keeping the signed JSON text.
+
+The protocol part is sans-I/O: each operation is a *plan*, a generator that
+yields the HTTP requests it needs and receives the responses, then returns a
+typed value. :class:`PccsClient` (``httpx.Client``) and
+:class:`AsyncPccsClient` (``httpx.AsyncClient``) only move bytes, so both share
+every rule about URLs, headers and bodies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import ssl
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from sgx_quote_helper.errors import ParseError, UsageError
+from sgx_quote_helper.pccs._collateral import Collateral, parse_time, signed_text
+from sgx_quote_helper.pccs._errors import (
+    PccsError,
+    PccsHttpError,
+    PccsNotFound,
+    PccsPlatformNotFound,
+    PccsResponseError,
+    PccsUnreachable,
+)
+from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
+from sgx_quote_helper.sgx._pck_extension import SgxExtension
+from sgx_quote_helper.sgx._quote import Quote
+
+#: Seconds for connecting and for each read; a PCCS that forwards to Intel may be slow.
+DEFAULT_TIMEOUT = 10.0
+#: The path prefix of every SGX endpoint of API v4.
+API_PREFIX = "/sgx/certification/v4"
+INTEL_PCS_URL = "https://api.trustedservices.intel.com"
+_INTEL_PCS_HOST = "api.trustedservices.intel.com"
+
+CaType = Literal["processor", "platform"]
+UpdateType = Literal["standard", "early"]
+
+_T = TypeVar("_T")
+
+
+# -- values ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PckCrl:
+    """A PCK CA CRL (``/pckcrl``) as DER, with its ``SGX-PCK-CRL-Issuer-Chain``."""
+
+    crl: bytes
+    issuer_chain_pem: str
+
+
+@dataclass(frozen=True)
+class SignedCollateral:
+    """A TCB Info or QE Identity: the signed compact text, its signature and chain."""
+
+    #: Compact JSON of the inner object, exactly the bytes the signature covers.
+    text: str
+    #: Raw ``r||s``, 64 bytes.
+    signature: bytes
+    #: PEM: TCB Signing certificate, then root.
+    issuer_chain_pem: str
+
+    def object(self) -> dict[str, Any]:
+        value = json.loads(self.text)
+        assert isinstance(value, dict)
+        return value
+
+    @property
+    def issue_date(self) -> datetime:
+        return parse_time(self.object().get("issueDate"), "issueDate")
+
+    @property
+    def next_update(self) -> datetime:
+        return parse_time(self.object().get("nextUpdate"), "nextUpdate")
+
+    @property
+    def tcb_evaluation_data_number(self) -> int:
+        value = self.object().get("tcbEvaluationDataNumber")
+        if not isinstance(value, int):
+            raise ParseError("no tcbEvaluationDataNumber")
+        return value
+
+
+# -- URL rules ---------------------------------------------------------------
+
+
+def normalize_base_url(url: str) -> str:
+    """The service base URL, as dcap-qvl forms it.
+
+    Strips a trailing ``/`` and a trailing ``/sgx/certification/v4`` (or
+    ``/tdx/...``), so ``https://pccs:8081``, ``https://pccs:8081/`` and
+    ``https://pccs:8081/sgx/certification/v4/`` all name the same service.
+    """
+    base = url.strip().rstrip("/")
+    for suffix in ("/sgx/certification/v4", "/tdx/certification/v4"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)].rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"PCCS URL must be http(s)://HOST[:PORT][/path], got {url!r}")
+    return base
+
+
+def _is_intel_pcs(base_url: str) -> bool:
+    return urlsplit(base_url).hostname == _INTEL_PCS_HOST
+
+
+def _hex_param(value: bytes) -> str:
+    """PCCS upper-cases every hex parameter (``routes/index.js``); send them so."""
+    return value.hex().upper()
+
+
+def _normalize_fmspc(fmspc: bytes | str) -> str:
+    if isinstance(fmspc, bytes):
+        raw = fmspc
+    else:
+        try:
+            raw = bytes.fromhex(fmspc)
+        except ValueError as exc:
+            raise UsageError(f"FMSPC must be 12 hex characters, got {fmspc!r}") from exc
+    if len(raw) != 6:
+        raise UsageError(f"FMSPC must be 6 bytes (12 hex characters), got {len(raw)} bytes")
+    return _hex_param(raw)
+
+
+def _normalize_ca(ca: str) -> CaType:
+    value = ca.lower()
+    if value == "processor":
+        return "processor"
+    if value == "platform":
+        return "platform"
+    raise UsageError(f"PCK CA type must be 'processor' or 'platform', got {ca!r}")
+
+
+# -- sans-I/O requests and responses ---------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One GET: ``path`` under the API prefix, or an absolute ``url``."""
+
+    what: str
+    path: str = ""
+    params: tuple[tuple[str, str], ...] = ()
+    url: str | None = None
+    #: A 404 here means the PCCS knows no PCK certificate for the platform.
+    platform_lookup: bool = False
+
+
+_Plan = Generator[_Request, httpx.Response, _T]
+
+
+def _response_url(response: httpx.Response) -> str | None:
+    try:
+        return str(response.request.url)
+    except RuntimeError:
+        return None
+
+
+def _check_status(request: _Request, response: httpx.Response) -> None:
+    if response.status_code == 200:
+        return
+    url = _response_url(response)
+    if response.status_code == 404:
+        if request.platform_lookup:
+            raise PccsPlatformNotFound(
+                f"PCCS has no {request.what} for this platform (HTTP 404)", url=url
+            )
+        raise PccsNotFound(f"PCCS has no {request.what} (HTTP 404)", url=url)
+    error_code = response.headers.get("Error-Code")
+    error_message = response.headers.get("Error-Message")
+    detail = ""
+    if error_code or error_message:
+        detail = f": Error-Code {error_code!r}, Error-Message {error_message!r}"
+    raise PccsHttpError(
+        f"PCCS answered HTTP {response.status_code} {response.reason_phrase} "
+        f"for {request.what}{detail}",
+        url=url,
+        status_code=response.status_code,
+        error_code=error_code,
+        error_message=error_message,
+    )
+
+
+def _malformed(request: _Request, response: httpx.Response, detail: str) -> PccsResponseError:
+    return PccsResponseError(
+        f"malformed {request.what} response: {detail}", url=_response_url(response)
+    )
+
+
+def _issuer_chain(
+    request: _Request, response: httpx.Response, *names: str, required: bool = True
+) -> str:
+    """Decode a percent-encoded concatenated-PEM issuer chain header."""
+    for name in names:
+        raw = response.headers.get(name)
+        if raw is not None:
+            break
+    else:
+        if not required:
+            return ""
+        raise _malformed(request, response, f"missing header {' or '.join(names)}")
+    chain = unquote(raw)
+    try:
+        certs = x509.load_pem_x509_certificates(chain.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise _malformed(request, response, f"{name} is not a PEM chain: {exc}") from exc
+    if not certs:
+        raise _malformed(request, response, f"{name} holds no certificate")
+    return chain
+
+
+def _text(request: _Request, response: httpx.Response) -> str:
+    try:
+        return response.content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _malformed(request, response, "body is not UTF-8") from exc
+
+
+def _decode_crl_body(request: _Request, response: httpx.Response) -> bytes:
+    """A CRL body as DER, whichever form the service chose.
+
+    PCS sends DER (``encoding=der``) or PEM; PCCS sends DER for ``encoding=der``
+    and otherwise a hex string, also for ``/rootcacrl``.
+    """
+    body = response.content
+    if body[:1] == b"\x30":
+        der = body
+    else:
+        text = body.decode("ascii", errors="replace").strip()
+        if text.startswith("-----BEGIN X509 CRL-----"):
+            try:
+                der = x509.load_pem_x509_crl(text.encode("ascii")).public_bytes(
+                    serialization.Encoding.DER
+                )
+            except ValueError as exc:
+                raise _malformed(request, response, f"bad PEM CRL: {exc}") from exc
+        else:
+            try:
+                der = bytes.fromhex(text)
+            except ValueError as exc:
+                raise _malformed(request, response, "body is neither DER, PEM nor hex") from exc
+    try:
+        x509.load_der_x509_crl(der)
+    except ValueError as exc:
+        raise _malformed(request, response, f"not a DER CRL: {exc}") from exc
+    return der
+
+
+def _signed_body(request: _Request, response: httpx.Response, key: str) -> tuple[str, bytes]:
+    """``{"<key>": {...}, "signature": "<hex>"}`` -> (signed compact text, signature)."""
+    try:
+        body = json.loads(_text(request, response))
+    except json.JSONDecodeError as exc:
+        raise _malformed(request, response, f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise _malformed(request, response, f"body has no {key!r} object")
+    signature_hex = body.get("signature")
+    if not isinstance(signature_hex, str):
+        raise _malformed(request, response, "body has no 'signature' string")
+    try:
+        signature = bytes.fromhex(signature_hex)
+    except ValueError as exc:
+        raise _malformed(request, response, "signature is not hex") from exc
+    if len(signature) != 64:
+        raise _malformed(request, response, f"signature is {len(signature)} bytes, not 64")
+    # Section 9: the signature covers the compact serialization in document order.
+    return signed_text(body[key]), signature
+
+
+def _hex_header(request: _Request, response: httpx.Response, name: str, size: int) -> bytes:
+    value = response.headers.get(name)
+    if value is None:
+        raise _malformed(request, response, f"missing header {name}")
+    try:
+        raw = bytes.fromhex(unquote(value))
+    except ValueError as exc:
+        raise _malformed(request, response, f"{name} is not hex: {value!r}") from exc
+    if len(raw) != size:
+        raise _malformed(request, response, f"{name} is {len(raw)} bytes, not {size}")
+    return raw
+
+
+def _pck_certificate_plan(query: PckCertificateQuery) -> _Plan[PckCertificate]:
+    params = [
+        ("qeid", _hex_param(query.qe_id)),
+        ("cpusvn", _hex_param(query.cpu_svn)),
+        # u16 little-endian as 4 hex characters, like the PCE ID (section 7).
+        ("pcesvn", _hex_param(query.pce_svn.to_bytes(2, "little"))),
+        ("pceid", _hex_param(query.pce_id)),
+    ]
+    if query.encrypted_ppid is not None:
+        params.insert(0, ("encrypted_ppid", _hex_param(query.encrypted_ppid)))
+    request = _Request("PCK certificate", "/pckcert", tuple(params), platform_lookup=True)
+    response = yield request
+    _check_status(request, response)
+    leaf_pem = _text(request, response)
+    try:
+        x509.load_pem_x509_certificate(leaf_pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise _malformed(request, response, f"body is not a PEM certificate: {exc}") from exc
+    chain = _issuer_chain(request, response, "SGX-PCK-Certificate-Issuer-Chain")
+    tcbm = _hex_header(request, response, "SGX-TCBm", 18)
+    fmspc = _hex_header(request, response, "SGX-FMSPC", 6)
+    ca_type = unquote(response.headers.get("SGX-PCK-Certificate-CA-Type", "")).lower()
+    if ca_type not in ("processor", "platform"):
+        raise _malformed(request, response, f"SGX-PCK-Certificate-CA-Type is {ca_type!r}")
+    return PckCertificate(
+        leaf_pem=leaf_pem, issuer_chain_pem=chain, tcbm=tcbm, fmspc=fmspc, ca_type=ca_type
+    )
+
+
+def _pck_crl_plan(ca: str, der: bool) -> _Plan[PckCrl]:
+    params: list[tuple[str, str]] = [("ca", _normalize_ca(ca))]
+    if der:
+        params.append(("encoding", "der"))
+    request = _Request(f"PCK CRL (ca={params[0][1]})", "/pckcrl", tuple(params))
+    response = yield request
+    _check_status(request, response)
+    chain = _issuer_chain(request, response, "SGX-PCK-CRL-Issuer-Chain")
+    return PckCrl(crl=_decode_crl_body(request, response), issuer_chain_pem=chain)
+
+
+def _evaluation_params(
+    update: UpdateType | None, tcb_evaluation_data_number: int | None
+) -> list[tuple[str, str]]:
+    if tcb_evaluation_data_number is not None:
+        # PCS refuses update and tcbEvaluationDataNumber together.
+        return [("tcbEvaluationDataNumber", str(tcb_evaluation_data_number))]
+    if update is None:
+        return []
+    if update not in ("standard", "early"):
+        raise UsageError(f"update must be 'standard' or 'early', got {update!r}")
+    return [("update", update)]
+
+
+def _tcb_info_plan(
+    fmspc: bytes | str, update: UpdateType | None, tcb_evaluation_data_number: int | None
+) -> _Plan[SignedCollateral]:
+    fmspc_hex = _normalize_fmspc(fmspc)
+    params = [("fmspc", fmspc_hex), *_evaluation_params(update, tcb_evaluation_data_number)]
+    request = _Request(f"TCB Info for FMSPC {fmspc_hex}", "/tcb", tuple(params))
+    response = yield request
+    _check_status(request, response)
+    # API v4 names the header TCB-Info-Issuer-Chain, v3 SGX-TCB-Info-Issuer-Chain.
+    chain = _issuer_chain(request, response, "TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain")
+    text, signature = _signed_body(request, response, "tcbInfo")
+    return SignedCollateral(text=text, signature=signature, issuer_chain_pem=chain)
+
+
+def _qe_identity_plan(
+    update: UpdateType | None, tcb_evaluation_data_number: int | None
+) -> _Plan[SignedCollateral]:
+    params = _evaluation_params(update, tcb_evaluation_data_number)
+    request = _Request("QE Identity", "/qe/identity", tuple(params))
+    response = yield request
+    _check_status(request, response)
+    chain = _issuer_chain(request, response, "SGX-Enclave-Identity-Issuer-Chain")
+    text, signature = _signed_body(request, response, "enclaveIdentity")
+    return SignedCollateral(text=text, signature=signature, issuer_chain_pem=chain)
+
+
+def _root_ca_crl_plan() -> _Plan[bytes]:
+    request = _Request("root CA CRL", "/rootcacrl")
+    response = yield request
+    _check_status(request, response)
+    return _decode_crl_body(request, response)
+
+
+def _crl_distribution_point(chain_pem: str) -> str | None:
+    """The CRL distribution point of the last (root) certificate of a chain."""
+    certs = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
+    try:
+        cdp = certs[-1].extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    except x509.ExtensionNotFound:
+        return None
+    for point in cdp.value:
+        for name in point.full_name or ():
+            if isinstance(name, x509.UniformResourceIdentifier):
+                return name.value
+    return None
+
+
+def _root_ca_crl_from_cdp_plan(chain_pem: str) -> _Plan[bytes]:
+    url = _crl_distribution_point(chain_pem)
+    if url is None:
+        raise PccsNotFound("root CA CRL: the root certificate names no CRL distribution point")
+    request = _Request("root CA CRL (from the root's CRL distribution point)", url=url)
+    response = yield request
+    _check_status(request, response)
+    return _decode_crl_body(request, response)
+
+
+def quote_fmspc_and_ca(quote: bytes) -> tuple[str, CaType]:
+    """FMSPC and PCK CA type of a quote that carries its PCK certificate (type 4 or 5).
+
+    The FMSPC is the PCK certificate's SGX extension (dcap-quote.md section 4);
+    the CA type follows dcap-qvl: ``platform`` if the leaf's issuer names a
+    Platform CA, else ``processor`` (section 5).
+    """
+    try:
+        leaf = Quote.from_bytes(quote).pck_chain()[0]
+        fmspc = SgxExtension.from_certificate(leaf).fmspc
+        issuer = leaf.issuer.rfc4514_string()
+    except (ParseError, ValueError) as exc:
+        raise ParseError(
+            f"cannot read FMSPC and CA type from the quote's PCK certificate: {exc}; "
+            "pass fmspc= and ca= explicitly"
+        ) from exc
+    return _normalize_fmspc(fmspc), "platform" if "Platform" in issuer else "processor"
+
+
+def _collateral_plan(
+    base_url: str,
+    fmspc: bytes | str,
+    ca: str,
+    update: UpdateType | None,
+    tcb_evaluation_data_number: int | None,
+) -> _Plan[Collateral]:
+    # The same four requests, in the same order, as dcap-qvl's get_collateral.
+    pck_crl = yield from _pck_crl_plan(ca, der=True)
+    tcb_info = yield from _tcb_info_plan(fmspc, update, tcb_evaluation_data_number)
+    qe_identity = yield from _qe_identity_plan(update, tcb_evaluation_data_number)
+    if _is_intel_pcs(base_url):
+        # Intel PCS has no /rootcacrl; the root names where its CRL lives.
+        root_ca_crl = yield from _root_ca_crl_from_cdp_plan(qe_identity.issuer_chain_pem)
+    else:
+        try:
+            root_ca_crl = yield from _root_ca_crl_plan()
+        except PccsNotFound:
+            root_ca_crl = yield from _root_ca_crl_from_cdp_plan(qe_identity.issuer_chain_pem)
+    return Collateral(
+        pck_crl_issuer_chain=pck_crl.issuer_chain_pem,
+        root_ca_crl=root_ca_crl,
+        pck_crl=pck_crl.crl,
+        tcb_info_issuer_chain=tcb_info.issuer_chain_pem,
+        tcb_info=tcb_info.text,
+        tcb_info_signature=tcb_info.signature,
+        qe_identity_issuer_chain=qe_identity.issuer_chain_pem,
+        qe_identity=qe_identity.text,
+        qe_identity_signature=qe_identity.signature,
+    )
+
+
+# -- transports ------------------------------------------------------------------
+
+
+def _tls_verify(verify_tls: bool, ca_file: str | os.PathLike[str] | None) -> bool | ssl.SSLContext:
+    if ca_file is not None:
+        if not verify_tls:
+            raise UsageError("a CA file makes no sense with TLS verification off")
+        try:
+            return ssl.create_default_context(cafile=os.fspath(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load the PCCS CA file {os.fspath(ca_file)!r}: {exc}") from exc
+    return verify_tls
+
+
+def _transport_error(request: _Request, exc: httpx.HTTPError, timeout: float) -> PccsError:
+    url = None
+    with contextlib.suppress(RuntimeError):
+        url = str(exc.request.url)
+    if isinstance(exc, httpx.TimeoutException):
+        return PccsUnreachable(
+            f"no answer within {timeout:g}s for {request.what} ({type(exc).__name__})", url=url
+        )
+    if isinstance(exc, httpx.TransportError):
+        reason = str(exc) or type(exc).__name__
+        return PccsUnreachable(f"cannot reach the PCCS for {request.what}: {reason}", url=url)
+    return PccsError(f"request for {request.what} failed: {exc}", url=url)
+
+
+class _ClientBase:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        verify_tls: bool = True,
+        ca_file: str | os.PathLike[str] | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self.timeout = timeout
+        self._verify = _tls_verify(verify_tls, ca_file)
+        self._headers: dict[str, str] = {"Accept": "*/*"}
+        if api_key:
+            # Intel PCS wants a subscription key on /pckcert(s).
+            self._headers["Ocp-Apim-Subscription-Key"] = api_key
+
+    def _url(self, request: _Request) -> str:
+        if request.url is not None:
+            return request.url
+        return f"{self.base_url}{API_PREFIX}{request.path}"
+
+
+class PccsClient(_ClientBase):
+    """Synchronous client of a PCCS v4 service (or Intel PCS).
+
+    ``base_url`` follows dcap-qvl's rules (:func:`normalize_base_url`). TLS is
+    verified against the system CAs, or ``ca_file``; ``verify_tls=False`` accepts
+    any certificate (Intel's PCCS ships a self-signed one) and is insecure.
+    Every failure raises a :class:`PccsError` leaf.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        verify_tls: bool = True,
+        ca_file: str | os.PathLike[str] | None = None,
+        api_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            base_url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file, api_key=api_key
+        )
+        self._client = httpx.Client(
+            timeout=timeout, verify=self._verify, transport=transport, headers=self._headers
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, plan: _Plan[_T]) -> _T:
+        request = next(plan)
+        while True:
+            try:
+                response = self._client.get(self._url(request), params=request.params)
+            except httpx.HTTPError as exc:
+                raise _transport_error(request, exc, self.timeout) from exc
+            try:
+                request = plan.send(response)
+            except StopIteration as stop:
+                result: _T = stop.value
+                return result
+
+    def get_pck_certificate(self, query: PckCertificateQuery) -> PckCertificate:
+        """``GET /pckcert``: the PCK leaf certified for the platform's raw TCB."""
+        return self._run(_pck_certificate_plan(query))
+
+    def get_pck_crl(self, ca: str = "processor", *, der: bool = True) -> PckCrl:
+        """``GET /pckcrl?ca=``: the CRL of the PCK Processor or Platform CA, as DER."""
+        return self._run(_pck_crl_plan(ca, der))
+
+    def get_tcb_info(
+        self,
+        fmspc: bytes | str,
+        *,
+        update: UpdateType | None = "standard",
+        tcb_evaluation_data_number: int | None = None,
+    ) -> SignedCollateral:
+        """``GET /tcb?fmspc=``: the signed TCB Info of a platform family."""
+        return self._run(_tcb_info_plan(fmspc, update, tcb_evaluation_data_number))
+
+    def get_qe_identity(
+        self,
+        *,
+        update: UpdateType | None = "standard",
+        tcb_evaluation_data_number: int | None = None,
+    ) -> SignedCollateral:
+        """``GET /qe/identity``: the signed identity and TCB levels of QE3."""
+        return self._run(_qe_identity_plan(update, tcb_evaluation_data_number))
+
+    def get_root_ca_crl(self) -> bytes:
+        """``GET /rootcacrl`` (PCCS only): the root CA CRL as DER."""
+        return self._run(_root_ca_crl_plan())
+
+    def get_collateral(
+        self,
+        quote: bytes | None = None,
+        *,
+        fmspc: bytes | str | None = None,
+        ca: str | None = None,
+        update: UpdateType | None = "standard",
+        tcb_evaluation_data_number: int | None = None,
+    ) -> Collateral:
+        """All collateral for a quote, or for an explicit FMSPC and PCK CA type."""
+        fmspc, ca = _collateral_target(quote, fmspc, ca)
+        return self._run(
+            _collateral_plan(self.base_url, fmspc, ca, update, tcb_evaluation_data_number)
+        )
+
+
+class AsyncPccsClient(_ClientBase):
+    """The asynchronous twin of :class:`PccsClient` (``httpx.AsyncClient``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        verify_tls: bool = True,
+        ca_file: str | os.PathLike[str] | None = None,
+        api_key: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            base_url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file, api_key=api_key
+        )
+        self._client = httpx.AsyncClient(
+            timeout=timeout, verify=self._verify, transport=transport, headers=self._headers
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _run(self, plan: _Plan[_T]) -> _T:
+        request = next(plan)
+        while True:
+            try:
+                response = await self._client.get(self._url(request), params=request.params)
+            except httpx.HTTPError as exc:
+                raise _transport_error(request, exc, self.timeout) from exc
+            try:
+                request = plan.send(response)
+            except StopIteration as stop:
+                result: _T = stop.value
+                return result
+
+    async def get_pck_certificate(self, query: PckCertificateQuery) -> PckCertificate:
+        return await self._run(_pck_certificate_plan(query))
+
+    async def get_pck_crl(self, ca: str = "processor", *, der: bool = True) -> PckCrl:
+        return await self._run(_pck_crl_plan(ca, der))
+
+    async def get_tcb_info(
+        self,
+        fmspc: bytes | str,
+        *,
+        update: UpdateType | None = "standard",
+        tcb_evaluation_data_number: int | None = None,
+    ) -> SignedCollateral:
+        return await self._run(_tcb_info_plan(fmspc, update, tcb_evaluation_data_number))
+
+    async def get_qe_identity(
+        self,
+        *,
+        update: UpdateType | None = "standard",
+        tcb_evaluation_data_number: int | None = None,
+    ) -> SignedCollateral:
+        return await self._run(_qe_identity_plan(update, tcb_evaluation_data_number))
+
+    async def get_root_ca_crl(self) -> bytes:
+        return await self._run(_root_ca_crl_plan())
+
+    async def get_collateral(
+        self,
+        quote: bytes | None = None,
+        *,
+        fmspc: bytes | str | None = None,
+        ca: str | None = None,
+        update: UpdateType | None = "standard",
+        tcb_evaluation_data_number: int | None = None,
+    ) -> Collateral:
+        fmspc, ca = _collateral_target(quote, fmspc, ca)
+        return await self._run(
+            _collateral_plan(self.base_url, fmspc, ca, update, tcb_evaluation_data_number)
+        )
+
+
+def _collateral_target(
+    quote: bytes | None, fmspc: bytes | str | None, ca: str | None
+) -> tuple[str, CaType]:
+    if quote is not None:
+        if fmspc is not None or ca is not None:
+            raise UsageError("pass either a quote or fmspc= and ca=, not both")
+        return quote_fmspc_and_ca(quote)
+    if fmspc is None:
+        raise UsageError("get_collateral needs a quote or an FMSPC")
+    return _normalize_fmspc(fmspc), _normalize_ca(ca or "processor")
+
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_TIMEOUT",
+    "INTEL_PCS_URL",
+    "AsyncPccsClient",
+    "CaType",
+    "PccsClient",
+    "PckCrl",
+    "SignedCollateral",
+    "UpdateType",
+    "normalize_base_url",
+    "quote_fmspc_and_ca",
+]

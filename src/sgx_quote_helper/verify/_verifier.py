@@ -1,0 +1,308 @@
+"""Quote verification: a genuine quote from a trusted platform, or a typed error."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from sgx_quote_helper.errors import ParseError, UsageError
+from sgx_quote_helper.pccs import Collateral, PccsClient
+from sgx_quote_helper.sgx._quote import PckCertChain, Quote
+from sgx_quote_helper.sgx._structs import INTEL_QE_VENDOR_ID, ReportBody
+from sgx_quote_helper.verify._anchor import TrustAnchor
+from sgx_quote_helper.verify._collateral import (
+    CollateralCache,
+    CollateralSource,
+    FetchedCollateral,
+    PccsCollateralSource,
+)
+from sgx_quote_helper.verify._engine import run_engine
+from sgx_quote_helper.verify._errors import (
+    MalformedQuote,
+    Revoked,
+    UnrecognizedEngineError,
+    UnsupportedQuote,
+    UntrustedRoot,
+    VerificationError,
+)
+from sgx_quote_helper.verify._policy import Policy
+from sgx_quote_helper.verify._result import TcbLevelResult, TcbStatus, VerificationResult
+
+#: Intel's QvE requires exactly leaf, intermediate CA and root (sgx_qve_def.h).
+PCK_CHAIN_LENGTH = 3
+
+Timestamp = int | float | datetime
+
+
+def to_datetime(value: Timestamp | None) -> datetime:
+    """A verification time: Unix seconds or an aware datetime; ``None`` is now."""
+    if value is None:
+        return datetime.fromtimestamp(int(time.time()), UTC)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise UsageError("the verification time must be timezone-aware (e.g. UTC)")
+        return value.astimezone(UTC)
+    return datetime.fromtimestamp(int(value), UTC)
+
+
+class Verifier:
+    """Verifies SGX DCAP quotes against one trust anchor, with dcap-qvl as the engine.
+
+    ``Verifier()`` trusts Intel's SGX root only. A simulated or private root is
+    trusted only when passed explicitly (``Verifier(TrustAnchor.from_file(...))``)
+    and every result then says ``simulated``. Collateral is passed to
+    :meth:`verify`, or fetched from ``pccs`` (a URL or a
+    :class:`~sgx_quote_helper.pccs.PccsClient`), cached in ``cache_dir`` if given.
+    """
+
+    def __init__(
+        self,
+        trust_anchor: TrustAnchor | None = None,
+        *,
+        pccs: PccsClient | str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        collateral_source: CollateralSource | None = None,
+    ) -> None:
+        self.trust_anchor = trust_anchor if trust_anchor is not None else TrustAnchor.intel()
+        if collateral_source is not None and (pccs is not None or cache_dir is not None):
+            raise UsageError("pass collateral_source, or pccs (and cache_dir), not both")
+        self._owned_client: PccsClient | None = None
+        if collateral_source is None and pccs is not None:
+            if isinstance(pccs, str):
+                client = self._owned_client = PccsClient(pccs)
+            else:
+                client = pccs
+            cache = CollateralCache(cache_dir) if cache_dir is not None else None
+            collateral_source = PccsCollateralSource(client, cache=cache)
+        elif cache_dir is not None:
+            raise UsageError("cache_dir needs a PCCS to fetch from")
+        self.collateral_source = collateral_source
+
+    def close(self) -> None:
+        """Close the PCCS client the verifier made from a URL (not one passed in)."""
+        if self._owned_client is not None:
+            self._owned_client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def verify(
+        self,
+        quote: bytes,
+        collateral: Collateral | None = None,
+        *,
+        now: Timestamp | None = None,
+        policy: Policy | None = None,
+    ) -> VerificationResult:
+        """Verify ``quote`` at ``now`` (default: the current time), then appraise it.
+
+        Raises a :class:`VerificationError` leaf when the quote is not genuine or
+        not current enough to be judged, :class:`AppraisalError` when ``policy``
+        rejects it, :class:`~sgx_quote_helper.pccs.PccsError` when collateral
+        cannot be fetched.
+        """
+        # Verification steps (dcap-quote.md sections 2, 10 and 11):
+        #  1. Decode the quote: an SGX ECDSA-P256 quote from Intel's QE vendor id,
+        #     certification data type 5 with exactly leaf, PCK CA and root.
+        #  2. The chain's root is the trust anchor, byte for byte (QvE pins its
+        #     root the same way, section 11.1).
+        #  3. Obtain collateral: as given, else from the cache while before its
+        #     nextUpdate, else from the PCCS.
+        #  4. Run the engine at `now` against the trust anchor: TCB Info and QE
+        #     Identity signatures and chains, PCK chain with both CRLs, QE report
+        #     signature, report-data binding, QE Identity match, quote signature,
+        #     validity times of all collateral, platform TCB level, QE/platform
+        #     convergence (section 2 steps 1-9). A refusal becomes a typed error.
+        #  5. A Revoked status is terminal (section 10: 0xA005).
+        #  6. Keep freshly fetched collateral the engine accepted (cache).
+        #  7. Build the result: status and its sgx_ql_qv_result_t, advisories,
+        #     both TCB levels, collateral validity, the enclave report.
+        #  8. Appraise the result with the relying party's policy, if given.
+        # An explicit time is used throughout; "now" is read when it is needed, so
+        # collateral a PCCS issues during the fetch is not "issued in the future".
+        fixed = to_datetime(now) if now is not None else None
+        anchor = self.trust_anchor
+
+        # 1.
+        raw = bytes(quote)
+        parsed, report = _decode(raw)
+
+        # 2.
+        _check_root(parsed, anchor)
+
+        # 3.
+        if collateral is not None:
+            fetched = FetchedCollateral(collateral)
+        elif self.collateral_source is not None:
+            fetched = self.collateral_source.collateral_for(
+                raw, anchor=anchor, now=fixed or to_datetime(None)
+            )
+        else:
+            raise UsageError("no collateral given and no PCCS to fetch it from")
+
+        # 4.
+        at = fixed or to_datetime(None)
+        try:
+            claims = run_engine(raw, fetched.collateral, anchor, int(at.timestamp()))
+        except VerificationError as exc:
+            # 6. (early) The engine judged the quote after accepting the collateral.
+            if not exc.collateral_fault and self.collateral_source is not None:
+                self.collateral_source.keep(fetched)
+            raise
+
+        # 5.
+        status = _status(claims)
+        if status is TcbStatus.REVOKED:
+            if self.collateral_source is not None:  # 6. (early) as above
+                self.collateral_source.keep(fetched)
+            raise Revoked(
+                "the platform's TCB level (or the QE's) is revoked",
+                status=status.value,
+            )
+
+        # 6.
+        if self.collateral_source is not None:
+            self.collateral_source.keep(fetched)
+
+        # 7.
+        result = _build_result(parsed, report, claims, status, fetched.collateral, anchor, at)
+
+        # 8.
+        if policy is not None:
+            policy.appraise(result)
+        return result
+
+
+def _decode(raw: bytes) -> tuple[Quote, ReportBody]:
+    try:
+        parsed = Quote.from_bytes(raw)
+    except ParseError as exc:
+        raise MalformedQuote(f"the quote does not decode: {exc}") from exc
+    if parsed.is_tdx or parsed.version != 3:
+        raise UnsupportedQuote(
+            f"quote version {parsed.version} (TEE type 0x{parsed.tee_type:x}): SGX quotes "
+            "are verified as version 3 only"
+        )
+    if parsed.header.qe_vendor_id != INTEL_QE_VENDOR_ID:
+        raise MalformedQuote(
+            f"QE vendor id {parsed.header.qe_vendor_id.hex()} is not Intel's QE3 "
+            f"({INTEL_QE_VENDOR_ID.hex()})"
+        )
+    if not isinstance(parsed.certification_data, PckCertChain):
+        raise UnsupportedQuote(
+            f"certification data type {parsed.certification_data.cert_type} does not carry "
+            "the PCK certificate chain (type 5)"
+        )
+    if not isinstance(parsed.report_body, ReportBody):
+        raise UnsupportedQuote("the quote does not carry an SGX enclave report body")
+    return parsed, parsed.report_body
+
+
+def _check_root(parsed: Quote, anchor: TrustAnchor) -> None:
+    try:
+        chain = parsed.pck_chain()
+    except ParseError as exc:
+        raise MalformedQuote(f"the quote's PCK chain does not decode: {exc}") from exc
+    if len(chain) != PCK_CHAIN_LENGTH:
+        raise MalformedQuote(
+            f"the quote's PCK chain has {len(chain)} certificates, not leaf, PCK CA and root"
+        )
+    root = chain[-1]
+    if not anchor.is_certificate(root.public_bytes(serialization.Encoding.DER)):
+        raise UntrustedRoot(
+            f"the quote's PCK chain ends at {_subject(root)!r}, which is not "
+            f"the trust anchor {anchor.describe()}"
+        )
+
+
+def _subject(cert: x509.Certificate) -> str:
+    # cryptography decodes names lazily; a damaged one raises only when read.
+    try:
+        return cert.subject.rfc4514_string()
+    except ValueError:
+        return "<undecodable subject>"
+
+
+def _status(claims: dict[str, Any]) -> TcbStatus:
+    try:
+        return TcbStatus.parse(str(claims["tcb"]["status"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnrecognizedEngineError(f"dcap-qvl claims carry no known TCB status: {exc}") from exc
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, list):
+        return bytes(value)
+    if isinstance(value, str):
+        return bytes.fromhex(value)
+    return b""
+
+
+def _level(level: Any) -> TcbLevelResult:
+    if not isinstance(level, dict):
+        raise UnrecognizedEngineError("dcap-qvl claims carry no TCB level")
+    date = level.get("tcbDate")
+    return TcbLevelResult(
+        status=TcbStatus.parse(str(level.get("tcbStatus"))),
+        advisory_ids=tuple(str(a) for a in level.get("advisoryIDs") or ()),
+        tcb_date=datetime.fromisoformat(date.replace("Z", "+00:00"))
+        if isinstance(date, str)
+        else None,
+    )
+
+
+def _build_result(
+    parsed: Quote,
+    report: ReportBody,
+    claims: dict[str, Any],
+    status: TcbStatus,
+    collateral: Collateral,
+    anchor: TrustAnchor,
+    at: datetime,
+) -> VerificationResult:
+    try:
+        platform = claims["platform"]
+        pck = platform["pck"]
+        leaf_issuer = parsed.pck_chain()[0].issuer.rfc4514_string()  # engine parsed it
+        result = VerificationResult(
+            status=status,
+            qv_result=status.qv_result,
+            advisory_ids=tuple(str(a) for a in claims["tcb"].get("advisory_ids") or ()),
+            platform_tcb=_level(platform["tcb_level"]),
+            qe_tcb=_level(claims["qe"]["tcb_level"]),
+            report=report,
+            header=parsed.header,
+            qe_report=parsed.qe_report,
+            fmspc=_bytes(pck["fmspc"]).hex().upper(),
+            # dcap-qvl's rule: the PCK CA named in the leaf's issuer (section 5).
+            ca_type="platform" if "Platform" in leaf_issuer else "processor",
+            ppid=_bytes(pck["ppid"]),
+            pck_cpu_svn=_bytes(pck["cpu_svn"]),
+            pck_pce_svn=int(pck["pce_svn"]),
+            pce_id=_bytes(pck["pce_id"]),
+            tcb_evaluation_data_number=int(claims["tcb"]["eval_data_number"]),
+            collateral_issued=collateral.issue_date,
+            collateral_expires=datetime.fromtimestamp(int(claims["earliest_expiration_date"]), UTC),
+            verified_at=at,
+            root_key_id=_bytes(platform["root_key_id"]),
+            trust_anchor=anchor,
+            pck_crl_number=platform.get("pck_crl_num"),
+            root_ca_crl_number=platform.get("root_ca_crl_num"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnrecognizedEngineError(f"dcap-qvl claims lack an expected field: {exc}") from exc
+    return result
