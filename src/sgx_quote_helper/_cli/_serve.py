@@ -1,0 +1,51 @@
+"""``sgx-quote-helper serve``: the quote helper daemon."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sgx_quote_helper.service import load_config, run_daemon
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the quote helper daemon on the AESM socket",
+        description="Serve AESM quote-ex requests on a Unix socket (default "
+        "/var/run/aesmd/aesm.socket). Every option can also be given as an environment "
+        "variable SGX_QUOTE_HELPER_<OPTION> or in a TOML --config file; flags win, then "
+        "the environment, then the file.",
+    )
+    add = parser.add_argument
+    add("--config", type=Path, help="TOML file with settings named like the flags")
+    add("--socket", help="Unix socket path (default /var/run/aesmd/aesm.socket)")
+    add("--socket-mode", help="octal mode of the socket (default 777, as aesmd)")
+    add("--socket-owner", help="user name or uid to own the socket")
+    add("--socket-group", help="group name or gid to own the socket")
+    add("--allow-uid", action="append", default=[], help="only serve this uid (repeatable)")
+    add("--allow-gid", action="append", default=[], help="only serve this gid (repeatable)")
+    add("--backend", help="sim (default), dcap or proxy")
+    add("--platform", help="simulated platform directory (DIR/platform of `sim init`)")
+    add("--pccs-url", help="PCCS base URL for the PCK certificate chain")
+    add("--pccs-insecure", action="store_const", const="true", help="do not verify PCCS TLS")
+    add("--pccs-ca-file", help="CA bundle to verify the PCCS TLS certificate")
+    add("--upstream", help="upstream AESM socket (proxy backend)")
+    add("--state-dir", help="directory for the sealed attestation key and caches")
+    add("--admin-listen", help="HOST:PORT or unix:PATH for /metrics, /healthz, /readyz")
+    add("--log-format", help="text (default) or json")
+    add("--log-level", help="debug, info (default), warning or error")
+    add("--drain-timeout", help="seconds to finish in-flight requests on SIGTERM")
+    add("--read-timeout", help="seconds a client has to send its request")
+    add("--max-connections", help="concurrent client connections")
+    add("--max-inflight", help="quote requests processed at once")
+    add("--qe-svn", help="QE3 ISVSVN this (simulated) release hosts")
+    add("--pce-svn", help="PCE ISVSVN this (simulated) release hosts")
+    parser.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    flags = {key: value for key, value in vars(args).items() if key not in ("func", "command")}
+    config_file = flags.pop("config")
+    config = load_config(flags, config_file=config_file)
+    return run_daemon(config)

@@ -1,0 +1,74 @@
+"""The quote helper daemon: asyncio AESM server, config, metrics, health, access control."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from sgx_quote_helper.backends import create_backend
+from sgx_quote_helper.backends._certification import pck_source_for
+from sgx_quote_helper.service._config import (
+    DEFAULT_SOCKET,
+    ENV_PREFIX,
+    ConfigError,
+    ServiceConfig,
+    load_config,
+)
+from sgx_quote_helper.service._logging import configure_logging
+from sgx_quote_helper.service._metrics import DaemonMetrics
+from sgx_quote_helper.service._server import PeerCredentials, QuoteHelperServer, StartupError
+
+
+def build_server(config: ServiceConfig) -> QuoteHelperServer:
+    """Everything that can fail before binding: PCK source, backend, metrics."""
+    metrics = DaemonMetrics()
+    state_dir = config.effective_state_dir()
+    source = pck_source_for(
+        pccs_url=config.pccs_url,
+        platform_dir=config.platform,
+        cache_dir=state_dir / "pck-cache",
+        pccs_insecure=config.pccs_insecure,
+        pccs_ca_file=config.pccs_ca_file,
+        on_outcome=lambda outcome: metrics.pck_fetches.labels(outcome=outcome).inc(),
+    )
+    backend = create_backend(
+        config.backend,
+        platform_dir=config.platform,
+        state_dir=state_dir,
+        pck_source=source,
+        qe_svn=config.qe_svn,
+        pce_svn=config.pce_svn,
+        upstream=config.upstream,
+    )
+    return QuoteHelperServer(config, backend, metrics=metrics, refresh_pck=source.refresh_all)
+
+
+def run_daemon(config: ServiceConfig) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
+    # A webhook may inject SGX_AESM_ADDR into every container, this one
+    # included; with it set, Intel's quote library would call this daemon.
+    os.environ.pop("SGX_AESM_ADDR", None)
+    configure_logging(config.log_format, config.log_level)
+    server = build_server(config)
+
+    async def main() -> None:
+        server.install_signal_handlers()
+        await server.serve()
+
+    asyncio.run(main())
+    return 0
+
+
+__all__ = [
+    "DEFAULT_SOCKET",
+    "ENV_PREFIX",
+    "ConfigError",
+    "DaemonMetrics",
+    "PeerCredentials",
+    "QuoteHelperServer",
+    "ServiceConfig",
+    "StartupError",
+    "build_server",
+    "load_config",
+    "run_daemon",
+]

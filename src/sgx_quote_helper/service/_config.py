@@ -1,0 +1,297 @@
+"""The daemon's configuration: one typed object from flags, environment and file.
+
+Precedence (DESIGN.md section 4): command-line flags, then environment variables
+``SGX_QUOTE_HELPER_<FLAG>`` (upper case, dashes as underscores), then an optional
+``--config FILE`` (TOML, keys spelled like the flags, with dashes or
+underscores), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import grp
+import math
+import os
+import pwd
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from sgx_quote_helper._version import PCE_SVN, QE_SVN
+from sgx_quote_helper.errors import UsageError
+
+DEFAULT_SOCKET = Path("/var/run/aesmd/aesm.socket")
+ENV_PREFIX = "SGX_QUOTE_HELPER_"
+
+BACKENDS = ("sim", "dcap", "proxy")
+
+#: Where the admin HTTP listener binds: ``(host, port)`` or a Unix socket path.
+AdminAddress: TypeAlias = tuple[str, int] | Path
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(UsageError):
+    """A configuration value is missing, malformed or contradictory."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything ``serve`` needs, validated."""
+
+    socket: Path = DEFAULT_SOCKET
+    #: Mode of the socket file. Intel's aesmd makes it world-connectable (0777).
+    socket_mode: int = 0o777
+    socket_owner: int | None = None
+    socket_group: int | None = None
+    #: When either list is non-empty, only peers whose uid (or gid) is listed
+    #: may use the service; others are refused (closed without reply) and counted.
+    allow_uid: tuple[int, ...] = ()
+    allow_gid: tuple[int, ...] = ()
+    backend: str = "sim"
+    platform: Path | None = None
+    pccs_url: str | None = None
+    pccs_insecure: bool = False
+    pccs_ca_file: Path | None = None
+    upstream: Path | None = None
+    state_dir: Path | None = None
+    admin_listen: str | None = None
+    log_format: str = "text"
+    log_level: str = "info"
+    #: Seconds to let in-flight requests finish after SIGTERM.
+    drain_timeout: float = 10.0
+    #: Seconds a client has to send its whole request frame.
+    read_timeout: float = 15.0
+    max_connections: int = 256
+    #: Quote requests processed at once; more wait (backpressure), never queue unboundedly.
+    max_inflight: int = 64
+    qe_svn: int = QE_SVN
+    pce_svn: int = PCE_SVN
+
+    def admin_address(self) -> AdminAddress | None:
+        """``--admin-listen`` parsed; ``None`` when the admin listener is off."""
+        return parse_admin_listen(self.admin_listen) if self.admin_listen else None
+
+    def effective_state_dir(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        if self.platform is not None:
+            return self.platform / "state"
+        return Path("/var/lib/sgx-quote-helper")
+
+
+def parse_admin_listen(text: str) -> AdminAddress:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) or ``unix:PATH``."""
+    if text.startswith("unix:"):
+        if not text[5:]:
+            raise ValueError("unix: needs a socket path, as in unix:/run/sgx-quote-helper/admin")
+        return Path(text[5:])
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT or unix:PATH, got {text!r}")
+    return host, int(port)
+
+
+# name -> converter from a string (environment, file) or native TOML value
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of seconds, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of seconds, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number of seconds, got {value!r}")
+    return number
+
+
+def _to_url(value: Any) -> str:
+    text = str(value).strip()
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return text
+
+
+def _to_socket(value: Any) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("the socket path is empty")
+    return Path(text)
+
+
+def _to_mode(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an octal mode such as 0660, got {value!r}")
+    if isinstance(value, int):  # TOML: write 0o660 (or the string "0660")
+        return value
+    text = str(value).strip().lower().removeprefix("0o")
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise ValueError(f"expected an octal mode such as 0660, got {value!r}") from None
+
+
+def _admin_listen(value: Any) -> str:
+    text = str(value).strip()
+    if text:
+        parse_admin_listen(text)
+    return text
+
+
+def _to_uid(value: Any) -> int:
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise ValueError(f"no such user: {text!r}") from None
+
+
+def _to_gid(value: Any) -> int:
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise ValueError(f"no such group: {text!r}") from None
+
+
+def _to_list(convert: Any) -> Any:
+    def inner(value: Any) -> tuple[Any, ...]:
+        items = value if isinstance(value, list | tuple) else str(value).replace(",", " ").split()
+        return tuple(convert(item) for item in items)
+
+    return inner
+
+
+def _choice(options: tuple[str, ...]) -> Any:
+    def inner(value: Any) -> str:
+        text = str(value).lower()
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return text
+
+    return inner
+
+
+def _optional_path(value: Any) -> Path | None:
+    return Path(str(value)) if str(value) else None
+
+
+_CONVERTERS: dict[str, Any] = {
+    "socket": _to_socket,
+    "socket_mode": _to_mode,
+    "socket_owner": _to_uid,
+    "socket_group": _to_gid,
+    "allow_uid": _to_list(_to_uid),
+    "allow_gid": _to_list(_to_gid),
+    "backend": _choice(BACKENDS),
+    "platform": _optional_path,
+    "pccs_url": _to_url,
+    "pccs_insecure": _to_bool,
+    "pccs_ca_file": _optional_path,
+    "upstream": _optional_path,
+    "state_dir": _optional_path,
+    "admin_listen": _admin_listen,
+    "log_format": _choice(LOG_FORMATS),
+    "log_level": _choice(LOG_LEVELS),
+    "drain_timeout": _to_float,
+    "read_timeout": _to_float,
+    "max_connections": _to_int,
+    "max_inflight": _to_int,
+    "qe_svn": _to_int,
+    "pce_svn": _to_int,
+}
+
+OPTION_NAMES: tuple[str, ...] = tuple(_CONVERTERS)
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    try:
+        return _CONVERTERS[name](value)
+    except (ValueError, TypeError) as exc:
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(f"invalid value for {flag} from {source}: {exc}") from None
+
+
+def load_config(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> ServiceConfig:
+    """Merge flags (values already parsed; ``None`` = not given), environment and file."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+
+    if config_file is not None:
+        try:
+            document = tomllib.loads(config_file.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        for key, value in document.items():
+            name = key.replace("-", "_")
+            if name not in _CONVERTERS:
+                raise ConfigError(f"unknown setting {key!r} in {config_file}")
+            values[name] = _convert(name, value, str(config_file))
+
+    for name in _CONVERTERS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in env:
+            values[name] = _convert(name, env[env_name], f"${env_name}")
+
+    for name, value in flags.items():
+        if value is None or name not in _CONVERTERS:
+            continue
+        if isinstance(value, list | tuple) and not value:
+            continue
+        values[name] = _convert(name, value, "the command line")
+
+    config = ServiceConfig(**values)
+    _validate(config)
+    return config
+
+
+def _validate(config: ServiceConfig) -> None:
+    if config.backend == "sim" and config.platform is None:
+        raise ConfigError("the sim backend needs --platform DIR (a directory from `sim init`)")
+    if config.backend == "proxy" and config.upstream is None:
+        raise ConfigError("the proxy backend needs --upstream PATH (the upstream AESM socket)")
+    if not 0 <= config.socket_mode <= 0o777:
+        raise ConfigError(f"--socket-mode {config.socket_mode:o} is not a permission mode")
+    for name in ("drain_timeout", "read_timeout"):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+    for name in ("max_connections", "max_inflight"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("qe_svn", "pce_svn"):
+        if not 0 <= getattr(config, name) <= 0xFFFF:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a 16-bit SVN")

@@ -1,0 +1,236 @@
+"""What the daemon answers to each decoded AESM request.
+
+The equivalent of aesmd's ``AESMLogicWrapper`` plus its ECDSA bundle: size and
+selection rules from :mod:`sgx_quote_helper.aesm` (spec section 6.2), quoting
+through a :class:`~sgx_quote_helper.backends.QuoteBackend`, and the DCAP error
+of the backend mapped to the AESM code on the wire (``quote3_to_aesm``,
+section 12.4). The reply always has the request's message kind (section 14).
+No I/O here: the server adapts sockets to :meth:`AesmLogic.handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sgx_quote_helper.aesm import (
+    ATT_KEY_ID_BASE_SIZE,
+    PUB_KEY_ID_SIZE,
+    TARGET_INFO_SIZE,
+    GetQuoteExRequest,
+    GetQuoteExResponse,
+    GetQuoteSizeExRequest,
+    GetQuoteSizeExResponse,
+    GetSupportedAttKeyIDNumRequest,
+    GetSupportedAttKeyIDNumResponse,
+    GetSupportedAttKeyIDsRequest,
+    GetSupportedAttKeyIDsResponse,
+    InitQuoteExRequest,
+    InitQuoteExResponse,
+    LegacyRequest,
+    LegacyResponse,
+    Request,
+    Response,
+    SelectAttKeyIDRequest,
+    SelectAttKeyIDResponse,
+    check_get_quote_ex,
+    check_get_quote_size_ex,
+    check_get_supported_att_key_id_num,
+    check_get_supported_att_key_ids,
+    check_init_quote_ex,
+    check_select_att_key_id,
+    select_att_key_id,
+)
+from sgx_quote_helper.backends import SimBackend
+from sgx_quote_helper.backends._base import InitQuoteResult, QuoteBackend, QuoteError
+from sgx_quote_helper.sgx import AttKeyId, QeReportInfo, Report
+from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
+
+_log = logging.getLogger("sgx_quote_helper.service")
+
+
+class AesmLogic:
+    """Maps one decoded request to its response using a quoting backend.
+
+    ``is_ready`` tells whether the backend has what quoting needs (the PCK
+    chain); until then key-dependent calls answer AESM_NETWORK_ERROR (12), as
+    aesmd does while its quote provider library cannot reach the PCCS.
+
+    The attestation key is initialized once, off the request path, by
+    :meth:`initialize` (the daemon's readiness task): an InitQuoteEx with
+    ``b_pub_key_id = true`` is answered from that result instead of loading,
+    unsealing and re-certifying the key for every client (DCAP clients send one
+    before every quote). Should the backend later answer
+    ATT_KEY_NOT_INITIALIZED (42), the cached result is dropped so that the
+    client's next InitQuoteEx initializes again, which is the remedy clients
+    apply (aesm-wire.md section 6.2).
+    """
+
+    def __init__(self, backend: QuoteBackend, is_ready: Callable[[], bool]) -> None:
+        self._backend = backend
+        self._is_ready = is_ready
+        self._supported = [key_id.to_bytes() for key_id in backend.supported_att_key_ids()]
+        # The validators have matched the first 158 bytes against a supported
+        # id before a backend call, so parsing is a lookup, done once here.
+        self._key_ids = {
+            key_id[:ATT_KEY_ID_BASE_SIZE]: AttKeyId.from_bytes(key_id[:ATT_KEY_ID_BASE_SIZE])
+            for key_id in self._supported
+        }
+        self._initialized: dict[bytes, InitQuoteResult] = {}
+        # The simulated QE checks the REPORT MAC over the raw 432 bytes; handing
+        # it those bytes saves a parse and a re-serialization per quote.
+        self._raw_reports = isinstance(backend, SimBackend)
+
+    @property
+    def supported_att_key_ids(self) -> list[bytes]:
+        return list(self._supported)
+
+    def initialize(self, att_key_id: AttKeyId) -> InitQuoteResult:
+        """Generate or load and certify the attestation key (blocking; may do I/O).
+
+        Raises :class:`QuoteError`; the daemon retries until it succeeds.
+        """
+        result = self._backend.init_quote(att_key_id)
+        self._initialized[att_key_id.to_bytes()] = result
+        return result
+
+    def handle(self, request: Request) -> Response:
+        match request:
+            case GetQuoteExRequest():
+                return self._get_quote_ex(request)
+            case GetQuoteSizeExRequest():
+                return self._get_quote_size_ex(request)
+            case InitQuoteExRequest():
+                return self._init_quote_ex(request)
+            case SelectAttKeyIDRequest():
+                code = check_select_att_key_id(request, self._supported)
+                if code:
+                    return SelectAttKeyIDResponse(error_code=code)
+                return SelectAttKeyIDResponse(
+                    error_code=0, selected_att_key_id=select_att_key_id(request, self._supported)
+                )
+            case GetSupportedAttKeyIDNumRequest():
+                code = check_get_supported_att_key_id_num(len(self._supported))
+                return GetSupportedAttKeyIDNumResponse(
+                    error_code=code, att_key_id_num=len(self._supported)
+                )
+            case GetSupportedAttKeyIDsRequest():
+                code = check_get_supported_att_key_ids(request, len(self._supported))
+                if code:
+                    return GetSupportedAttKeyIDsResponse(error_code=code)
+                return GetSupportedAttKeyIDsResponse(
+                    error_code=0, att_key_ids=b"".join(self._supported)
+                )
+            case LegacyRequest():
+                # EPID and launch services are absent from an ECDSA-only aesmd.
+                return LegacyResponse(kind=request.kind, error_code=AesmError.SERVICE_UNAVAILABLE)
+        raise AssertionError(f"unhandled request type {type(request).__name__}")
+
+    def _key_id(self, att_key_id: bytes | None) -> AttKeyId:
+        return self._key_ids[_base(att_key_id)]
+
+    def _not_ready_code(self) -> int:
+        return int(AesmError.NETWORK_ERROR) if not self._is_ready() else 0
+
+    def _init_quote_ex(self, request: InitQuoteExRequest) -> InitQuoteExResponse:
+        code = check_init_quote_ex(request, self._supported)
+        if code:
+            return InitQuoteExResponse(error_code=code, pub_key_id_size=PUB_KEY_ID_SIZE)
+        if not request.b_pub_key_id:
+            # Size query: zero target info, the size of an ECDSA id (section 6.2);
+            # buf_size is ignored since DCAP sends garbage there (section 8).
+            return InitQuoteExResponse(
+                error_code=0, target_info=bytes(TARGET_INFO_SIZE), pub_key_id_size=PUB_KEY_ID_SIZE
+            )
+        code = self._not_ready_code()
+        if code:
+            return InitQuoteExResponse(error_code=code, pub_key_id_size=PUB_KEY_ID_SIZE)
+        key_id = self._key_id(request.att_key_id)
+        result = self._initialized.get(_base(request.att_key_id))
+        if result is None:
+            try:
+                result = self.initialize(key_id)
+            except QuoteError as exc:
+                return InitQuoteExResponse(
+                    error_code=self._aesm_code(exc, "InitQuoteEx"),
+                    pub_key_id_size=PUB_KEY_ID_SIZE,
+                )
+        return InitQuoteExResponse(
+            error_code=0,
+            target_info=result.target_info.to_bytes(),
+            pub_key_id_size=PUB_KEY_ID_SIZE,
+            pub_key_id=result.pub_key_id,
+        )
+
+    def _get_quote_size_ex(self, request: GetQuoteSizeExRequest) -> GetQuoteSizeExResponse:
+        code = check_get_quote_size_ex(request, self._supported) or self._not_ready_code()
+        if code:
+            return GetQuoteSizeExResponse(error_code=code, quote_size=0)
+        key_id = self._key_id(request.att_key_id)
+        try:
+            size = self._backend.quote_size(key_id)
+        except QuoteError as exc:
+            return GetQuoteSizeExResponse(
+                error_code=self._failed(exc, request.att_key_id, "GetQuoteSizeEx"), quote_size=0
+            )
+        return GetQuoteSizeExResponse(error_code=0, quote_size=size)
+
+    def _get_quote_ex(self, request: GetQuoteExRequest) -> GetQuoteExResponse:
+        # The request's qe_report_info is echoed whenever it was sent, even on
+        # error (section 6.2); on success it carries the QE report.
+        echo = request.qe_report_info
+        code = check_get_quote_ex(request, self._supported) or self._not_ready_code()
+        if code:
+            return GetQuoteExResponse(error_code=code, qe_report_info=echo)
+        qe_report_info = QeReportInfo.from_bytes(echo) if echo is not None else None
+        key_id = self._key_id(request.att_key_id)
+        try:
+            if self._raw_reports:
+                assert isinstance(self._backend, SimBackend)
+                result = self._backend.get_quote(request.report, key_id, qe_report_info)
+            else:
+                report = Report.from_bytes(request.report)
+                result = self._backend.get_quote(report, key_id, qe_report_info)
+        except QuoteError as exc:
+            return GetQuoteExResponse(
+                error_code=self._failed(exc, request.att_key_id, "GetQuoteEx"),
+                qe_report_info=echo,
+            )
+        if len(result.quote) > request.buf_size:
+            # sgx_ql_get_quote refuses a buffer that is too small.
+            return GetQuoteExResponse(error_code=AesmError.PARAMETER_ERROR, qe_report_info=echo)
+        # The reply carries the whole zero-padded buffer of buf_size bytes.
+        quote = result.quote + bytes(request.buf_size - len(result.quote))
+        filled = result.qe_report_info.to_bytes() if result.qe_report_info is not None else echo
+        return GetQuoteExResponse(error_code=0, quote=quote, qe_report_info=filled)
+
+    def _failed(self, exc: QuoteError, att_key_id: bytes | None, call: str) -> int:
+        if exc.code == Quote3Error.ATT_KEY_NOT_INITIALIZED:
+            # The client's remedy is a new InitQuoteEx, which must then really
+            # initialize instead of answering from the cached result.
+            self._initialized.pop(_base(att_key_id), None)
+        return self._aesm_code(exc, call)
+
+    @staticmethod
+    def _aesm_code(exc: QuoteError, call: str) -> int:
+        aesm = quote3_to_aesm(exc.code)
+        level = logging.INFO if exc.code == Quote3Error.INVALID_REPORT else logging.WARNING
+        _log.log(
+            level,
+            "request.failed",
+            extra={
+                "fields": {
+                    "type": call,
+                    "quote3_error": f"0x{exc.code:04X}",
+                    "aesm_error": int(aesm),
+                    "detail": exc.detail,
+                }
+            },
+        )
+        return int(aesm)
+
+
+def _base(att_key_id: bytes | None) -> bytes:
+    """The compared part of a wire key id (``sgx_ql_att_key_id_t``, section 11.2)."""
+    assert att_key_id is not None  # checked by the aesm validators
+    return att_key_id[:ATT_KEY_ID_BASE_SIZE]
