@@ -9,7 +9,9 @@ Library errors are turned into one clear message here, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +20,13 @@ from sgx_quote_helper.errors import SgxQuoteHelperError
 
 # One entry per command module; each is imported and asked to register itself.
 COMMAND_MODULES: tuple[str, ...] = (
+    "_serve",
+    "_verify",
+    "_sim",
+    "_pccs",
+    "_explain",
+    "_inspect",
+    "_quote",
 )
 
 
@@ -53,4 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`inspect q.bin | head`); nothing left to say.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 141
     return code

@@ -1,0 +1,151 @@
+"""``sgx-quote-helper quote``: one quote through the client library.
+
+It plays a simulated application enclave: get the QE's target info from
+whichever quoting mode ``SGX_AESM_ADDR`` selects (out of process through the
+quote helper when it is set, in process otherwise), make the enclave's REPORT
+for it with the given report data (EREPORT on the simulated CPU), have it
+quoted, and write the quote. A one-line summary goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sgx_quote_helper import client
+from sgx_quote_helper.errors import UsageError
+from sgx_quote_helper.platform import Platform, demo_app_identity, load_manifest
+
+_REPORT_DATA_SIZE = 64
+#: The daemon's environment variable for --platform; the CLI honours it too.
+_PLATFORM_ENV = "SGX_QUOTE_HELPER_PLATFORM"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "quote",
+        help="quote a simulated enclave's REPORT through the client library",
+        description="Make a simulated application enclave's REPORT for the QE's target info "
+        "and get it quoted, out of process through the quote helper when SGX_AESM_ADDR is "
+        "set (its value may name the socket: an absolute path or unix:PATH), in process "
+        "otherwise (this process hosts QE3/PCE and needs the provisioning secret).",
+    )
+    parser.add_argument(
+        "--platform",
+        metavar="DIR",
+        help="the simulated platform directory (DIR/platform of `sim init DIR`); "
+        f"default ${_PLATFORM_ENV}",
+    )
+    parser.add_argument(
+        "--enclave",
+        metavar="FILE",
+        help="enclave manifest (TOML); default: the built-in demo application enclave",
+    )
+    parser.add_argument(
+        "--report-data",
+        required=True,
+        metavar="HEX",
+        help="REPORTDATA, up to 64 bytes as hex (zero-padded to 64)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="where to write the quote ('-': stdout)",
+    )
+    inproc = parser.add_argument_group("in-process mode (SGX_AESM_ADDR unset)")
+    inproc.add_argument(
+        "--qe-svn",
+        type=int,
+        metavar="N",
+        help="QE3 ISVSVN bundled into this library (simulation; default the release's)",
+    )
+    inproc.add_argument("--pce-svn", type=int, metavar="N", help="PCE ISVSVN bundled (simulation)")
+    inproc.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the in-process QE keeps its sealed key (default: per user, "
+        "$XDG_STATE_HOME/sgx-quote-helper/in-process/...)",
+    )
+    inproc.add_argument(
+        "--pccs-url",
+        metavar="URL",
+        help="PCCS for the PCK certificate (default: the embedded manufacturer of the "
+        "`sim init` directory)",
+    )
+    outproc = parser.add_argument_group("out-of-process mode (SGX_AESM_ADDR set)")
+    outproc.add_argument(
+        "--timeout",
+        type=float,
+        default=client.DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="per read/write timeout on the AESM socket (default 15, as Intel's client)",
+    )
+    parser.set_defaults(func=run_quote)
+
+
+def _report_data(text: str) -> bytes:
+    cleaned = "".join(text.split()).removeprefix("0x")
+    try:
+        data = bytes.fromhex(cleaned)
+    except ValueError:
+        raise UsageError(f"--report-data must be hex (e.g. 00ff...), got {text[:40]!r}") from None
+    if len(data) > _REPORT_DATA_SIZE:
+        raise UsageError(f"--report-data is at most {_REPORT_DATA_SIZE} bytes, got {len(data)}")
+    return data.ljust(_REPORT_DATA_SIZE, b"\0")
+
+
+def run_quote(args: argparse.Namespace) -> int:
+    report_data = _report_data(args.report_data)
+    platform_dir = args.platform or os.environ.get(_PLATFORM_ENV)
+    if not platform_dir:
+        raise UsageError(
+            "give --platform DIR (the `platform` directory of `sim init DIR`) or set "
+            f"{_PLATFORM_ENV}: the simulated enclave makes its REPORT on that platform's CPU"
+        )
+    identity = demo_app_identity() if args.enclave is None else load_manifest(args.enclave)
+    # The application side only reads the enclave secret (like /dev/sgx_enclave).
+    platform = Platform.load(platform_dir, need_provisioning=False)
+
+    inproc_options = {
+        key: value
+        for key, value in (("qe_svn", args.qe_svn), ("pce_svn", args.pce_svn))
+        if value is not None
+    }
+    quoter = client.quoter(
+        platform_dir=platform_dir,
+        state_dir=args.state_dir,
+        pccs_url=args.pccs_url,
+        timeout=args.timeout,
+        **inproc_options,
+    )
+    if quoter.mode is client.Mode.OUT_OF_PROCESS and (inproc_options or args.state_dir):
+        print(
+            "sgx-quote-helper: note: --qe-svn, --pce-svn and --state-dir apply to in-process "
+            "mode; the quote helper hosts its own QE/PCE",
+            file=sys.stderr,
+        )
+
+    target = quoter.get_target_info()
+    report = platform.cpu().ereport(identity, target, report_data)
+    quote = quoter.get_quote(report)
+
+    if args.output == "-":
+        sys.stdout.buffer.write(quote)
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            Path(args.output).write_bytes(quote)
+        except OSError as exc:
+            raise UsageError(f"cannot write the quote to {args.output}: {exc}") from exc
+    qe_svn = int.from_bytes(quote[8:10], "little")
+    pce_svn = int.from_bytes(quote[10:12], "little")
+    print(
+        f"quote: mode={quoter.mode.value} size={len(quote)} qe_svn={qe_svn} pce_svn={pce_svn} "
+        f"enclave={identity.name} -> {args.output} [{quoter.describe()}]",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,451 @@
+"""The AESM socket, sync and asyncio, and the drivers that run sans-I/O flows.
+
+The client's logic (what to send, how to read a reply, when to retry) is
+written once as *flows*: generators that yield an :class:`Exchange` (send this
+request, give me the reply) or a :class:`Sleep`, and return a result. A sync
+driver (:func:`run_flow`) and an asyncio driver (:func:`run_flow_async`) carry
+them out, so both APIs share every rule; only the socket code differs.
+
+Transport outcomes follow Intel's ``libsgx_quote_ex`` (spec aesm-wire.md
+sections 3 and 7.2): one connection per request; ``connect()`` failure is
+``SGX_ERROR_SERVICE_UNAVAILABLE`` (0x4001); a read or write that exceeds the
+timeout is ``SGX_ERROR_SERVICE_TIMEOUT`` (0x4002); EOF or a short read,
+including the daemon closing without a reply, is ``SGX_ERROR_UNEXPECTED``
+(0x0001), and so is a reply that does not parse. The timeout (15 s by default,
+``IPC_LATENCY``) applies to the write, to the read of the length and to the
+read of the body, each on its own. ``connect()`` is not timed by Intel; on a
+Unix socket it either succeeds or fails at once (a full listen backlog fails
+with EAGAIN here instead of blocking), and it is bounded by the same timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import stat
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias, TypeVar
+
+from sgx_quote_helper.aesm import (
+    FRAME_HEADER_SIZE,
+    MAX_RESPONSE_BODY_SIZE,
+    AesmProtocolError,
+    MessageKind,
+    Request,
+    Response,
+    decode_frame_header,
+    decode_response,
+    frame_request,
+)
+from sgx_quote_helper.client._errors import (
+    QuoteClientError,
+    ServiceTimeoutError,
+    ServiceUnavailableError,
+    UnexpectedError,
+)
+from sgx_quote_helper.client._mode import DEFAULT_SOCKET_PATH
+from sgx_quote_helper.sgx import QuoteExCall
+
+#: Intel's per-read/write budget (``IPC_LATENCY``, 15000 ms in release builds).
+DEFAULT_TIMEOUT = 15.0
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """Send ``request`` on a new connection and return the decoded reply."""
+
+    call: QuoteExCall
+    request: Request
+
+    @property
+    def kind(self) -> MessageKind:
+        return self.request.kind
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait before the next step (retry back-off)."""
+
+    seconds: float
+
+
+Step: TypeAlias = Exchange | Sleep
+#: A sans-I/O client flow: yields steps, is sent the reply (or ``None`` after a
+#: sleep), returns ``T``. Transport errors are thrown into it.
+Flow: TypeAlias = Generator[Step, Response | None, T]
+
+
+# ---- diagnosis of transport failures ---------------------------------------------
+
+
+def _identity() -> str:
+    groups = ",".join(str(g) for g in os.getgroups())
+    return f"uid {os.getuid()}, gid {os.getgid()}, groups [{groups}]"
+
+
+_CLOSED_HINTS = (
+    "The daemon closes a connection without replying when it refuses the peer: a quote "
+    "helper started with --allow-uid/--allow-gid serves only those ids, and this process "
+    "runs as {identity}; it also does so at its connection limit and while shutting down.",
+    "It also closes without replying to a malformed or oversized request (what Intel's "
+    "aesmd does); this client sends only well-formed quote-ex requests.",
+    "See the daemon's log ('peer.rejected' or 'request.dropped') and its metrics "
+    "sgx_quote_helper_rejected_peers_total and sgx_quote_helper_dropped_requests_total.",
+)
+
+
+def _where(path: str) -> str:
+    return f"out-of-process, AESM socket {path}"
+
+
+def _socket_facts(path: str) -> str:
+    try:
+        info = os.stat(path)
+    except PermissionError:
+        return (
+            "a directory above it is not searchable by this process, so it cannot even be stat()ed"
+        )
+    except OSError as exc:
+        return f"stat() fails: {exc.strerror}"
+    kind = "socket" if stat.S_ISSOCK(info.st_mode) else "not a socket"
+    return f"{kind}, mode {stat.S_IMODE(info.st_mode):04o}, owner {info.st_uid}:{info.st_gid}"
+
+
+def connect_error(path: str, exc: OSError, origin: str | None) -> ServiceUnavailableError:
+    """The 0x4001 error for a failed ``connect()``, with what to check for its errno."""
+    came_from = f" ({origin})" if origin else ""
+    code = exc.errno
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        message = f"no AESM socket at {path}"
+        hints = [
+            "Is the quote helper (sgx-quote-helper serve) or aesmd running on this node?",
+            "In a container: is the host directory /var/run/aesmd mounted into it (mount "
+            "the directory, not the socket file, which is replaced when the daemon restarts)?",
+            f"Is {path} the path the daemon serves (serve --socket)? This client uses it"
+            f"{came_from}; set SGX_AESM_ADDR=unix:/path/to/socket to choose another.",
+        ]
+    elif code in (errno.EACCES, errno.EPERM):
+        message = f"permission denied connecting to {path}"
+        hints = [
+            f"Connecting needs write permission on the socket and search (x) permission on "
+            f"every directory above it. The socket is {_socket_facts(path)}; this process "
+            f"runs as {_identity()}.",
+            "The daemon sets the socket's mode and owner with --socket-mode, --socket-owner "
+            "and --socket-group (aesmd uses 0777): run the application with a uid or group "
+            "allowed there, or widen the mode.",
+        ]
+    elif code == errno.ECONNREFUSED:
+        message = f"connection refused on {path}"
+        hints = [
+            f"The file at {path} is {_socket_facts(path)}, but nobody accepts connections "
+            "on it: the daemon has exited and left a stale socket, or is restarting. Check "
+            "the quote helper's pod or service status and its log.",
+        ]
+    elif code in (errno.EAGAIN, errno.EWOULDBLOCK):
+        message = f"the listen backlog of {path} is full"
+        hints = [
+            "The daemon is not accepting connections fast enough (overloaded or stuck): "
+            "check its /readyz, connection and latency metrics and its log.",
+        ]
+    else:
+        detail = exc.strerror or str(exc)
+        message = f"cannot connect to {path}: {detail}"
+        hints = [
+            f"Check that {path} is the quote helper's socket{came_from} and that this "
+            "process may reach it."
+        ]
+    return ServiceUnavailableError(message, where=_where(path), hints=hints)
+
+
+def _closed_without_reply(path: str, what: str) -> UnexpectedError:
+    hints = [hint.format(identity=_identity()) for hint in _CLOSED_HINTS]
+    return UnexpectedError(
+        f"the daemon on {path} closed the connection {what}", where=_where(path), hints=hints
+    )
+
+
+def _truncated(path: str, got: int, wanted: int, part: str) -> UnexpectedError:
+    return UnexpectedError(
+        f"the reply from {path} ended after {got} of {wanted} {part} bytes (short read)",
+        where=_where(path),
+        hints=[
+            "The daemon stopped or crashed while answering, or the peer is not an AESM "
+            "service; see the daemon's log."
+        ],
+    )
+
+
+def _timed_out(path: str, timeout: float, what: str) -> ServiceTimeoutError:
+    return ServiceTimeoutError(
+        f"no progress {what} on {path} within {timeout:g} s",
+        where=_where(path),
+        hints=[
+            "The daemon accepted the connection but did not answer in time: check that it is "
+            "not stuck or overloaded (/readyz, request-latency metrics, its log), and whether "
+            "a slow PCCS stalls its first init after start.",
+            f"The budget is {timeout:g} s per read or write (Intel's client uses 15 s).",
+        ],
+    )
+
+
+def _bad_reply(path: str, exc: AesmProtocolError) -> UnexpectedError:
+    return UnexpectedError(
+        f"unusable reply from {path}: {exc}",
+        where=_where(path),
+        hints=[
+            "The other end does not speak the AESM protocol as Intel's aesmd does (a reply "
+            "that does not parse, of the wrong type, or too long): check that the socket "
+            "belongs to the quote helper or aesmd."
+        ],
+    )
+
+
+class _ShortRead(Exception):
+    def __init__(self, got: int, wanted: int) -> None:
+        super().__init__(got, wanted)
+        self.got = got
+        self.wanted = wanted
+
+
+# ---- sync transport ------------------------------------------------------------------
+
+
+def _recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
+    """``size`` bytes, within ``timeout`` seconds for the whole read."""
+    deadline = time.monotonic() + timeout
+    chunks = bytearray()
+    while len(chunks) < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining)
+        chunk = sock.recv(min(size - len(chunks), 65536))
+        if not chunk:
+            raise _ShortRead(len(chunks), size)
+        chunks += chunk
+    return bytes(chunks)
+
+
+class SyncTransport:
+    """One blocking Unix-socket connection per request."""
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str] = DEFAULT_SOCKET_PATH,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        origin: str | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.socket_path = os.fspath(socket_path)
+        self.timeout = timeout
+        self.origin = origin
+
+    @property
+    def where(self) -> str:
+        return _where(self.socket_path)
+
+    def exchange(self, step: Exchange) -> Response:
+        path, timeout = self.socket_path, self.timeout
+        frame = frame_request(step.request)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            try:
+                sock.connect(path)
+            except TimeoutError:
+                raise connect_error(
+                    path, OSError(errno.EAGAIN, "connect timed out"), self.origin
+                ) from None
+            except OSError as exc:
+                raise connect_error(path, exc, self.origin) from exc
+            stage = "sending the request"
+            try:
+                sock.sendall(frame)  # the send is bounded by the socket timeout
+                stage = "waiting for the reply"
+                header = _recv_exactly(sock, FRAME_HEADER_SIZE, timeout)
+                length = decode_frame_header(header, max_body_size=MAX_RESPONSE_BODY_SIZE)
+                stage = "reading the reply"
+                body = _recv_exactly(sock, length, timeout)
+            except TimeoutError:
+                raise _timed_out(path, timeout, stage) from None
+            except _ShortRead as short:
+                if stage == "waiting for the reply" and short.got == 0:
+                    raise _closed_without_reply(path, "without replying") from None
+                part = "length" if stage == "waiting for the reply" else "body"
+                raise _truncated(path, short.got, short.wanted, part) from None
+            except (ConnectionResetError, BrokenPipeError):
+                raise _closed_without_reply(path, f"while {stage}") from None
+            except AesmProtocolError as exc:
+                raise _bad_reply(path, exc) from exc
+            except OSError as exc:
+                raise UnexpectedError(
+                    f"socket error on {path} while {stage}: {exc}", where=self.where
+                ) from exc
+        finally:
+            sock.close()
+        try:
+            return decode_response(body, step.kind)
+        except AesmProtocolError as exc:
+            raise _bad_reply(path, exc) from exc
+
+
+# ---- asyncio transport ---------------------------------------------------------------
+
+
+class AsyncTransport:
+    """One asyncio Unix-socket connection per request."""
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str] = DEFAULT_SOCKET_PATH,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        origin: str | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.socket_path = os.fspath(socket_path)
+        self.timeout = timeout
+        self.origin = origin
+
+    @property
+    def where(self) -> str:
+        return _where(self.socket_path)
+
+    async def exchange(self, step: Exchange) -> Response:
+        path, timeout = self.socket_path, self.timeout
+        frame = frame_request(step.request)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
+        except TimeoutError:
+            raise connect_error(
+                path, OSError(errno.EAGAIN, "connect timed out"), self.origin
+            ) from None
+        except OSError as exc:
+            raise connect_error(path, exc, self.origin) from exc
+        stage = "sending the request"
+        try:
+            writer.write(frame)
+            await asyncio.wait_for(writer.drain(), timeout)
+            stage = "waiting for the reply"
+            header = await asyncio.wait_for(reader.readexactly(FRAME_HEADER_SIZE), timeout)
+            length = decode_frame_header(header, max_body_size=MAX_RESPONSE_BODY_SIZE)
+            stage = "reading the reply"
+            body = await asyncio.wait_for(reader.readexactly(length), timeout)
+        except TimeoutError:
+            raise _timed_out(path, timeout, stage) from None
+        except asyncio.IncompleteReadError as short:
+            got, wanted = len(short.partial), short.expected or 0
+            if stage == "waiting for the reply" and got == 0:
+                raise _closed_without_reply(path, "without replying") from None
+            part = "length" if stage == "waiting for the reply" else "body"
+            raise _truncated(path, got, wanted, part) from None
+        except (ConnectionResetError, BrokenPipeError):
+            raise _closed_without_reply(path, f"while {stage}") from None
+        except AesmProtocolError as exc:
+            raise _bad_reply(path, exc) from exc
+        except OSError as exc:
+            raise UnexpectedError(
+                f"socket error on {path} while {stage}: {exc}", where=self.where
+            ) from exc
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        try:
+            return decode_response(body, step.kind)
+        except AesmProtocolError as exc:
+            raise _bad_reply(path, exc) from exc
+
+
+# ---- drivers -------------------------------------------------------------------------
+
+
+class Transport(Protocol):
+    """What :func:`run_flow` needs: blocking request/reply exchanges."""
+
+    @property
+    def where(self) -> str: ...
+
+    def exchange(self, step: Exchange) -> Response: ...
+
+
+class AsyncTransportLike(Protocol):
+    """What :func:`run_flow_async` needs."""
+
+    @property
+    def where(self) -> str: ...
+
+    async def exchange(self, step: Exchange) -> Response: ...
+
+
+def _annotate(exc: QuoteClientError, where: str) -> None:
+    if exc.where is None:
+        exc.where = where
+
+
+def run_flow(flow: Flow[T], transport: Transport) -> T:
+    """Carry out ``flow`` with blocking I/O."""
+    reply: Response | None = None
+    error: QuoteClientError | None = None
+    while True:
+        try:
+            step = flow.send(reply) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        except QuoteClientError as exc:
+            _annotate(exc, transport.where)
+            raise
+        reply, error = None, None
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            continue
+        try:
+            reply = transport.exchange(step)
+        except QuoteClientError as exc:
+            if exc.call is None:
+                exc.call = step.call
+            error = exc
+
+
+async def run_flow_async(flow: Flow[T], transport: AsyncTransportLike) -> T:
+    """Carry out ``flow`` with asyncio I/O."""
+    reply: Response | None = None
+    error: QuoteClientError | None = None
+    while True:
+        try:
+            step = flow.send(reply) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        except QuoteClientError as exc:
+            _annotate(exc, transport.where)
+            raise
+        reply, error = None, None
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            continue
+        try:
+            reply = await transport.exchange(step)
+        except QuoteClientError as exc:
+            if exc.call is None:
+                exc.call = step.call
+            error = exc
+
+
+def expect(response: Response | None, cls: type[R]) -> R:
+    """Narrow a flow's received value to the reply class its exchange asked for."""
+    if not isinstance(response, cls):  # decode_response guarantees it; a driver bug otherwise
+        raise UnexpectedError(f"internal error: expected a {cls.__name__}, got {response!r}")
+    return response
