@@ -1,0 +1,361 @@
+"""Checks 1 and 2: ``SGX_AESM_ADDR`` and the mode it selects; the socket on disk."""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import stat
+from collections.abc import Mapping
+from typing import Any
+
+from sgx_quote_helper.client import DEFAULT_SOCKET_PATH, ENV_VAR, Mode, choice_from_environ
+from sgx_quote_helper.doctor._fs import (
+    WRITE,
+    Identity,
+    file_kind,
+    first_unsearchable,
+    may_access,
+    permission_class,
+    read_mount_points,
+    sockets_in,
+)
+from sgx_quote_helper.doctor._result import CheckResult, CheckStatus, codes_of
+from sgx_quote_helper.sgx import Quote3Error, SgxStatus
+
+_LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
+_QUOTE_EX_LIBRARY = "libsgx_quote_ex.so.1"
+_SGX_DEVICES = ("/dev/sgx_enclave", "/dev/sgx_provision")
+_CONTAINER_MARKS = ("/.dockerenv", "/run/.containerenv")
+
+
+def find_quote_ex_library(environ: Mapping[str, str]) -> str | None:
+    """Where ``libsgx_quote_ex.so.1`` is, in ``LD_LIBRARY_PATH`` or the usual directories."""
+    directories = [d for d in environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    directories += list(_LIBRARY_DIRS)
+    for directory in directories:
+        for candidate in glob.glob(os.path.join(glob.escape(directory), _QUOTE_EX_LIBRARY)):
+            return candidate
+    return None
+
+
+def check_environment(
+    environ: Mapping[str, str], socket_override: str | None = None
+) -> tuple[CheckResult, str]:
+    """``SGX_AESM_ADDR``, the mode it selects, and the socket the next checks examine."""
+    name = "environment"
+    choice = choice_from_environ(environ)
+    socket_path = socket_override or choice.socket_path or DEFAULT_SOCKET_PATH
+    library = find_quote_ex_library(environ)
+    devices = {device: os.path.exists(device) for device in _SGX_DEVICES}
+    details: dict[str, Any] = {
+        "variable": ENV_VAR,
+        "value": choice.value,
+        "mode": choice.mode.value,
+        "mode_socket": choice.socket_path,
+        "checked_socket": socket_path,
+        "socket_from": "--socket" if socket_override else ENV_VAR,
+        "intel_quote_ex_library": library,
+        "devices": devices,
+    }
+    notes: list[str] = []
+    if socket_override and choice.socket_path and socket_override != choice.socket_path:
+        notes.append(
+            f"checking {socket_override} (--socket); applications here would use "
+            f"{choice.socket_path}"
+        )
+    if choice.mode is Mode.OUT_OF_PROCESS and library is None:
+        notes.append(
+            f"{_QUOTE_EX_LIBRARY} was not found: applications that quote through Intel's DCAP "
+            "library (Open Enclave, Gramine's DCAP path...) need it with SGX_AESM_ADDR set "
+            "(libsgx-quote-ex package); this project's client does not"
+        )
+    details["notes"] = notes
+
+    if choice.mode is Mode.IN_PROCESS:
+        provision = devices["/dev/sgx_provision"]
+        return (
+            CheckResult.make(
+                name,
+                CheckStatus.WARN,
+                f"{ENV_VAR} is not set: applications here quote in process (DCAP's default) "
+                f"and need their own QE3/PCE and /dev/sgx_provision "
+                f"({'present' if provision else 'absent'}); checking the quote helper socket "
+                f"{socket_path} anyway",
+                fix=[
+                    f"For out-of-process quoting through the quote helper set {ENV_VAR} "
+                    "(any value, e.g. 1: presence is the flag, read once when the quote "
+                    "library loads) and mount the host directory /var/run/aesmd; on "
+                    "Kubernetes the admission webhook or device plugin injects both.",
+                    "In process without /dev/sgx_provision, loading the PCE/QE3 fails with "
+                    "SGX_ERROR_SERVICE_INVALID_PRIVILEGE 0x4004 (DCAP 0xE035).",
+                ],
+                details=details,
+            ),
+            socket_path,
+        )
+
+    value = choice.value or ""
+    if choice.value_ignored:
+        return (
+            CheckResult.make(
+                name,
+                CheckStatus.WARN,
+                f"{ENV_VAR}={value!r}: out-of-process, but the value is not an absolute path "
+                f"and is ignored; the socket is the default {DEFAULT_SOCKET_PATH}",
+                fix=[
+                    f"Set {ENV_VAR}=1 for the default socket, or an absolute path "
+                    "(unix:/path/to/aesm.socket) to name another one for this project's "
+                    "client; relative paths are never used."
+                ],
+                details=details,
+            ),
+            socket_path,
+        )
+    if choice.socket_path != DEFAULT_SOCKET_PATH:
+        return (
+            CheckResult.make(
+                name,
+                CheckStatus.WARN,
+                f"{ENV_VAR}={value!r}: out-of-process through {choice.socket_path}, a path only "
+                f"this project's client reads; Intel's libsgx_quote_ex and DCAP ignore the "
+                f"value and always connect to {DEFAULT_SOCKET_PATH}",
+                fix=[
+                    f"If the application (or a library it loads) uses Intel's quote "
+                    f"libraries, make the quote helper reachable at {DEFAULT_SOCKET_PATH} too "
+                    "(serve --socket, or mount its directory there); otherwise keep this "
+                    "only for clients of this project."
+                ],
+                details=details,
+            ),
+            socket_path,
+        )
+    return (
+        CheckResult.make(
+            name,
+            CheckStatus.PASS,
+            f"{ENV_VAR}={value!r}: out-of-process through {choice.socket_path}, the path "
+            "Intel's libraries use too",
+            details=details,
+        ),
+        socket_path,
+    )
+
+
+# ---------------------------------------------------------------------------
+# 2. socket
+# ---------------------------------------------------------------------------
+
+_UNAVAILABLE = codes_of(SgxStatus.ERROR_SERVICE_UNAVAILABLE, Quote3Error.SERVICE_UNAVAILABLE)
+
+_MOUNT_DIRECTORY = (
+    "In a container, mount the host directory /var/run/aesmd (hostPath type "
+    "DirectoryOrCreate, or docker -v /var/run/aesmd:/var/run/aesmd), never the socket file: "
+    "the daemon recreates the socket when it restarts and a file mount keeps the old one."
+)
+
+
+def _is_container(environ: Mapping[str, str]) -> bool:
+    return "KUBERNETES_SERVICE_HOST" in environ or any(
+        os.path.exists(mark) for mark in _CONTAINER_MARKS
+    )
+
+
+def check_socket(
+    path: str,
+    who: Identity,
+    *,
+    mount_points: frozenset[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CheckResult:
+    """The socket file: exists, is a socket, its directory and mounts, connectable by ``who``.
+
+    Connecting to a Unix socket needs write permission on the socket and search
+    permission on every directory above it; the verdict is computed from the mode
+    bits and owners for ``who`` (root passes), not with ``os.access``.
+    """
+    name = "socket"
+    env = os.environ if environ is None else environ
+    parent = os.path.dirname(os.path.abspath(path))
+    mounts = read_mount_points() if mount_points is None else mount_points
+    details: dict[str, Any] = {
+        "path": path,
+        "directory": parent,
+        "identity": who.to_dict(),
+        # mountinfo lists canonical paths (/var/run is usually a link to /run).
+        "directory_is_mount": None if mounts is None else os.path.realpath(parent) in mounts,
+        "socket_is_mount": None if mounts is None else os.path.realpath(path) in mounts,
+    }
+    # Only the standard directory is expected to come from the host.
+    expect_host_mount = (
+        os.path.realpath(parent) == os.path.realpath(os.path.dirname(DEFAULT_SOCKET_PATH))
+        and _is_container(env)
+        and details["directory_is_mount"] is False
+    )
+    blocked = first_unsearchable(path, who)
+    if blocked is not None:
+        details["blocked_directory"] = blocked.directory
+        return CheckResult.make(
+            name,
+            CheckStatus.FAIL,
+            f"{who.describe()} cannot reach {path}: directory {blocked.directory} (mode "
+            f"{blocked.mode:04o}, owner {blocked.uid}:{blocked.gid}) is not searchable",
+            fix=[
+                f"Connecting needs search (x) permission on every directory above the socket: "
+                f"chmod o+x {blocked.directory} (aesmd's installer creates /var/run/aesmd with "
+                "mode 0755), or run as a uid/group that may search it.",
+            ],
+            details=details,
+            codes=_UNAVAILABLE,
+        )
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return _missing_socket(path, parent, exc, details, expect_host_mount=expect_host_mount)
+
+    kind = file_kind(info.st_mode)
+    mode = stat.S_IMODE(info.st_mode)
+    details.update(kind=kind, mode=f"{mode:04o}", owner=info.st_uid, group=info.st_gid)
+    if stat.S_ISDIR(info.st_mode):
+        return CheckResult.make(
+            name,
+            CheckStatus.FAIL,
+            f"{path} is a directory, not a socket",
+            fix=[
+                "This is what mounting the socket *file* leaves behind when the host path did "
+                "not exist yet: docker -v .../aesm.socket:... or a hostPath volume of type "
+                "DirectoryOrCreate on the socket path creates an empty directory there, and "
+                "the daemon cannot bind its socket.",
+                _MOUNT_DIRECTORY,
+                f"On the host, stop the daemon, remove the empty directory {path}, and start "
+                "the daemon again.",
+            ],
+            details=details,
+            codes=_UNAVAILABLE,
+        )
+    if not stat.S_ISSOCK(info.st_mode):
+        return CheckResult.make(
+            name,
+            CheckStatus.FAIL,
+            f"{path} is a {kind}, not a socket",
+            fix=[
+                f"Nothing can connect to a {kind}. Remove it and (re)start the quote helper, "
+                "which creates its socket there (serve --socket PATH); check that no other "
+                "program writes to this path.",
+                _MOUNT_DIRECTORY,
+            ],
+            details=details,
+            codes=_UNAVAILABLE,
+        )
+
+    klass = permission_class(info.st_uid, info.st_gid, who)
+    allowed = may_access(info.st_mode, info.st_uid, info.st_gid, who, WRITE)
+    details.update(permission_class=klass, connectable=allowed)
+    if not allowed and who == Identity.current() and os.access(path, os.W_OK):
+        allowed = True  # an ACL grants what the mode bits do not
+        details.update(connectable=True, granted_by_acl=True)
+    if not allowed:
+        return CheckResult.make(
+            name,
+            CheckStatus.FAIL,
+            f"{who.describe()} may not connect to {path}: the socket is mode {mode:04o}, "
+            f"owner {info.st_uid}:{info.st_gid}, and the {klass} bits lack write (w) permission",
+            fix=[
+                "Connecting to a Unix socket needs write permission on it. Start the daemon "
+                "with a wider --socket-mode (aesmd uses 0777), or --socket-group set to a "
+                f"group this process is in (it runs as {who.describe()}), or run the "
+                "application with the socket's uid or group (pod securityContext "
+                "runAsUser/supplementalGroups).",
+            ],
+            details=details,
+            codes=_UNAVAILABLE,
+        )
+
+    notes: list[str] = []
+    status = CheckStatus.PASS
+    fix: list[str] = []
+    summary = (
+        f"{path} is a socket (mode {mode:04o}, owner {info.st_uid}:{info.st_gid}), "
+        f"connectable by {who.describe()}"
+    )
+    if who.uid == 0:
+        notes.append("running as root: permission bits do not apply; run as the application's uid")
+    if details["socket_is_mount"]:
+        status = CheckStatus.WARN
+        summary += ", but the socket file itself is a mount point"
+        fix = [
+            "A mounted socket file keeps pointing at the old socket after the daemon "
+            "restarts (it creates a new one): connections then fail with ECONNREFUSED.",
+            _MOUNT_DIRECTORY,
+        ]
+    elif expect_host_mount:
+        notes.append(
+            f"{parent} is not a mount point although this looks like a container: the socket "
+            "is the container's own, not the node's quote helper"
+        )
+    details["notes"] = notes
+    return CheckResult.make(name, status, summary, fix=fix, details=details)
+
+
+def _missing_socket(
+    path: str,
+    parent: str,
+    exc: OSError,
+    details: dict[str, Any],
+    *,
+    expect_host_mount: bool,
+) -> CheckResult:
+    name = "socket"
+    details["kind"] = "missing"
+    if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+        return CheckResult.make(
+            name,
+            CheckStatus.FAIL,
+            f"cannot stat {path}: {exc.strerror}",
+            fix=[f"Check that {path} is the quote helper's socket and readable by this process."],
+            details=details,
+            codes=_UNAVAILABLE,
+        )
+    if not os.path.isdir(parent):
+        details["directory_exists"] = False
+        return CheckResult.make(
+            name,
+            CheckStatus.FAIL,
+            f"no socket at {path}: its directory {parent} does not exist",
+            fix=[
+                _MOUNT_DIRECTORY,
+                "On AKS the confcom add-on needs the quote helper enabled explicitly "
+                "(--enable-sgxquotehelper); with kind, add /var/run/aesmd to extraMounts.",
+                "On the node itself: is the quote helper (sgx-quote-helper serve) or aesmd "
+                "installed and running?",
+            ],
+            details=details,
+            codes=_UNAVAILABLE,
+        )
+    details["directory_exists"] = True
+    others = [n for n in sockets_in(parent) if n != os.path.basename(path)]
+    details["other_sockets"] = others
+    fix = [
+        "Is the quote helper (sgx-quote-helper serve) or aesmd running on this node? Check "
+        "the DaemonSet pod on this node or the service status and its log.",
+        f"The directory {parent} exists but has no socket: a container sees an empty "
+        "directory when the host directory was not mounted (or the quote helper is not "
+        "enabled: on AKS --enable-sgxquotehelper).",
+    ]
+    if others:
+        fix.insert(
+            0,
+            f"{parent} holds other sockets ({', '.join(others)}): a daemon listening under "
+            "another name (aesm.sock instead of aesm.socket?) must be given the path clients "
+            "use (serve --socket), or point this check at it with --socket.",
+        )
+    if expect_host_mount:
+        fix.insert(0, f"{parent} is not a mount point in this container. {_MOUNT_DIRECTORY}")
+    return CheckResult.make(
+        name,
+        CheckStatus.FAIL,
+        f"no socket at {path}",
+        fix=fix,
+        details=details,
+        codes=_UNAVAILABLE,
+    )
