@@ -27,6 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "_explain",
     "_inspect",
     "_quote",
+    "_doctor",
+    "_demo",
 )
 
 
