@@ -21,6 +21,7 @@ from sgx_quote_helper.pcs import (
     SignedCollateral,
     compact_json,
 )
+from sgx_quote_helper.pcs._pki import CLOCK_SKEW
 
 TCB_INFO_KEYS = [
     "id",
@@ -128,7 +129,8 @@ def test_tcb_info_v3_exact_text_order_and_signature(
     assert inner["tcbType"] == 0
     assert inner["fmspc"] == platform.fmspc.hex().upper()
     assert inner["pceId"] == "0000"
-    assert inner["issueDate"] == "2030-01-15T12:00:00Z"
+    # Issued an hour in the past (clock-skew margin), valid 30 days from now.
+    assert inner["issueDate"] == "2030-01-15T11:00:00Z"
     assert inner["nextUpdate"] == "2030-02-14T12:00:00Z"  # 30 days, the default window
     assert inner["tcbEvaluationDataNumber"] == 1
     top = inner["tcbLevels"][0]
@@ -210,7 +212,7 @@ def test_collateral_is_reissued_when_stale_and_persisted(
 
     clock.advance(timedelta(hours=2))  # past the daily refresh
     second = manufacturer.tcb_info(fmspc)
-    assert second.inner["issueDate"] == "2030-01-16T13:00:00Z"
+    assert second.inner["issueDate"] == "2030-01-16T12:00:00Z"
     assert second.inner["nextUpdate"] == "2030-02-15T13:00:00Z"
     assert second.verify(manufacturer.tcb_signing_public_key)
     assert Manufacturer.load(path, clock=clock).tcb_info(fmspc) == second
@@ -220,7 +222,7 @@ def test_collateral_is_reissued_when_stale_and_persisted(
     assert json.loads(stored["data"])["text"] == second.text
 
     crl = x509.load_der_x509_crl(manufacturer.pck_crl("processor"))
-    assert crl.last_update_utc == clock.now
+    assert crl.last_update_utc == clock.now - CLOCK_SKEW
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     first_number = first_crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     assert number == first_number + 1
@@ -228,7 +230,7 @@ def test_collateral_is_reissued_when_stale_and_persisted(
     # Months later the directory still serves valid collateral, under valid certificates.
     clock.advance(timedelta(days=120))
     later = manufacturer.qe_identity().inner
-    assert later["issueDate"] == "2030-05-16T13:00:00Z"
+    assert later["issueDate"] == "2030-05-16T12:00:00Z"
     assert manufacturer.certificate("tcb-signing").not_valid_after_utc > clock.now
 
 

@@ -63,6 +63,7 @@ from sgx_quote_helper.pcs._errors import (
 )
 from sgx_quote_helper.pcs._pki import (
     CA_TYPES,
+    CLOCK_SKEW,
     PLATFORM_CA_CN,
     PROCESSOR_CA_CN,
     CertificateAuthority,
@@ -955,7 +956,10 @@ class Manufacturer:
         if artifact in validity.expired:
             end = now - _EXPIRED_BY
             return end - lifetime, end
-        return now, now + lifetime
+        # Backdated like the certificates: a verifier whose clock is a little
+        # behind this one must not see freshly re-issued collateral as "issued
+        # in the future" (found with @phala/dcap-qvl, which checks to the second).
+        return now - CLOCK_SKEW, now + lifetime
 
     def _artifact(
         self,
