@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from sgx_quote_helper.service import load_config, run_daemon
+from sgx_quote_helper._version import __version__
+from sgx_quote_helper.service import ENV_PREFIX, load_config, run_daemon
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,10 +17,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Serve AESM quote-ex requests on a Unix socket (default "
         "/var/run/aesmd/aesm.socket). Every option can also be given as an environment "
         "variable SGX_QUOTE_HELPER_<OPTION> or in a TOML --config file; flags win, then "
-        "the environment, then the file.",
+        "the environment, then the file. SIGTERM or SIGINT drains in-flight requests "
+        "and exits 0; a second signal exits at once.",
     )
     add = parser.add_argument
-    add("--config", type=Path, help="TOML file with settings named like the flags")
+    add(
+        "--config",
+        type=Path,
+        help=f"TOML file with settings named like the flags (or ${ENV_PREFIX}CONFIG)",
+    )
+    add(
+        "--version",
+        action="store_true",
+        help="print the release and the QE/PCE SVNs this configuration hosts, and exit",
+    )
     add("--socket", help="Unix socket path (default /var/run/aesmd/aesm.socket)")
     add("--socket-mode", help="octal mode of the socket (default 777, as aesmd)")
     add("--socket-owner", help="user name or uid to own the socket")
@@ -47,5 +59,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _serve(args: argparse.Namespace) -> int:
     flags = {key: value for key, value in vars(args).items() if key not in ("func", "command")}
     config_file = flags.pop("config")
+    if config_file is None and os.environ.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(os.environ[ENV_PREFIX + "CONFIG"])
+    if flags.pop("version"):
+        # The SVNs after flags, environment and file are merged: what this
+        # daemon would host (DESIGN.md section 4, "Versions").
+        config = load_config(flags, config_file=config_file, validate=False)
+        print(
+            f"sgx-quote-helper {__version__} (hosts QE3 ISVSVN {config.qe_svn}, "
+            f"PCE ISVSVN {config.pce_svn})"
+        )
+        return 0
     config = load_config(flags, config_file=config_file)
     return run_daemon(config)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+from collections.abc import Callable
 
 from sgx_quote_helper.backends import create_backend
-from sgx_quote_helper.backends._certification import pck_source_for
+from sgx_quote_helper.backends._certification import CachedPckSource, pck_source_for
+from sgx_quote_helper.pccs import PccsClient
 from sgx_quote_helper.service._config import (
     DEFAULT_SOCKET,
     ENV_PREFIX,
@@ -23,24 +26,48 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
     """Everything that can fail before binding: PCK source, backend, metrics."""
     metrics = DaemonMetrics()
     state_dir = config.effective_state_dir()
-    source = pck_source_for(
-        pccs_url=config.pccs_url,
-        platform_dir=config.platform,
-        cache_dir=state_dir / "pck-cache",
-        pccs_insecure=config.pccs_insecure,
-        pccs_ca_file=config.pccs_ca_file,
-        on_outcome=lambda outcome: metrics.pck_fetches.labels(outcome=outcome).inc(),
+    closers: list[Callable[[], None]] = []
+
+    def count(outcome: str) -> None:
+        metrics.pck_fetches.labels(outcome=outcome).inc()
+
+    if config.pccs_url:
+        # Built here rather than by pck_source_for so that the daemon can close
+        # the client's connection pool when it stops.
+        client = PccsClient(
+            config.pccs_url, verify_tls=not config.pccs_insecure, ca_file=config.pccs_ca_file
+        )
+        closers.append(client.close)
+        source = CachedPckSource(
+            client.get_pck_certificate,
+            state_dir / "pck-cache",
+            description=f"the PCCS at {config.pccs_url}",
+            on_outcome=count,
+        )
+    else:
+        source = pck_source_for(
+            pccs_url=None,
+            platform_dir=config.platform,
+            cache_dir=state_dir / "pck-cache",
+            on_outcome=count,
+        )
+    try:
+        backend = create_backend(
+            config.backend,
+            platform_dir=config.platform,
+            state_dir=state_dir,
+            pck_source=source,
+            qe_svn=config.qe_svn,
+            pce_svn=config.pce_svn,
+            upstream=config.upstream,
+        )
+    except BaseException:
+        for close in closers:
+            close()
+        raise
+    return QuoteHelperServer(
+        config, backend, metrics=metrics, refresh_pck=source.refresh_all, on_close=closers
     )
-    backend = create_backend(
-        config.backend,
-        platform_dir=config.platform,
-        state_dir=state_dir,
-        pck_source=source,
-        qe_svn=config.qe_svn,
-        pce_svn=config.pce_svn,
-        upstream=config.upstream,
-    )
-    return QuoteHelperServer(config, backend, metrics=metrics, refresh_pck=source.refresh_all)
 
 
 def run_daemon(config: ServiceConfig) -> int:
@@ -50,6 +77,11 @@ def run_daemon(config: ServiceConfig) -> int:
     os.environ.pop("SGX_AESM_ADDR", None)
     configure_logging(config.log_format, config.log_level)
     server = build_server(config)
+    # Everything loaded so far (modules, keys, the backend) lives as long as
+    # the process: keep it out of the cyclic collector's full passes, which
+    # would otherwise walk it while clients wait.
+    gc.collect()
+    gc.freeze()
 
     async def main() -> None:
         server.install_signal_handlers()

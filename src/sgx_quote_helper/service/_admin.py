@@ -78,6 +78,15 @@ class AdminServer:
             return None
         return int(self._socket.getsockname()[1])
 
+    @property
+    def address(self) -> str:
+        """Where the listener is bound, as ``--admin-listen`` would name it."""
+        if isinstance(self._listen, Path):
+            return f"unix:{self._listen}"
+        host = self._listen[0]
+        shown = f"[{host}]" if ":" in host else host
+        return f"{shown}:{self.bound_port if self._socket is not None else self._listen[1]}"
+
     def _bind(self) -> socket.socket:
         listen = self._listen
         if isinstance(listen, Path):

@@ -129,6 +129,27 @@ def _to_float(value: Any) -> float:
     return number
 
 
+def _positive_seconds(value: Any) -> float:
+    number = _to_float(value)
+    if number <= 0:
+        raise ValueError(f"must be a positive number of seconds, got {value!r}")
+    return number
+
+
+def _at_least_one(value: Any) -> int:
+    number = _to_int(value)
+    if number < 1:
+        raise ValueError(f"must be at least 1, got {value!r}")
+    return number
+
+
+def _to_svn(value: Any) -> int:
+    number = _to_int(value)
+    if not 0 <= number <= 0xFFFF:
+        raise ValueError(f"an SVN is a 16-bit number (0..65535), got {value!r}")
+    return number
+
+
 def _to_url(value: Any) -> str:
     text = str(value).strip()
     if not text.startswith(("http://", "https://")):
@@ -147,12 +168,16 @@ def _to_mode(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected an octal mode such as 0660, got {value!r}")
     if isinstance(value, int):  # TOML: write 0o660 (or the string "0660")
-        return value
-    text = str(value).strip().lower().removeprefix("0o")
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise ValueError(f"expected an octal mode such as 0660, got {value!r}") from None
+        mode = value
+    else:
+        text = str(value).strip().lower().removeprefix("0o")
+        try:
+            mode = int(text, 8)
+        except ValueError:
+            raise ValueError(f"expected an octal mode such as 0660, got {value!r}") from None
+    if not 0 <= mode <= 0o777:
+        raise ValueError(f"{mode:o} is not a permission mode (0..777 octal)")
+    return mode
 
 
 def _admin_listen(value: Any) -> str:
@@ -221,12 +246,12 @@ _CONVERTERS: dict[str, Any] = {
     "admin_listen": _admin_listen,
     "log_format": _choice(LOG_FORMATS),
     "log_level": _choice(LOG_LEVELS),
-    "drain_timeout": _to_float,
-    "read_timeout": _to_float,
-    "max_connections": _to_int,
-    "max_inflight": _to_int,
-    "qe_svn": _to_int,
-    "pce_svn": _to_int,
+    "drain_timeout": _positive_seconds,
+    "read_timeout": _positive_seconds,
+    "max_connections": _at_least_one,
+    "max_inflight": _at_least_one,
+    "qe_svn": _to_svn,
+    "pce_svn": _to_svn,
 }
 
 OPTION_NAMES: tuple[str, ...] = tuple(_CONVERTERS)
@@ -244,8 +269,15 @@ def load_config(
     flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    *,
+    validate: bool = True,
 ) -> ServiceConfig:
-    """Merge flags (values already parsed; ``None`` = not given), environment and file."""
+    """Merge flags (values already parsed; ``None`` = not given), environment and file.
+
+    Raises :class:`ConfigError` naming the setting and where its bad value came
+    from. ``validate=False`` skips the checks across settings (a backend's
+    required options), for ``serve --version``.
+    """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
 
@@ -275,23 +307,14 @@ def load_config(
         values[name] = _convert(name, value, "the command line")
 
     config = ServiceConfig(**values)
-    _validate(config)
+    if validate:
+        _validate(config)
     return config
 
 
 def _validate(config: ServiceConfig) -> None:
+    """Rules across settings; each value's own range is checked by its converter."""
     if config.backend == "sim" and config.platform is None:
         raise ConfigError("the sim backend needs --platform DIR (a directory from `sim init`)")
     if config.backend == "proxy" and config.upstream is None:
         raise ConfigError("the proxy backend needs --upstream PATH (the upstream AESM socket)")
-    if not 0 <= config.socket_mode <= 0o777:
-        raise ConfigError(f"--socket-mode {config.socket_mode:o} is not a permission mode")
-    for name in ("drain_timeout", "read_timeout"):
-        if getattr(config, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
-    for name in ("max_connections", "max_inflight"):
-        if getattr(config, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("qe_svn", "pce_svn"):
-        if not 0 <= getattr(config, name) <= 0xFFFF:
-            raise ConfigError(f"--{name.replace('_', '-')} must be a 16-bit SVN")

@@ -32,6 +32,7 @@ upstream socket) answer in worker threads, at most ``max_inflight`` at once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -41,9 +42,9 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from sgx_quote_helper.aesm import (
     CONNECTION_CLOSED,
@@ -80,6 +81,8 @@ _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _BACKLOG = 128
 #: Connections accepted per readiness callback before other work gets a turn.
 _ACCEPT_BATCH = 64
+#: Seconds of queued quotes answered before the loop looks for new clients.
+_QUOTE_SLICE = 0.0005
 #: Bytes asked of ``recv`` at once: a whole request frame of the largest size.
 _RECV_SIZE = MAX_REQUEST_BODY_SIZE + 4
 #: Seconds accepting pauses after running out of file descriptors.
@@ -97,8 +100,7 @@ class StartupError(SgxQuoteHelperError):
     """The daemon cannot start; nothing was left bound."""
 
 
-@dataclass(frozen=True)
-class PeerCredentials:
+class PeerCredentials(NamedTuple):
     """The connecting process, from ``SO_PEERCRED``."""
 
     pid: int
@@ -142,8 +144,11 @@ class QuoteHelperServer:
         *,
         metrics: DaemonMetrics | None = None,
         refresh_pck: Callable[[], None] | None = None,
+        on_close: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.config = config
+        self._on_close = tuple(on_close)
+        self._released = False
         self.backend = backend
         self.metrics = metrics or DaemonMetrics()
         self._refresh_pck = refresh_pck
@@ -169,6 +174,10 @@ class QuoteHelperServer:
         self._ready_wakeup = asyncio.Event()
         self._socket_inode: int | None = None
         self._blob_errors_counted = 0
+        self._quotes: collections.deque[tuple[_Connection, GetQuoteExRequest, float]] = (
+            collections.deque()
+        )
+        self._quotes_scheduled = False
         self.metrics.active_connections.set_function(lambda: len(self._connections))
 
     @property
@@ -179,7 +188,11 @@ class QuoteHelperServer:
     # -- lifecycle -------------------------------------------------------------
 
     async def serve(self) -> None:
-        await self.startup()
+        try:
+            await self.startup()
+        except BaseException:
+            self._release()
+            raise
         try:
             await self.should_exit.wait()
         finally:
@@ -222,7 +235,7 @@ class QuoteHelperServer:
             qe_svn=info.qe_svn,
             pce_svn=info.pce_svn,
             simulated=info.simulated,
-            admin=self.config.admin_listen or "off",
+            admin=self._admin.address if self._admin is not None else "off",
             pid=os.getpid(),
         )
         self.started.set()
@@ -245,7 +258,7 @@ class QuoteHelperServer:
                     self._drop(conn, "drain_timeout")
         await asyncio.gather(*self._background, return_exceptions=True)
         await self._release_admin()
-        self.backend.close()
+        self._release()
         log_event(_log, logging.INFO, "daemon.stopped")
 
     def install_signal_handlers(self) -> None:
@@ -263,6 +276,15 @@ class QuoteHelperServer:
             os._exit(1)
         log_event(_log, logging.INFO, "daemon.signal", signal=name)
         self.should_exit.set()
+
+    def _release(self) -> None:
+        """Release the backend and what was opened for it (a PCCS client), once."""
+        if self._released:
+            return
+        self._released = True
+        self.backend.close()
+        for close in self._on_close:
+            close()
 
     async def _release_admin(self) -> None:
         if self._admin is not None:
@@ -498,8 +520,9 @@ class QuoteHelperServer:
         return None
 
     def _open(self, sock: socket.socket) -> None:
+        # The socket stays in blocking mode: every recv and send passes
+        # MSG_DONTWAIT instead, which saves a system call per connection.
         try:
-            sock.setblocking(False)
             peer = peer_credentials(sock)
         except OSError:
             peer = _UNKNOWN_PEER
@@ -562,7 +585,7 @@ class QuoteHelperServer:
 
     def _read(self, conn: _Connection) -> None:
         try:
-            data = conn.sock.recv(_RECV_SIZE)
+            data = conn.sock.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self._wait_readable(conn)
             return
@@ -629,8 +652,41 @@ class QuoteHelperServer:
             conn.task = self._loop.create_task(self._answer_in_thread(conn, event))
             return
         started = time.perf_counter()
+        if isinstance(event, GetQuoteExRequest):
+            # Quotes wait their turn so that cheap requests never queue behind
+            # a burst of them (no client starves another).
+            self._quotes.append((conn, event, started))
+            if not self._quotes_scheduled:
+                assert self._loop is not None
+                self._loop.call_soon(self._run_quotes)
+                self._quotes_scheduled = True
+            return
         response = self._answer(event)
         self._reply(conn, event, response, time.perf_counter() - started)
+
+    def _run_quotes(self) -> None:
+        """Answer queued quotes, first come first served, for one time slice.
+
+        Between slices the loop takes in new connections and answers their
+        non-quote requests at once, so those wait at most one slice however
+        many quotes are queued.
+        """
+        self._quotes_scheduled = False
+        quotes = self._quotes
+        clock = time.perf_counter
+        deadline = clock() + _QUOTE_SLICE
+        while quotes:
+            conn, event, started = quotes.popleft()
+            if conn not in self._connections:
+                continue  # aborted meanwhile (drain timeout)
+            response = self._answer(event)
+            self._reply(conn, event, response, clock() - started)
+            if clock() >= deadline:
+                break
+        if quotes:
+            assert self._loop is not None
+            self._loop.call_soon(self._run_quotes)
+            self._quotes_scheduled = True
 
     async def _answer_in_thread(self, conn: _Connection, event: Request) -> None:
         async with self._inflight:
@@ -677,7 +733,7 @@ class QuoteHelperServer:
 
     def _send(self, conn: _Connection, data: memoryview) -> None:
         try:
-            sent = conn.sock.send(data)
+            sent = conn.sock.send(data, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:

@@ -1,0 +1,5 @@
+"""``python -m bench``: the daemon benchmark (``bench/daemon.py``)."""
+
+from bench.daemon import main
+
+raise SystemExit(main())

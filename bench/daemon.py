@@ -1,0 +1,310 @@
+"""Benchmark of the quote helper daemon on the simulated platform.
+
+What it measures, with the daemon as a real process (``python -m
+sgx_quote_helper serve``) and every client a separate process:
+
+1. single-client latency: sequential quotes (GetQuoteEx), mean/p50/p99;
+2. throughput at 1, 8 and 32 concurrent quote clients, with the daemon's own
+   CPU time per quote (from ``/proc/PID/stat``) so that the numbers can be read
+   on a loaded machine: ``1 / cpu_per_quote`` is what one core would sustain;
+3. starvation: GetSupportedAttKeyIDNum latency (p50/p99) from one client while
+   32 others request quotes.
+
+``--profile`` runs the daemon under cProfile and prints where its time goes;
+``--loop uvloop`` runs it on uvloop (if installed) to compare event loops.
+Results go to stdout and to ``bench/results/daemon-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import pstats
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench._loadgen import LoadResult, _exchange, run_clients
+from sgx_quote_helper._cli import main as cli_main
+from sgx_quote_helper.aesm import (
+    MAX_RESPONSE_BODY_SIZE,
+    GetQuoteExRequest,
+    GetQuoteSizeExRequest,
+    GetSupportedAttKeyIDNumRequest,
+    InitQuoteExRequest,
+    MessageKind,
+    Request,
+    decode_frame_header,
+    decode_response,
+    frame_request,
+)
+from sgx_quote_helper.platform import Platform, demo_app_identity
+from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, TargetInfo
+
+RESULTS = Path(__file__).parent / "results"
+KEY_ID = DEFAULT_ECDSA_ATT_KEY_ID.to_bytes()
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _call(path: Path, request: Request) -> bytes:
+    """One request; the reply's body."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(15)
+        sock.connect(str(path))
+        sock.sendall(frame_request(request))
+        reader = sock.makefile("rb")
+        length = decode_frame_header(reader.read(4), max_body_size=MAX_RESPONSE_BODY_SIZE)
+        return reader.read(length)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def _summary(latencies: list[float]) -> dict[str, float]:
+    return {
+        "mean_us": round(statistics.fmean(latencies) * 1e6, 1),
+        "p50_us": round(_percentile(latencies, 0.50) * 1e6, 1),
+        "p99_us": round(_percentile(latencies, 0.99) * 1e6, 1),
+    }
+
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen[bytes]
+    socket: Path
+    admin: str
+
+
+@contextlib.contextmanager
+def _daemon(work: Path, *, loop: str, profile: Path | None) -> Iterator[Daemon]:
+    sock = work / "run" / "aesm.socket"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve = ["serve", "--platform", str(work / "sim" / "platform"), "--socket", str(sock)]
+    serve += ["--admin-listen", f"127.0.0.1:{port}", "--log-level", "warning"]
+    if loop == "uvloop":
+        launcher = "import sys, uvloop; uvloop.install(); from sgx_quote_helper._cli import main; "
+        launcher += "sys.exit(main(sys.argv[1:]))"
+        command = [sys.executable, "-c", launcher, *serve]
+    elif profile is not None:
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile)]
+        command += ["-m", "sgx_quote_helper", *serve]
+    else:
+        command = [sys.executable, "-m", "sgx_quote_helper", *serve]
+    process = subprocess.Popen(command)
+    admin = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the daemon exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{admin}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the daemon did not become ready within 60 s")
+            time.sleep(0.1)
+        yield Daemon(process, sock, admin)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _frames(work: Path, daemon: Daemon) -> tuple[Path, Path]:
+    """Pre-built request frames: a GetQuoteEx for the demo enclave and a key-id count."""
+    init = decode_response(
+        _call(
+            daemon.socket,
+            InitQuoteExRequest(att_key_id=KEY_ID, b_pub_key_id=True, buf_size=32, timeout=15000),
+        ),
+        MessageKind.INIT_QUOTE_EX,
+    )
+    size = decode_response(
+        _call(daemon.socket, GetQuoteSizeExRequest(att_key_id=KEY_ID, timeout=15000)),
+        MessageKind.GET_QUOTE_SIZE_EX,
+    )
+    if init.error_code or init.target_info is None or size.error_code or not size.quote_size:
+        raise RuntimeError(f"the daemon does not quote: {init}, {size}")
+    cpu = Platform.load(work / "sim" / "platform", need_provisioning=False).cpu()
+    report = cpu.ereport(
+        demo_app_identity(), TargetInfo.from_bytes(init.target_info), b"bench".ljust(64, b"\0")
+    )
+    quote = GetQuoteExRequest(
+        report=report.to_bytes(),
+        att_key_id=KEY_ID,
+        qe_report_info=None,
+        buf_size=size.quote_size,
+        timeout=15000,
+    )
+    quote_frame = work / "quote.frame"
+    quote_frame.write_bytes(frame_request(quote))
+    count_frame = work / "count.frame"
+    count_frame.write_bytes(frame_request(GetSupportedAttKeyIDNumRequest(timeout=15000)))
+    return quote_frame, count_frame
+
+
+def _sequential(daemon: Daemon, frame: bytes, count: int) -> list[float]:
+    path = str(daemon.socket)
+    for _ in range(50):  # warm-up
+        _exchange(path, frame)
+    latencies = []
+    for _ in range(count):
+        began = time.perf_counter()
+        if _exchange(path, frame) <= 4:
+            raise RuntimeError("the daemon closed a connection without a reply")
+        latencies.append(time.perf_counter() - began)
+    return latencies
+
+
+def _cpu_sampler(pid: int) -> tuple[Callable[[float, float], None], list[float]]:
+    """An ``on_window`` callback that samples the daemon's CPU time at begin and stop."""
+    samples: list[float] = []
+
+    def sample(at: float) -> None:
+        time.sleep(max(0.0, at - time.time()))
+        samples.append(_cpu_seconds(pid))
+
+    def on_window(begin: float, stop: float) -> None:
+        def run() -> None:
+            sample(begin)
+            sample(stop)
+
+        threading.Thread(target=run, daemon=True).start()
+
+    return on_window, samples
+
+
+def _throughput(daemon: Daemon, frame: Path, clients: int, duration: float) -> dict[str, object]:
+    on_window, samples = _cpu_sampler(daemon.process.pid)
+    result: LoadResult = run_clients(daemon.socket, frame, clients, duration, on_window=on_window)
+    cpu = samples[1] - samples[0]  # over exactly the measured window
+    count = len(result.latencies)
+    cpu_per_quote = cpu / count if count else float("nan")
+    return {
+        "clients": clients,
+        "quotes": count,
+        "errors": result.errors,
+        "quotes_per_second": round(result.throughput, 1),
+        **_summary(result.latencies),
+        "daemon_cpu_us_per_quote": round(cpu_per_quote * 1e6, 1),
+        "one_core_capacity_quotes_per_second": round(1 / cpu_per_quote, 1),
+        "daemon_cpu_utilisation": round(cpu / duration, 2),
+        "client_cpu_us_per_request": round(result.client_cpu_seconds / max(count, 1) * 1e6, 1),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def _starvation(daemon: Daemon, quote: Path, count: Path, duration: float) -> dict[str, object]:
+    """Key-id count latency from one client while 32 others request quotes."""
+    box: dict[str, LoadResult] = {}
+
+    def load() -> None:
+        box["load"] = run_clients(daemon.socket, quote, 32, duration + 2, warmup=0.5)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    time.sleep(2.5)  # processes started and warmed up
+    frame = count.read_bytes()
+    path = str(daemon.socket)
+    latencies = []
+    stop = time.monotonic() + duration * 0.8
+    while time.monotonic() < stop:
+        began = time.perf_counter()
+        if _exchange(path, frame) <= 4:
+            raise RuntimeError("the daemon closed a connection without a reply")
+        latencies.append(time.perf_counter() - began)
+        time.sleep(0.002)
+    thread.join()
+    return {
+        "probe_requests": len(latencies),
+        "quote_clients": 32,
+        "quotes_per_second_meanwhile": round(box["load"].throughput, 1),
+        **_summary(latencies),
+    }
+
+
+def _machine() -> dict[str, object]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load level")
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated client counts")
+    parser.add_argument("--sequential", type=int, default=2000, help="quotes for the latency run")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--profile", action="store_true", help="run the daemon under cProfile")
+    args = parser.parse_args(argv)
+
+    levels = [int(item) for item in args.clients.split(",") if item]
+    results: dict[str, object] = {"machine_before": _machine(), "loop": args.loop}
+    work = Path(tempfile.mkdtemp(prefix="sqh-bench-"))
+    profile = work / "daemon.prof" if args.profile else None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            cli_main(["sim", "init", str(work / "sim")])
+        with _daemon(work, loop=args.loop, profile=profile) as daemon:
+            quote, count = _frames(work, daemon)
+            latencies = _sequential(daemon, quote.read_bytes(), args.sequential)
+            results["single_client_sequential"] = {"quotes": len(latencies), **_summary(latencies)}
+            print(f"single client, sequential: {results['single_client_sequential']}")
+            rows = []
+            for clients in levels:
+                row = _throughput(daemon, quote, clients, args.duration)
+                rows.append(row)
+                print(f"{clients:3d} clients: {row}")
+            results["throughput"] = rows
+            results["starvation"] = _starvation(daemon, quote, count, args.duration)
+            print(f"GetSupportedAttKeyIDNum under 32-client quote load: {results['starvation']}")
+        results["machine_after"] = _machine()
+        RESULTS.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        out = RESULTS / f"daemon-{args.loop}{'-profile' if profile else ''}-{stamp}.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"machine before: {results['machine_before']}")
+        print(f"machine after:  {results['machine_after']}")
+        print(f"results written to {out}")
+        if profile is not None:
+            stats = pstats.Stats(str(profile))
+            stats.sort_stats("tottime").print_stats(30)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
