@@ -172,7 +172,7 @@ def test_size_and_quote_need_init(backend: SimBackend, platform_dir: Path) -> No
         .ereport(APP, quoting_enclave_identity(10).target_info(), bytes(64))
     )
     with pytest.raises(QuoteError) as info:
-        backend.get_quote(report, KEY_ID, None)
+        backend.get_quote(report.to_bytes(), KEY_ID, None)
     assert info.value.code == Quote3Error.ATT_KEY_NOT_INITIALIZED
     assert "SGX_QL_ATT_KEY_NOT_INITIALIZED 0xE00F" in info.value.diagnostics()
 
@@ -196,7 +196,7 @@ def test_init_quote(backend: SimBackend, manufacturer: TinyManufacturer) -> None
 
 def test_quote_is_a_valid_dcap_v3_quote(backend: SimBackend, platform_dir: Path) -> None:
     report = app_report(platform_dir, backend, b"report data")
-    result = backend.get_quote(report, KEY_ID, None)
+    result = backend.get_quote(report.to_bytes(), KEY_ID, None)
     assert result.qe_report_info is None
     raw = result.quote
     assert len(raw) == backend.quote_size(KEY_ID)
@@ -251,7 +251,7 @@ def test_quote_is_a_valid_dcap_v3_quote(backend: SimBackend, platform_dir: Path)
 
 def test_fast_path_equals_the_codec_builder(backend: SimBackend, platform_dir: Path) -> None:
     """The precomputed concatenation is byte-identical to ``build_quote_v3``."""
-    raw = backend.get_quote(app_report(platform_dir, backend), KEY_ID, None).quote
+    raw = backend.get_quote(app_report(platform_dir, backend).to_bytes(), KEY_ID, None).quote
     parsed = Quote.from_bytes(raw)
     rebuilt = build_quote_v3(
         parsed.header,
@@ -283,7 +283,7 @@ def test_fast_path_equals_the_codec_builder(backend: SimBackend, platform_dir: P
 def test_qe_report_info(backend: SimBackend, platform_dir: Path) -> None:
     report = app_report(platform_dir, backend)
     info = QeReportInfo(nonce=bytes(range(16)), app_enclave_target_info=APP.target_info())
-    result = backend.get_quote(report, KEY_ID, info)
+    result = backend.get_quote(report.to_bytes(), KEY_ID, info)
     filled = result.qe_report_info
     assert filled is not None
     expected = hashlib.sha256(info.nonce + result.quote).digest() + bytes(32)
@@ -305,7 +305,7 @@ def test_bad_reports_are_invalid_report(
         cpu = Platform.load(platform_dir, need_provisioning=False).cpu()
         bad = cpu.ereport(APP, APP.target_info(), bytes(64))  # targeted at itself
     with pytest.raises(QuoteError) as info:
-        backend.get_quote(bad, KEY_ID, None)
+        backend.get_quote(bad.to_bytes(), KEY_ID, None)
     assert info.value.code == Quote3Error.INVALID_REPORT
     assert info.value.code == 0xE015  # AESM 47, SGX_ERROR_MAC_MISMATCH at the client
 
@@ -315,7 +315,7 @@ def test_unsupported_key_id(backend: SimBackend) -> None:
     for call in (
         lambda: backend.init_quote(other),
         lambda: backend.quote_size(other),
-        lambda: backend.get_quote(Report.zeroed(), other, None),
+        lambda: backend.get_quote(Report.zeroed().to_bytes(), other, None),
     ):
         with pytest.raises(QuoteError) as info:
             call()
@@ -407,7 +407,7 @@ def test_certificate_at_an_older_tcb_level_is_used(
         )
 
     backend = SimBackend(platform_dir, tmp_path / "state", pck_source=older)
-    raw = backend.get_quote(app_report(platform_dir, backend), KEY_ID, None).quote
+    raw = backend.get_quote(app_report(platform_dir, backend).to_bytes(), KEY_ID, None).quote
     quote = Quote.from_bytes(raw)
     pck_key = quote.pck_chain()[0].public_key()
     assert isinstance(pck_key, ec.EllipticCurvePublicKey)
@@ -433,7 +433,7 @@ def test_qe_update_is_reported_in_quotes(
     updated = SimBackend(
         platform_dir, tmp_path / "state", pck_source=manufacturer, qe_svn=11, pce_svn=14
     )
-    raw = updated.get_quote(app_report(platform_dir, updated), KEY_ID, None).quote
+    raw = updated.get_quote(app_report(platform_dir, updated).to_bytes(), KEY_ID, None).quote
     quote = Quote.from_bytes(raw)
     assert (quote.header.qe_svn, quote.header.pce_svn) == (11, 14)
     assert quote.qe_report.isv_svn == 11
@@ -441,7 +441,7 @@ def test_qe_update_is_reported_in_quotes(
 
 
 def test_200_quotes_take_well_under_a_second(backend: SimBackend, platform_dir: Path) -> None:
-    report = app_report(platform_dir, backend)
+    report = app_report(platform_dir, backend).to_bytes()
     backend.get_quote(report, KEY_ID, None)  # warm up
     start = time.perf_counter()
     for _ in range(200):

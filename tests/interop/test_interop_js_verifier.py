@@ -85,7 +85,7 @@ def _quote(sim: Path, state: Path, qe_svn: int, pck_source: object) -> bytes:
     target = backend.init_quote(key_id).target_info
     cpu = Platform.load(sim / "platform", need_provisioning=False).cpu()
     report = cpu.ereport(demo_app_identity(), target, b"interop".ljust(64, b"\0"))
-    return backend.get_quote(report, key_id, None).quote
+    return backend.get_quote(report.to_bytes(), key_id, None).quote
 
 
 def test_javascript_verifier_accepts_simulated_quotes(node_verifier: Path, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from daemon_support import (
 
 from sgx_quote_helper.backends import BackendInfo, QuoteResult, SimBackend
 from sgx_quote_helper.service import QuoteHelperServer, build_server
-from sgx_quote_helper.sgx import AttKeyId, QeReportInfo, Report
+from sgx_quote_helper.sgx import AttKeyId, QeReportInfo
 
 COUNT_REPLY = bytes.fromhex("07000000 aa0104 0800 1001")
 
@@ -49,7 +49,7 @@ class SlowHardware(SimBackend):
         return dataclasses.replace(super().info(), name="slow", simulated=False)
 
     def get_quote(
-        self, report: Report | bytes, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
+        self, report: bytes, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
     ) -> QuoteResult:
         with self._lock:
             self.active += 1

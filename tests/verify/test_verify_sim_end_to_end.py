@@ -79,7 +79,7 @@ class Stack:
         target = backend.init_quote(KEY_ID).target_info
         cpu = Platform.load(self.sim / "platform", need_provisioning=False).cpu()
         report = cpu.ereport(identity or demo_app_identity(), target, REPORT_DATA)
-        return backend.get_quote(report, KEY_ID, None).quote
+        return backend.get_quote(report.to_bytes(), KEY_ID, None).quote
 
     def verifier(self) -> Verifier:
         return Verifier(self.anchor, pccs=self.client)

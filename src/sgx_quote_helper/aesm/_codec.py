@@ -88,6 +88,11 @@ DISPATCH_ORDER: Final = tuple(
     MessageKind(number) for number in (3, 1, 2, 4, 18, 10, 11, 12, 13, 14, 15, 16, 17, 19, 21, 22)
 )
 
+#: Request field name -> (position in DISPATCH_ORDER, kind), for one pass over a request.
+_DISPATCH_RANK: Final = {
+    _REQUEST_FIELD[kind]: (rank, kind) for rank, kind in enumerate(DISPATCH_ORDER)
+}
+
 _M = TypeVar("_M", bound=Message)
 
 
@@ -125,56 +130,48 @@ def decode_request(body: bytes) -> DecodedRequest:
     except AesmProtocolError as exc:
         # Intel ignores the parse result but then finds no request set.
         return CloseWithoutReply(str(exc))
-    for kind in DISPATCH_ORDER:
-        if wrapper.HasField(_REQUEST_FIELD[kind]):
-            break
-    else:
+    # One pass over the fields present (ListFields) instead of a HasField per
+    # request type: the set request field that comes first in DISPATCH_ORDER.
+    chosen: tuple[int, MessageKind, Message] | None = None
+    for descriptor, value in wrapper.ListFields():
+        entry = _DISPATCH_RANK.get(descriptor.name)
+        if entry is not None and (chosen is None or entry[0] < chosen[0]):
+            chosen = (entry[0], entry[1], value)
+    if chosen is None:
         reason = "empty AESM request" if not body else "AESM request sets no known request field"
         return CloseWithoutReply(reason)
-    inner: Message = getattr(wrapper, _REQUEST_FIELD[kind])
+    _rank, kind, inner = chosen
     if not inner.IsInitialized():
         return MissingRequiredField(kind)
+    # Optional fields read as None when absent (proto2 presence, section 6.1).
+    fields = {descriptor.name: value for descriptor, value in inner.ListFields()}
+    get = fields.get
     match kind:
+        case MessageKind.GET_QUOTE_EX:
+            return GetQuoteExRequest(
+                report=fields["report"],
+                att_key_id=get("att_key_id"),
+                qe_report_info=get("qe_report_info"),
+                buf_size=fields["buf_size"],
+                timeout=get("timeout"),
+            )
         case MessageKind.INIT_QUOTE_EX:
-            m1 = wrapper.initQuoteExReq
             return InitQuoteExRequest(
-                att_key_id=m1.att_key_id if m1.HasField("att_key_id") else None,
-                b_pub_key_id=m1.b_pub_key_id,
-                buf_size=m1.buf_size if m1.HasField("buf_size") else None,
-                timeout=m1.timeout if m1.HasField("timeout") else None,
+                att_key_id=get("att_key_id"),
+                b_pub_key_id=fields["b_pub_key_id"],
+                buf_size=get("buf_size"),
+                timeout=get("timeout"),
             )
         case MessageKind.GET_QUOTE_SIZE_EX:
-            m2 = wrapper.getQuoteSizeExReq
-            return GetQuoteSizeExRequest(
-                att_key_id=m2.att_key_id if m2.HasField("att_key_id") else None,
-                timeout=m2.timeout if m2.HasField("timeout") else None,
-            )
-        case MessageKind.GET_QUOTE_EX:
-            m3 = wrapper.getQuoteExReq
-            return GetQuoteExRequest(
-                report=m3.report,
-                att_key_id=m3.att_key_id if m3.HasField("att_key_id") else None,
-                qe_report_info=m3.qe_report_info if m3.HasField("qe_report_info") else None,
-                buf_size=m3.buf_size,
-                timeout=m3.timeout if m3.HasField("timeout") else None,
-            )
+            return GetQuoteSizeExRequest(att_key_id=get("att_key_id"), timeout=get("timeout"))
         case MessageKind.SELECT_ATT_KEY_ID:
-            m4 = wrapper.selectAttKeyIDReq
             return SelectAttKeyIDRequest(
-                att_key_id_list=m4.att_key_id_list if m4.HasField("att_key_id_list") else None,
-                timeout=m4.timeout if m4.HasField("timeout") else None,
+                att_key_id_list=get("att_key_id_list"), timeout=get("timeout")
             )
         case MessageKind.GET_SUPPORTED_ATT_KEY_ID_NUM:
-            m5 = wrapper.getSupportedAttKeyIDNumReq
-            return GetSupportedAttKeyIDNumRequest(
-                timeout=m5.timeout if m5.HasField("timeout") else None,
-            )
+            return GetSupportedAttKeyIDNumRequest(timeout=get("timeout"))
         case MessageKind.GET_SUPPORTED_ATT_KEY_IDS:
-            m6 = wrapper.getSupportedAttKeyIDsReq
-            return GetSupportedAttKeyIDsRequest(
-                buf_size=m6.buf_size,
-                timeout=m6.timeout if m6.HasField("timeout") else None,
-            )
+            return GetSupportedAttKeyIDsRequest(buf_size=fields["buf_size"], timeout=get("timeout"))
         case _:
             return LegacyRequest(kind)
 

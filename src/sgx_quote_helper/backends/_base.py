@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from sgx_quote_helper.errors import SgxQuoteHelperError
-from sgx_quote_helper.sgx import AttKeyId, AttKeyIdExt, QeReportInfo, Report, TargetInfo
+from sgx_quote_helper.sgx import AttKeyId, AttKeyIdExt, QeReportInfo, TargetInfo
 
 
 class QuoteError(SgxQuoteHelperError):
@@ -89,9 +89,15 @@ class QuoteBackend(Protocol):
         ...
 
     def get_quote(
-        self, report: Report, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
+        self, report: bytes, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
     ) -> QuoteResult:
-        """Verify the application REPORT (targeted at the QE) and quote it."""
+        """Verify the application REPORT (targeted at the QE) and quote it.
+
+        ``report`` is the raw 432-byte ``sgx_report_t`` as the client sent it
+        (the daemon has checked its length): a QE verifies its MAC over exactly
+        these bytes, and a backend that needs a parsed
+        :class:`~sgx_quote_helper.sgx.Report` makes one itself.
+        """
         ...
 
     def close(self) -> None: ...

@@ -49,7 +49,9 @@ class CachedPckSource:
     """A PCK source with a memory and on-disk cache in front of an upstream.
 
     ``on_outcome`` is called with ``"fetched"``, ``"cache"`` (upstream failed,
-    a cached chain was served) or ``"failed"``, for metrics.
+    a cached chain was served) or ``"failed"``, for metrics. ``close_upstream``
+    releases what the upstream holds (a PCCS client's connection pool); the
+    source owns it and :meth:`close` calls it once.
     """
 
     def __init__(
@@ -59,8 +61,10 @@ class CachedPckSource:
         *,
         description: str,
         on_outcome: Callable[[str], None] | None = None,
+        close_upstream: Callable[[], None] | None = None,
     ) -> None:
         self._upstream = upstream
+        self._close_upstream = close_upstream
         self._cache_dir = cache_dir
         self.description = description
         self._on_outcome = on_outcome or (lambda outcome: None)
@@ -69,6 +73,12 @@ class CachedPckSource:
 
     def __call__(self, query: PckCertificateQuery) -> PckCertificate:
         return self.get(query)
+
+    def close(self) -> None:
+        """Release the upstream (a PCCS client made for this source); idempotent."""
+        close, self._close_upstream = self._close_upstream, None
+        if close is not None:
+            close()
 
     def get(self, query: PckCertificateQuery) -> PckCertificate:
         """The chain for ``query``: from memory, else fetched, else from disk."""
@@ -195,6 +205,7 @@ def pck_source_for(
 
     A PCCS URL wins; without one, a simulated platform is certified by the
     embedded manufacturer of its ``sim init`` directory (DESIGN.md section 4).
+    The source owns the PCCS client it creates: call its ``close()`` when done.
     """
     if pccs_url:
         from sgx_quote_helper.pccs import PccsClient
@@ -205,6 +216,7 @@ def pck_source_for(
             cache_dir,
             description=f"the PCCS at {pccs_url}",
             on_outcome=on_outcome,
+            close_upstream=client.close,
         )
     sim_dir = find_sim_dir(platform_dir) if platform_dir is not None else None
     if sim_dir is None:

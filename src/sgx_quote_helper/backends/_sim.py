@@ -47,7 +47,6 @@ from sgx_quote_helper.sgx import (
     AttKeyId,
     AttKeyIdExt,
     QeReportInfo,
-    Report,
 )
 from sgx_quote_helper.sgx._status import Quote3Error
 
@@ -57,6 +56,9 @@ log = logging.getLogger(__name__)
 PckSource = Callable[[PckCertificateQuery], PckCertificate]
 
 _TCBM_SIZE = 18
+#: The one attestation key id (``sgx_ql_att_key_id_t``) the simulated QE3 supports.
+_SUPPORTED_KEY_ID = DEFAULT_ECDSA_ATT_KEY_ID.base
+_SUPPORTED_KEY_ID_RAW = _SUPPORTED_KEY_ID.to_bytes()
 
 
 class SimBackend:
@@ -147,7 +149,7 @@ class SimBackend:
             raise QuoteError(Quote3Error.ATT_KEY_NOT_INITIALIZED, str(exc)) from exc
 
     def get_quote(
-        self, report: Report | bytes, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
+        self, report: bytes, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
     ) -> QuoteResult:
         self._check_key_id(att_key_id)
         try:
@@ -176,7 +178,9 @@ class SimBackend:
 
     @staticmethod
     def _check_key_id(att_key_id: AttKeyId) -> None:
-        if att_key_id != DEFAULT_ECDSA_ATT_KEY_ID.base:
+        # The daemon passes the very object supported_att_key_ids() returned;
+        # anything else is compared as the 158 bytes AESM compares.
+        if att_key_id is not _SUPPORTED_KEY_ID and att_key_id.to_bytes() != _SUPPORTED_KEY_ID_RAW:
             raise QuoteError(
                 Quote3Error.UNSUPPORTED_ATT_KEY_ID,
                 "the simulated QE3 supports only Intel's default ECDSA P-256 attestation "

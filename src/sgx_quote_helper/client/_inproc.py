@@ -305,11 +305,12 @@ class AsyncInProcessQuoter:
         """The shared in-process quoter stays open for the rest of the process."""
 
 
-def _report_arg(report: Report | bytes) -> Report:
+def _report_arg(report: Report | bytes) -> bytes:
+    """The raw 432-byte REPORT the backend takes, refusing anything else."""
     if isinstance(report, Report):
-        return report
+        return report.to_bytes()
     try:
-        return Report.from_bytes(report)
+        return Report.from_bytes(report).to_bytes()
     except (ParseError, TypeError) as exc:
         raise InvalidParameterError(
             f"report must be a Report or 432 bytes: {exc}", call=QuoteExCall.GET_QUOTE_EX

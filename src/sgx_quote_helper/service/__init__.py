@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import Callable
 
 from sgx_quote_helper.backends import create_backend
-from sgx_quote_helper.backends._certification import CachedPckSource, pck_source_for
-from sgx_quote_helper.pccs import PccsClient
+from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.service._config import (
     DEFAULT_SOCKET,
     ENV_PREFIX,
@@ -26,31 +24,18 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
     """Everything that can fail before binding: PCK source, backend, metrics."""
     metrics = DaemonMetrics()
     state_dir = config.effective_state_dir()
-    closers: list[Callable[[], None]] = []
 
     def count(outcome: str) -> None:
         metrics.pck_fetches.labels(outcome=outcome).inc()
 
-    if config.pccs_url:
-        # Built here rather than by pck_source_for so that the daemon can close
-        # the client's connection pool when it stops.
-        client = PccsClient(
-            config.pccs_url, verify_tls=not config.pccs_insecure, ca_file=config.pccs_ca_file
-        )
-        closers.append(client.close)
-        source = CachedPckSource(
-            client.get_pck_certificate,
-            state_dir / "pck-cache",
-            description=f"the PCCS at {config.pccs_url}",
-            on_outcome=count,
-        )
-    else:
-        source = pck_source_for(
-            pccs_url=None,
-            platform_dir=config.platform,
-            cache_dir=state_dir / "pck-cache",
-            on_outcome=count,
-        )
+    source = pck_source_for(
+        pccs_url=config.pccs_url,
+        platform_dir=config.platform,
+        cache_dir=state_dir / "pck-cache",
+        pccs_insecure=config.pccs_insecure,
+        pccs_ca_file=config.pccs_ca_file,
+        on_outcome=count,
+    )
     try:
         backend = create_backend(
             config.backend,
@@ -62,11 +47,11 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
             upstream=config.upstream,
         )
     except BaseException:
-        for close in closers:
-            close()
+        source.close()
         raise
+    # The source's PCCS client (if any) is closed when the daemon stops.
     return QuoteHelperServer(
-        config, backend, metrics=metrics, refresh_pck=source.refresh_all, on_close=closers
+        config, backend, metrics=metrics, refresh_pck=source.refresh_all, on_close=[source.close]
     )
 
 

@@ -41,9 +41,8 @@ from sgx_quote_helper.aesm import (
     check_select_att_key_id,
     select_att_key_id,
 )
-from sgx_quote_helper.backends import SimBackend
 from sgx_quote_helper.backends._base import InitQuoteResult, QuoteBackend, QuoteError
-from sgx_quote_helper.sgx import AttKeyId, QeReportInfo, Report
+from sgx_quote_helper.sgx import AttKeyId, QeReportInfo
 from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
 
 _log = logging.getLogger("sgx_quote_helper.service")
@@ -69,17 +68,13 @@ class AesmLogic:
     def __init__(self, backend: QuoteBackend, is_ready: Callable[[], bool]) -> None:
         self._backend = backend
         self._is_ready = is_ready
-        self._supported = [key_id.to_bytes() for key_id in backend.supported_att_key_ids()]
+        supported = backend.supported_att_key_ids()
+        self._supported = [key_id.to_bytes() for key_id in supported]
         # The validators have matched the first 158 bytes against a supported
-        # id before a backend call, so parsing is a lookup, done once here.
-        self._key_ids = {
-            key_id[:ATT_KEY_ID_BASE_SIZE]: AttKeyId.from_bytes(key_id[:ATT_KEY_ID_BASE_SIZE])
-            for key_id in self._supported
-        }
+        # id before a backend call, so parsing is a lookup of the backend's own
+        # key id object, done once here.
+        self._key_ids = {key_id.base.to_bytes(): key_id.base for key_id in supported}
         self._initialized: dict[bytes, InitQuoteResult] = {}
-        # The simulated QE checks the REPORT MAC over the raw 432 bytes; handing
-        # it those bytes saves a parse and a re-serialization per quote.
-        self._raw_reports = isinstance(backend, SimBackend)
 
     @property
     def supported_att_key_ids(self) -> list[bytes]:
@@ -185,12 +180,7 @@ class AesmLogic:
         qe_report_info = QeReportInfo.from_bytes(echo) if echo is not None else None
         key_id = self._key_id(request.att_key_id)
         try:
-            if self._raw_reports:
-                assert isinstance(self._backend, SimBackend)
-                result = self._backend.get_quote(request.report, key_id, qe_report_info)
-            else:
-                report = Report.from_bytes(request.report)
-                result = self._backend.get_quote(report, key_id, qe_report_info)
+            result = self._backend.get_quote(request.report, key_id, qe_report_info)
         except QuoteError as exc:
             return GetQuoteExResponse(
                 error_code=self._failed(exc, request.att_key_id, "GetQuoteEx"),
@@ -200,7 +190,10 @@ class AesmLogic:
             # sgx_ql_get_quote refuses a buffer that is too small.
             return GetQuoteExResponse(error_code=AesmError.PARAMETER_ERROR, qe_report_info=echo)
         # The reply carries the whole zero-padded buffer of buf_size bytes.
-        quote = result.quote + bytes(request.buf_size - len(result.quote))
+        quote = result.quote
+        padding = request.buf_size - len(quote)
+        if padding:
+            quote += bytes(padding)
         filled = result.qe_report_info.to_bytes() if result.qe_report_info is not None else echo
         return GetQuoteExResponse(error_code=0, quote=quote, qe_report_info=filled)
 

@@ -24,6 +24,10 @@ RAW_SIGNATURE_SIZE = 2 * P256_COORDINATE_SIZE
 #: Bytes of a raw ``x‖y`` public key.
 RAW_PUBLIC_KEY_SIZE = 2 * P256_COORDINATE_SIZE
 
+#: The signature algorithm of quotes; immutable, so built once rather than per signature.
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_P256_LIMIT = 1 << (8 * P256_COORDINATE_SIZE)
+
 
 def ecdsa_signature_to_raw(der: bytes) -> bytes:
     """A DER ``ECDSA-Sig-Value`` as the 64-byte ``r‖s`` a quote carries."""
@@ -31,8 +35,7 @@ def ecdsa_signature_to_raw(der: bytes) -> bytes:
         r, s = decode_dss_signature(der)
     except ValueError as exc:
         raise ParseError(f"not a DER ECDSA signature: {exc}") from None
-    limit = 1 << (8 * P256_COORDINATE_SIZE)
-    if not (0 <= r < limit and 0 <= s < limit):
+    if not (0 <= r < _P256_LIMIT and 0 <= s < _P256_LIMIT):
         raise ParseError("ECDSA signature values do not fit P-256 (32 bytes each)")
     return r.to_bytes(P256_COORDINATE_SIZE, "big") + s.to_bytes(P256_COORDINATE_SIZE, "big")
 
@@ -70,7 +73,7 @@ def ec_public_key_from_raw(raw: bytes) -> ec.EllipticCurvePublicKey:
 
 def ecdsa_sign_raw(private_key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
     """ECDSA-P256-SHA256 over ``data``, as the raw ``r‖s`` a quote carries."""
-    return ecdsa_signature_to_raw(private_key.sign(data, ec.ECDSA(hashes.SHA256())))
+    return ecdsa_signature_to_raw(private_key.sign(data, _ECDSA_SHA256))
 
 
 def ecdsa_verify_raw(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes) -> bool:
@@ -82,7 +85,7 @@ def ecdsa_verify_raw(public_key: ec.EllipticCurvePublicKey, signature: bytes, da
     if len(signature) != RAW_SIGNATURE_SIZE:
         return False
     try:
-        public_key.verify(ecdsa_signature_from_raw(signature), data, ec.ECDSA(hashes.SHA256()))
+        public_key.verify(ecdsa_signature_from_raw(signature), data, _ECDSA_SHA256)
     except InvalidSignature:
         return False
     return True
