@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.pcs import serve
-from sgx_quote_helper.service._logging import configure_logging
 
 DEFAULT_LISTEN = "127.0.0.1:8081"
 

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 
+from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.backends import create_backend
 from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.service._config import (
@@ -15,7 +16,6 @@ from sgx_quote_helper.service._config import (
     ServiceConfig,
     load_config,
 )
-from sgx_quote_helper.service._logging import configure_logging
 from sgx_quote_helper.service._metrics import DaemonMetrics
 from sgx_quote_helper.service._server import PeerCredentials, QuoteHelperServer, StartupError
 

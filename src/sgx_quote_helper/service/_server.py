@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from sgx_quote_helper._logging import log_event
 from sgx_quote_helper.aesm import (
     CONNECTION_CLOSED,
     MAX_REQUEST_BODY_SIZE,
@@ -68,7 +69,6 @@ from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.platform import ATTESTATION_KEY_FILE
 from sgx_quote_helper.service._admin import AdminServer
 from sgx_quote_helper.service._config import ServiceConfig
-from sgx_quote_helper.service._logging import log_event
 from sgx_quote_helper.service._logic import AesmLogic
 from sgx_quote_helper.service._metrics import DaemonMetrics
 from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID

@@ -1,4 +1,4 @@
-"""Structured log lines for long-running commands (daemon, PCCS).
+"""Structured log lines for long-running commands (daemon, PCCS); shared by both.
 
 Each record is one line: an event name plus key=value fields, either as text
 (``2026-01-01T00:00:00Z info quote.served type=GetQuoteEx uid=1000``) or as one
