@@ -11,7 +11,10 @@ sgx_quote_helper serve``) and every client a separate process:
    32 others request quotes.
 
 ``--profile`` runs the daemon under cProfile and prints where its time goes;
-``--loop uvloop`` runs it on uvloop (if installed) to compare event loops.
+``--loop uvloop`` runs it on uvloop (if installed) to compare event loops;
+``--loadgen python`` uses Python clients instead of the native C client
+(``bench/loadgen.c``, the default when a C compiler exists), whose lower CPU per
+request leaves the daemon its core on a 2-core machine.
 Results go to stdout and to ``bench/results/daemon-<time>.json``.
 """
 
@@ -38,7 +41,7 @@ from pathlib import Path
 
 import httpx
 
-from bench._loadgen import LoadResult, _exchange, run_clients
+from bench._loadgen import LoadResult, _exchange, native_client, run_clients
 from sgx_quote_helper._cli import main as cli_main
 from sgx_quote_helper.aesm import (
     MAX_RESPONSE_BODY_SIZE,
@@ -200,9 +203,13 @@ def _cpu_sampler(pid: int) -> tuple[Callable[[float, float], None], list[float]]
     return on_window, samples
 
 
-def _throughput(daemon: Daemon, frame: Path, clients: int, duration: float) -> dict[str, object]:
+def _throughput(
+    daemon: Daemon, frame: Path, clients: int, duration: float, native: Path | None
+) -> dict[str, object]:
     on_window, samples = _cpu_sampler(daemon.process.pid)
-    result: LoadResult = run_clients(daemon.socket, frame, clients, duration, on_window=on_window)
+    result: LoadResult = run_clients(
+        daemon.socket, frame, clients, duration, on_window=on_window, native=native
+    )
     cpu = samples[1] - samples[0]  # over exactly the measured window
     count = len(result.latencies)
     cpu_per_quote = cpu / count if count else float("nan")
@@ -220,12 +227,14 @@ def _throughput(daemon: Daemon, frame: Path, clients: int, duration: float) -> d
     }
 
 
-def _starvation(daemon: Daemon, quote: Path, count: Path, duration: float) -> dict[str, object]:
+def _starvation(
+    daemon: Daemon, quote: Path, count: Path, duration: float, native: Path | None
+) -> dict[str, object]:
     """Key-id count latency from one client while 32 others request quotes."""
     box: dict[str, LoadResult] = {}
 
     def load() -> None:
-        box["load"] = run_clients(daemon.socket, quote, 32, duration + 2, warmup=0.5)
+        box["load"] = run_clients(daemon.socket, quote, 32, duration + 2, warmup=0.5, native=native)
 
     thread = threading.Thread(target=load)
     thread.start()
@@ -272,10 +281,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequential", type=int, default=2000, help="quotes for the latency run")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--profile", action="store_true", help="run the daemon under cProfile")
+    parser.add_argument(
+        "--loadgen",
+        choices=("native", "python"),
+        default="native",
+        help="client processes in C (default, when cc exists) or Python",
+    )
     args = parser.parse_args(argv)
+    native = native_client() if args.loadgen == "native" else None
 
     levels = [int(item) for item in args.clients.split(",") if item]
-    results: dict[str, object] = {"machine_before": _machine(), "loop": args.loop}
+    results: dict[str, object] = {
+        "machine_before": _machine(),
+        "loop": args.loop,
+        "loadgen": "native" if native is not None else "python",
+    }
     work = Path(tempfile.mkdtemp(prefix="sqh-bench-"))
     profile = work / "daemon.prof" if args.profile else None
     try:
@@ -288,11 +308,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"single client, sequential: {results['single_client_sequential']}")
             rows = []
             for clients in levels:
-                row = _throughput(daemon, quote, clients, args.duration)
+                row = _throughput(daemon, quote, clients, args.duration, native)
                 rows.append(row)
                 print(f"{clients:3d} clients: {row}")
             results["throughput"] = rows
-            results["starvation"] = _starvation(daemon, quote, count, args.duration)
+            results["starvation"] = _starvation(daemon, quote, count, args.duration, native)
             print(f"GetSupportedAttKeyIDNum under 32-client quote load: {results['starvation']}")
         results["machine_after"] = _machine()
         RESULTS.mkdir(exist_ok=True)
