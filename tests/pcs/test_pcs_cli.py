@@ -75,6 +75,18 @@ def test_init_refuses_an_existing_directory_and_pcs_is_not_the_sim_dir(
     assert f"pass the simulation directory {sim_dir}" in err
 
 
+def test_init_on_an_unusable_path_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = _run(capsys, "sim", "init", str(blocker))
+    assert code == 1
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert f"cannot create the manufacturer directory {blocker / 'pcs'}" in err
+
+
 def test_add_platform_with_its_own_fmspc_and_ca(
     sim_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -182,6 +182,13 @@ def test_trust_anchor_must_be_a_self_signed_p256_root() -> None:
     assert TrustAnchor.from_bytes(pem).is_intel
 
 
+def test_unparsable_trust_anchor_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-root.json"
+    path.write_text("{}")
+    with pytest.raises(UsageError, match=r"root CA certificate '.*not-a-root\.json': not a DER"):
+        TrustAnchor.from_file(path)
+
+
 # -- tampering with any signed byte -------------------------------------------
 
 CERT_DATA = 1052

@@ -69,4 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 141
+    except OSError as exc:
+        # Last resort for a file-system or socket failure no command anticipated:
+        # still one line naming the path and the cause, never a traceback.
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(
+            f"sgx-quote-helper: error: {exc.strerror or exc}{where}; check that the path "
+            "exists, has the expected type and is accessible to this user",
+            file=sys.stderr,
+        )
+        return 1
     return code

@@ -208,8 +208,15 @@ class Manufacturer:
             raise ManufacturerDirectoryError(f"the PCCS URL must be http(s)://, not {pccs_url!r}")
         pccs_url = pccs_url.rstrip("/")
         now = to_utc_seconds(clock())
-        pcs_dir.mkdir(parents=True, exist_ok=True)
-        pcs_dir.chmod(0o755)
+        try:
+            pcs_dir.mkdir(parents=True, exist_ok=True)
+            pcs_dir.chmod(0o755)
+        except OSError as exc:
+            raise ManufacturerDirectoryError(
+                f"cannot create the manufacturer directory {pcs_dir}: "
+                f"{exc.strerror or exc}; check that {sim_path} is a directory (or can be "
+                "created) and is writable"
+            ) from exc
 
         keys = {name: ec.generate_private_key(ec.SECP256R1()) for name in _KEY_FILES}
         root_url = root_crl_url(pccs_url)

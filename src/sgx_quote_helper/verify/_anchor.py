@@ -97,7 +97,10 @@ class TrustAnchor:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read root CA certificate {os.fspath(path)!r}: {exc}") from exc
-        return cls.from_bytes(data)
+        try:
+            return cls.from_bytes(data)
+        except UsageError as exc:
+            raise UsageError(f"root CA certificate {os.fspath(path)!r}: {exc}") from exc
 
     @property
     def key_id(self) -> bytes:
