@@ -27,7 +27,8 @@ from daemon_support import (
 )
 
 from sgx_quote_helper._cli import main
-from sgx_quote_helper.service import StartupError, build_server
+from sgx_quote_helper.errors import UsageError
+from sgx_quote_helper.service import StartupError, build_server, load_config
 
 NOBODY = 65534
 COUNT_REPLY = bytes.fromhex("07000000 aa0104 0800 1001")
@@ -216,3 +217,24 @@ def test_serve_refuses_a_live_socket_with_one_clear_line(
         assert err.startswith("sgx-quote-helper: error: another quote helper is already serving")
         assert "Traceback" not in err
         assert intel_client(config.socket, GET_SUPPORTED_NUM) == COUNT_REPLY
+
+
+def test_unusable_platform_or_state_dir_fails_before_binding(
+    make_config: MakeConfig, run_dir: Path
+) -> None:
+    """Startup names the directory at fault and leaves no socket behind."""
+    with pytest.raises(StartupError, match=r"platform directory .* does not exist"):
+        build_server(make_config(platform=str(run_dir / "no-such-platform")))
+    blocker = run_dir / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StartupError, match=r"state directory .* is not usable"):
+        build_server(make_config(state_dir=str(blocker / "state")))
+    assert not (run_dir / "aesm.socket").exists()
+
+
+def test_unavailable_backends_say_so_before_asking_for_sim_inputs(run_dir: Path) -> None:
+    config = load_config(
+        {"backend": "proxy", "upstream": str(run_dir / "upstream.socket")}, environ={}
+    )
+    with pytest.raises(UsageError, match="'proxy' backend is not available yet"):
+        build_server(config)

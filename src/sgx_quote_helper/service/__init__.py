@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import tempfile
+from pathlib import Path
 
 from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.backends import create_backend
@@ -20,10 +22,34 @@ from sgx_quote_helper.service._metrics import DaemonMetrics
 from sgx_quote_helper.service._server import PeerCredentials, QuoteHelperServer, StartupError
 
 
+def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
+    """Fail before binding when the platform or the state directory is unusable."""
+    if config.platform is not None and not config.platform.is_dir():
+        raise StartupError(
+            f"the platform directory {config.platform} does not exist or is not a "
+            "directory (create one with `sgx-quote-helper sim init DIR` and pass DIR/platform)"
+        )
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=state_dir):
+            pass
+    except OSError as exc:
+        raise StartupError(
+            f"the state directory {state_dir} is not usable ({exc.strerror}): the sealed "
+            "attestation key and the PCK chain cache live there; check --state-dir, its "
+            "owner and its mode"
+        ) from None
+
+
 def build_server(config: ServiceConfig) -> QuoteHelperServer:
-    """Everything that can fail before binding: PCK source, backend, metrics."""
+    """Everything that can fail before binding: directories, PCK source, backend, metrics."""
     metrics = DaemonMetrics()
     state_dir = config.effective_state_dir()
+    if config.backend != "sim":
+        # Only the simulated backend is available in this release; say so
+        # before asking for what only the sim backend needs.
+        create_backend(config.backend, upstream=config.upstream)
+    _check_directories(config, state_dir)
 
     def count(outcome: str) -> None:
         metrics.pck_fetches.labels(outcome=outcome).inc()
