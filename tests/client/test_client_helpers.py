@@ -22,8 +22,6 @@ import contextlib
 import datetime
 import functools
 import hashlib
-import json
-import os
 import shutil
 import socket
 import tempfile
@@ -38,6 +36,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from unprivileged import NOBODY as NOBODY
+from unprivileged import run_as_nobody as run_as_nobody
 
 from sgx_quote_helper import client
 from sgx_quote_helper.aesm import (
@@ -75,7 +75,6 @@ from sgx_quote_helper.platform import (
 from sgx_quote_helper.service import QuoteHelperServer, ServiceConfig
 from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, QeReportInfo, Report, TargetInfo
 
-NOBODY = 65534
 KEY_ID = DEFAULT_ECDSA_ATT_KEY_ID.to_bytes()
 
 
@@ -467,38 +466,6 @@ def running_daemon(
         return QuoteHelperServer(settings, backend)
 
     return running_server(make, wait_ready=wait_ready)
-
-
-# ---- privilege drop ---------------------------------------------------------------------------
-
-
-def run_as_nobody(check: Callable[[], dict[str, object]]) -> dict[str, object]:
-    """Run ``check`` in a forked child with uid/gid 65534 and no groups; return its JSON."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into pytest
-        status = 1
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            payload = check()
-            status = 0
-        except BaseException as exc:
-            payload = {"child_error": repr(exc)}
-        finally:
-            try:
-                os.write(write_end, json.dumps(payload).encode())
-            finally:
-                os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        output = pipe.read()
-    _, wait_status = os.waitpid(pid, 0)
-    result: dict[str, object] = json.loads(output)
-    assert os.waitstatus_to_exitcode(wait_status) == 0, result
-    return result
 
 
 def error_facts(exc: client.QuoteClientError) -> dict[str, object]:

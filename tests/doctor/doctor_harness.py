@@ -9,19 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
-import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from unprivileged import NOBODY as NOBODY
+from unprivileged import run_as_nobody as run_as_nobody
+
 from sgx_quote_helper._cli import main
 from sgx_quote_helper.service import QuoteHelperServer, build_server, load_config
-
-NOBODY = 65534
 
 
 def sim_init(directory: Path) -> Path:
@@ -105,37 +104,3 @@ def free_tcp_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-def run_as_nobody(task: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``task`` in a forked child as uid/gid 65534 without groups; return its JSON.
-
-    A child, because root ignores socket permissions (the test could not fail
-    as root) and ``nobody`` cannot exec the venv's python under ``/root``.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child never returns into pytest
-        status = 1
-        payload: dict[str, Any]
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            payload = task()
-            status = 0
-        except BaseException as exc:
-            payload = {"child_error": repr(exc)}
-        finally:
-            try:
-                os.write(write_end, json.dumps(payload).encode())
-            finally:
-                os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        output = pipe.read()
-    _, wait_status = os.waitpid(pid, 0)
-    result: dict[str, Any] = json.loads(output)
-    assert os.waitstatus_to_exitcode(wait_status) == 0, result
-    return result

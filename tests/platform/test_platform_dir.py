@@ -13,12 +13,13 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from unprivileged import NOBODY, run_as_nobody
 
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.platform import (
@@ -33,7 +34,6 @@ from sgx_quote_helper.platform import (
 )
 from sgx_quote_helper.sgx._status import SgxStatus
 
-NOBODY = 65534
 PROVISIONING_GROUP = 4242  # any gid nobody is not in
 
 
@@ -71,37 +71,6 @@ def _create(path: Path, ppid_key_pem: str, *, gid: int | None = None) -> Platfor
         ppid_encryption_key_pem=ppid_key_pem,
         provisioning_gid=gid,
     )
-
-
-def run_as_nobody(
-    check: Callable[[], dict[str, object]], *, groups: list[int]
-) -> dict[str, object]:
-    """Run ``check`` in a forked child with uid/gid 65534 and ``groups``; return its JSON."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into pytest
-        status = 1
-        try:
-            os.close(read_end)
-            os.setgroups(groups)
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            payload = check()
-            status = 0
-        except BaseException as exc:
-            payload = {"child_error": repr(exc)}
-        finally:
-            try:
-                os.write(write_end, json.dumps(payload).encode())
-            finally:
-                os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        output = pipe.read()
-    _, wait_status = os.waitpid(pid, 0)
-    result: dict[str, object] = json.loads(output)
-    assert os.waitstatus_to_exitcode(wait_status) == 0, result
-    return result
 
 
 def _try_read(path: Path) -> str:

@@ -343,7 +343,18 @@ class Quoter(Protocol):
         qe_report_info: QeReportInfo | bytes | None = None,
         verify_qe_report: bool = False,
         check_qe_report_mac: QeReportMacCheck | None = None,
-    ) -> bytes: ...
+    ) -> bytes:
+        """The quote of ``report`` (a REPORT targeted at the QE), exactly its size.
+
+        Quoters that subclass this protocol inherit this: the quote of
+        :meth:`get_quote_result`.
+        """
+        return self.get_quote_result(
+            report,
+            qe_report_info=qe_report_info,
+            verify_qe_report=verify_qe_report,
+            check_qe_report_mac=check_qe_report_mac,
+        ).quote
 
     def get_quote_result(
         self,
@@ -377,177 +388,8 @@ class AsyncQuoter(Protocol):
         qe_report_info: QeReportInfo | bytes | None = None,
         verify_qe_report: bool = False,
         check_qe_report_mac: QeReportMacCheck | None = None,
-    ) -> bytes: ...
-
-    async def get_quote_result(
-        self,
-        report: Report | bytes,
-        *,
-        qe_report_info: QeReportInfo | bytes | None = None,
-        verify_qe_report: bool = False,
-        check_qe_report_mac: QeReportMacCheck | None = None,
-    ) -> QuoteResult: ...
-
-    async def aclose(self) -> None: ...
-
-
-class _OutOfProcessBase:
-    _entry_point = "OutOfProcessQuoter()"
-
-    def __init__(
-        self,
-        socket_path: str | os.PathLike[str] | None,
-        timeout: float,
-        att_key_id: AttKeyIdLike,
-        retry: RetryPolicy | None,
-        entry_point: str | None,
-    ) -> None:
-        by = entry_point or self._entry_point
-        check_mode(Mode.OUT_OF_PROCESS, by)
-        self._key = att_key_id
-        self._retry = retry or RetryPolicy()
-        self._make_client(socket_path, timeout)
-        fix_mode(Mode.OUT_OF_PROCESS, by)
-
-    def _make_client(self, socket_path: str | os.PathLike[str] | None, timeout: float) -> None:
-        raise NotImplementedError
-
-    @property
-    def mode(self) -> Mode:
-        return Mode.OUT_OF_PROCESS
-
-
-class OutOfProcessQuoter(_OutOfProcessBase):
-    """Quotes through the quote helper (or aesmd) on the AESM socket, blocking.
-
-    Making one fixes the process to out-of-process quoting (see
-    :func:`~sgx_quote_helper.client.out_of_process`).
-    """
-
-    client: AesmClient
-
-    def __init__(
-        self,
-        socket_path: str | os.PathLike[str] | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        att_key_id: AttKeyIdLike = DEFAULT_ECDSA_ATT_KEY_ID,
-        retry: RetryPolicy | None = None,
-        _entry_point: str | None = None,
-    ) -> None:
-        super().__init__(socket_path, timeout, att_key_id, retry, _entry_point)
-
-    def _make_client(self, socket_path: str | os.PathLike[str] | None, timeout: float) -> None:
-        self.client = AesmClient(socket_path, timeout)
-
-    @property
-    def socket_path(self) -> str:
-        return self.client.socket_path
-
-    def describe(self) -> str:
-        return f"out-of-process via {self.client.socket_path}"
-
-    def __repr__(self) -> str:
-        return f"OutOfProcessQuoter({self.client.socket_path!r})"
-
-    def _run(self, flow: Flow[T]) -> T:
-        return run_flow(flow, self.client.transport)
-
-    def get_target_info(self) -> TargetInfo:
-        """The QE's target info, to make the application REPORT for (EREPORT)."""
-        return self._run(target_info_flow(self._key, self._retry, self.client.timeout_ms))
-
-    def get_quote_size(self) -> int:
-        return self._run(quote_size_flow(self._key, self._retry, self.client.timeout_ms))
-
-    def get_quote(
-        self,
-        report: Report | bytes,
-        *,
-        qe_report_info: QeReportInfo | bytes | None = None,
-        verify_qe_report: bool = False,
-        check_qe_report_mac: QeReportMacCheck | None = None,
     ) -> bytes:
-        """The quote of ``report`` (a REPORT targeted at the QE), exactly its size."""
-        return self.get_quote_result(
-            report,
-            qe_report_info=qe_report_info,
-            verify_qe_report=verify_qe_report,
-            check_qe_report_mac=check_qe_report_mac,
-        ).quote
-
-    def get_quote_result(
-        self,
-        report: Report | bytes,
-        *,
-        qe_report_info: QeReportInfo | bytes | None = None,
-        verify_qe_report: bool = False,
-        check_qe_report_mac: QeReportMacCheck | None = None,
-    ) -> QuoteResult:
-        """The quote and, if ``qe_report_info`` was given, the filled-in QE report info."""
-        info = check_quote_args(qe_report_info, verify_qe_report)
-        flow = quote_flow(
-            report,
-            self._key,
-            info,
-            verify_qe_report,
-            check_qe_report_mac,
-            self._retry,
-            self.client.timeout_ms,
-        )
-        return self._run(flow)
-
-    def close(self) -> None:
-        """Nothing to release: every call uses its own connection."""
-
-
-class AsyncOutOfProcessQuoter(_OutOfProcessBase):
-    """The asyncio twin of :class:`OutOfProcessQuoter`."""
-
-    _entry_point = "AsyncOutOfProcessQuoter()"
-    client: AsyncAesmClient
-
-    def __init__(
-        self,
-        socket_path: str | os.PathLike[str] | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        att_key_id: AttKeyIdLike = DEFAULT_ECDSA_ATT_KEY_ID,
-        retry: RetryPolicy | None = None,
-        _entry_point: str | None = None,
-    ) -> None:
-        super().__init__(socket_path, timeout, att_key_id, retry, _entry_point)
-
-    def _make_client(self, socket_path: str | os.PathLike[str] | None, timeout: float) -> None:
-        self.client = AsyncAesmClient(socket_path, timeout)
-
-    @property
-    def socket_path(self) -> str:
-        return self.client.socket_path
-
-    def describe(self) -> str:
-        return f"out-of-process via {self.client.socket_path}"
-
-    def __repr__(self) -> str:
-        return f"AsyncOutOfProcessQuoter({self.client.socket_path!r})"
-
-    async def _run(self, flow: Flow[T]) -> T:
-        return await run_flow_async(flow, self.client.transport)
-
-    async def get_target_info(self) -> TargetInfo:
-        return await self._run(target_info_flow(self._key, self._retry, self.client.timeout_ms))
-
-    async def get_quote_size(self) -> int:
-        return await self._run(quote_size_flow(self._key, self._retry, self.client.timeout_ms))
-
-    async def get_quote(
-        self,
-        report: Report | bytes,
-        *,
-        qe_report_info: QeReportInfo | bytes | None = None,
-        verify_qe_report: bool = False,
-        check_qe_report_mac: QeReportMacCheck | None = None,
-    ) -> bytes:
+        """The quote of :meth:`get_quote_result` (inherited by subclasses)."""
         result = await self.get_quote_result(
             report,
             qe_report_info=qe_report_info,
@@ -563,9 +405,64 @@ class AsyncOutOfProcessQuoter(_OutOfProcessBase):
         qe_report_info: QeReportInfo | bytes | None = None,
         verify_qe_report: bool = False,
         check_qe_report_mac: QeReportMacCheck | None = None,
-    ) -> QuoteResult:
+    ) -> QuoteResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _OutOfProcessBase:
+    """What the blocking and asyncio out-of-process quoters share; they only add the I/O."""
+
+    _entry_point = "OutOfProcessQuoter()"
+    client: AesmClient | AsyncAesmClient
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        att_key_id: AttKeyIdLike = DEFAULT_ECDSA_ATT_KEY_ID,
+        retry: RetryPolicy | None = None,
+        _entry_point: str | None = None,
+    ) -> None:
+        by = _entry_point or self._entry_point
+        check_mode(Mode.OUT_OF_PROCESS, by)
+        self._key = att_key_id
+        self._retry = retry or RetryPolicy()
+        self._make_client(socket_path, timeout)
+        fix_mode(Mode.OUT_OF_PROCESS, by)
+
+    def _make_client(self, socket_path: str | os.PathLike[str] | None, timeout: float) -> None:
+        raise NotImplementedError
+
+    @property
+    def mode(self) -> Mode:
+        return Mode.OUT_OF_PROCESS
+
+    @property
+    def socket_path(self) -> str:
+        return self.client.socket_path
+
+    def describe(self) -> str:
+        return f"out-of-process via {self.client.socket_path}"
+
+    # The flows each call runs; the subclasses carry them out with their I/O.
+
+    def _target_info_flow(self) -> Flow[TargetInfo]:
+        return target_info_flow(self._key, self._retry, self.client.timeout_ms)
+
+    def _quote_size_flow(self) -> Flow[int]:
+        return quote_size_flow(self._key, self._retry, self.client.timeout_ms)
+
+    def _quote_flow(
+        self,
+        report: Report | bytes,
+        qe_report_info: QeReportInfo | bytes | None,
+        verify_qe_report: bool,
+        check_qe_report_mac: QeReportMacCheck | None,
+    ) -> Flow[QuoteResult]:
         info = check_quote_args(qe_report_info, verify_qe_report)
-        flow = quote_flow(
+        return quote_flow(
             report,
             self._key,
             info,
@@ -574,6 +471,79 @@ class AsyncOutOfProcessQuoter(_OutOfProcessBase):
             self._retry,
             self.client.timeout_ms,
         )
+
+
+class OutOfProcessQuoter(_OutOfProcessBase, Quoter):
+    """Quotes through the quote helper (or aesmd) on the AESM socket, blocking.
+
+    Making one fixes the process to out-of-process quoting (see
+    :func:`~sgx_quote_helper.client.out_of_process`).
+    """
+
+    client: AesmClient
+
+    def _make_client(self, socket_path: str | os.PathLike[str] | None, timeout: float) -> None:
+        self.client = AesmClient(socket_path, timeout)
+
+    def __repr__(self) -> str:
+        return f"OutOfProcessQuoter({self.client.socket_path!r})"
+
+    def _run(self, flow: Flow[T]) -> T:
+        return run_flow(flow, self.client.transport)
+
+    def get_target_info(self) -> TargetInfo:
+        """The QE's target info, to make the application REPORT for (EREPORT)."""
+        return self._run(self._target_info_flow())
+
+    def get_quote_size(self) -> int:
+        return self._run(self._quote_size_flow())
+
+    def get_quote_result(
+        self,
+        report: Report | bytes,
+        *,
+        qe_report_info: QeReportInfo | bytes | None = None,
+        verify_qe_report: bool = False,
+        check_qe_report_mac: QeReportMacCheck | None = None,
+    ) -> QuoteResult:
+        """The quote and, if ``qe_report_info`` was given, the filled-in QE report info."""
+        flow = self._quote_flow(report, qe_report_info, verify_qe_report, check_qe_report_mac)
+        return self._run(flow)
+
+    def close(self) -> None:
+        """Nothing to release: every call uses its own connection."""
+
+
+class AsyncOutOfProcessQuoter(_OutOfProcessBase, AsyncQuoter):
+    """The asyncio twin of :class:`OutOfProcessQuoter`."""
+
+    _entry_point = "AsyncOutOfProcessQuoter()"
+    client: AsyncAesmClient
+
+    def _make_client(self, socket_path: str | os.PathLike[str] | None, timeout: float) -> None:
+        self.client = AsyncAesmClient(socket_path, timeout)
+
+    def __repr__(self) -> str:
+        return f"AsyncOutOfProcessQuoter({self.client.socket_path!r})"
+
+    async def _run(self, flow: Flow[T]) -> T:
+        return await run_flow_async(flow, self.client.transport)
+
+    async def get_target_info(self) -> TargetInfo:
+        return await self._run(self._target_info_flow())
+
+    async def get_quote_size(self) -> int:
+        return await self._run(self._quote_size_flow())
+
+    async def get_quote_result(
+        self,
+        report: Report | bytes,
+        *,
+        qe_report_info: QeReportInfo | bytes | None = None,
+        verify_qe_report: bool = False,
+        check_qe_report_mac: QeReportMacCheck | None = None,
+    ) -> QuoteResult:
+        flow = self._quote_flow(report, qe_report_info, verify_qe_report, check_qe_report_mac)
         return await self._run(flow)
 
     async def aclose(self) -> None:

@@ -43,7 +43,12 @@ from sgx_quote_helper.backends import (
     create_backend,
 )
 from sgx_quote_helper.backends._certification import pck_source_for
-from sgx_quote_helper.client._dcap import QeReportMacCheck, check_quote_args
+from sgx_quote_helper.client._dcap import (
+    AsyncQuoter,
+    QeReportMacCheck,
+    Quoter,
+    check_quote_args,
+)
 from sgx_quote_helper.client._dcap import verify_qe_report as _verify_qe_report
 from sgx_quote_helper.client._errors import (
     AttestationKeyNotInitializedError,
@@ -79,6 +84,11 @@ from sgx_quote_helper.sgx import (
 T = TypeVar("T")
 
 _WHERE = "in-process"
+
+_KEY_MADE_HINT = (
+    "The attestation key was only initialized by this call: make the REPORT for the target "
+    "info get_target_info returns."
+)
 
 
 def default_state_dir(platform_dir: str | os.PathLike[str]) -> Path:
@@ -116,7 +126,7 @@ def _key_base(att_key_id: AttKeyIdExt | bytes) -> AttKeyId:
         raise InvalidParameterError(f"att_key_id: {exc}") from exc
 
 
-class InProcessQuoter:
+class InProcessQuoter(Quoter):
     """Quotes with a QE3/PCE hosted in this process (DCAP's in-process mode).
 
     Usually made by :func:`~sgx_quote_helper.client.in_process`; making one
@@ -171,33 +181,27 @@ class InProcessQuoter:
             QuoteExCall.INIT_QUOTE_EX, lambda: self.backend.init_quote(self._key).target_info
         )
 
-    def get_quote_size(self) -> int:
-        def size() -> int:
-            return self._call(
-                QuoteExCall.GET_QUOTE_SIZE_EX, lambda: self.backend.quote_size(self._key)
-            )
+    def _with_key(self, call: QuoteExCall, action: Callable[[], T], rejected_hint: str = "") -> T:
+        """``action``; if the key was not initialized, initialize it and try once more.
 
+        DCAP needs ``sgx_qe_get_target_info`` first; the key is made on demand
+        here. A REPORT rejected on the second try gets ``rejected_hint``.
+        """
         try:
-            return size()
+            return self._call(call, action)
         except AttestationKeyNotInitializedError:
             self.get_target_info()
-            return size()
+            try:
+                return self._call(call, action)
+            except ReportRejectedError as exc:
+                if rejected_hint:
+                    exc.hints = (rejected_hint, *exc.hints)
+                raise
 
-    def get_quote(
-        self,
-        report: Report | bytes,
-        *,
-        qe_report_info: QeReportInfo | bytes | None = None,
-        verify_qe_report: bool = False,
-        check_qe_report_mac: QeReportMacCheck | None = None,
-    ) -> bytes:
-        """The quote of ``report`` (a REPORT targeted at the QE)."""
-        return self.get_quote_result(
-            report,
-            qe_report_info=qe_report_info,
-            verify_qe_report=verify_qe_report,
-            check_qe_report_mac=check_qe_report_mac,
-        ).quote
+    def get_quote_size(self) -> int:
+        return self._with_key(
+            QuoteExCall.GET_QUOTE_SIZE_EX, lambda: self.backend.quote_size(self._key)
+        )
 
     def get_quote_result(
         self,
@@ -210,26 +214,11 @@ class InProcessQuoter:
         """The quote and the filled-in QE report info (when one was given)."""
         info = check_quote_args(qe_report_info, verify_qe_report)
         parsed = _report_arg(report)
-
-        def quote() -> QuoteResult:
-            return self._call(
-                QuoteExCall.GET_QUOTE_EX, lambda: self.backend.get_quote(parsed, self._key, info)
-            )
-
-        try:
-            result = quote()
-        except AttestationKeyNotInitializedError:
-            # DCAP needs sgx_qe_get_target_info first; the key is made on demand here.
-            self.get_target_info()
-            try:
-                result = quote()
-            except ReportRejectedError as exc:
-                exc.hints = (
-                    "The attestation key was only initialized by this call: make the REPORT "
-                    "for the target info get_target_info returns.",
-                    *exc.hints,
-                )
-                raise
+        result = self._with_key(
+            QuoteExCall.GET_QUOTE_EX,
+            lambda: self.backend.get_quote(parsed, self._key, info),
+            rejected_hint=_KEY_MADE_HINT,
+        )
         if verify_qe_report and info is not None:
             _verify_qe_report(info, result.qe_report_info, result.quote, check_qe_report_mac)
         return result
@@ -241,7 +230,7 @@ class InProcessQuoter:
             self.backend.close()
 
 
-class AsyncInProcessQuoter:
+class AsyncInProcessQuoter(AsyncQuoter):
     """The asyncio face of an :class:`InProcessQuoter`: each call runs in a worker thread."""
 
     def __init__(self, quoter: InProcessQuoter) -> None:
@@ -266,22 +255,6 @@ class AsyncInProcessQuoter:
 
     async def get_quote_size(self) -> int:
         return await asyncio.to_thread(self.sync.get_quote_size)
-
-    async def get_quote(
-        self,
-        report: Report | bytes,
-        *,
-        qe_report_info: QeReportInfo | bytes | None = None,
-        verify_qe_report: bool = False,
-        check_qe_report_mac: QeReportMacCheck | None = None,
-    ) -> bytes:
-        result = await self.get_quote_result(
-            report,
-            qe_report_info=qe_report_info,
-            verify_qe_report=verify_qe_report,
-            check_qe_report_mac=check_qe_report_mac,
-        )
-        return result.quote
 
     async def get_quote_result(
         self,

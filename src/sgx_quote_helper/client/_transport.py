@@ -29,7 +29,7 @@ import stat
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias, TypeVar
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from sgx_quote_helper.aesm import (
     FRAME_HEADER_SIZE,
@@ -215,6 +215,68 @@ class _ShortRead(Exception):
         self.wanted = wanted
 
 
+class _TransportBase:
+    """The socket and timeout both transports use: one connection per request."""
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str] = DEFAULT_SOCKET_PATH,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        origin: str | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.socket_path = os.fspath(socket_path)
+        self.timeout = timeout
+        self.origin = origin
+
+    @property
+    def where(self) -> str:
+        return _where(self.socket_path)
+
+    def _reply_failure(
+        self, stage: str, exc: BaseException
+    ) -> tuple[QuoteClientError, BaseException | None]:
+        """The client error for ``exc``, raised while ``stage``, and the cause to chain."""
+        path, timeout = self.socket_path, self.timeout
+        if isinstance(exc, TimeoutError):
+            return _timed_out(path, timeout, stage), None
+        if isinstance(exc, (_ShortRead, asyncio.IncompleteReadError)):
+            if isinstance(exc, _ShortRead):
+                got, wanted = exc.got, exc.wanted
+            else:
+                got, wanted = len(exc.partial), exc.expected or 0
+            if stage == "waiting for the reply" and got == 0:
+                return _closed_without_reply(path, "without replying"), None
+            part = "length" if stage == "waiting for the reply" else "body"
+            return _truncated(path, got, wanted, part), None
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+            return _closed_without_reply(path, f"while {stage}"), None
+        if isinstance(exc, AesmProtocolError):
+            return _bad_reply(path, exc), exc
+        return UnexpectedError(
+            f"socket error on {path} while {stage}: {exc}", where=self.where
+        ), exc
+
+    def _connect_failure(self, exc: OSError) -> tuple[QuoteClientError, BaseException | None]:
+        """The client error for a failed (or timed out) connect, and the cause to chain."""
+        if isinstance(exc, TimeoutError):
+            timed_out = OSError(errno.EAGAIN, "connect timed out")
+            return connect_error(self.socket_path, timed_out, self.origin), None
+        return connect_error(self.socket_path, exc, self.origin), exc
+
+    def _decode(self, body: bytes, step: Exchange) -> Response:
+        try:
+            return decode_response(body, step.kind)
+        except AesmProtocolError as exc:
+            raise _bad_reply(self.socket_path, exc) from exc
+
+
+#: What can go wrong on the socket once connected, mapped by ``_reply_failure``.
+_REPLY_FAILURES = (_ShortRead, asyncio.IncompleteReadError, AesmProtocolError, OSError)
+
+
 # ---- sync transport ------------------------------------------------------------------
 
 
@@ -234,25 +296,8 @@ def _recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
     return bytes(chunks)
 
 
-class SyncTransport:
+class SyncTransport(_TransportBase):
     """One blocking Unix-socket connection per request."""
-
-    def __init__(
-        self,
-        socket_path: str | os.PathLike[str] = DEFAULT_SOCKET_PATH,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        origin: str | None = None,
-    ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self.socket_path = os.fspath(socket_path)
-        self.timeout = timeout
-        self.origin = origin
-
-    @property
-    def where(self) -> str:
-        return _where(self.socket_path)
 
     def exchange(self, step: Exchange) -> Response:
         path, timeout = self.socket_path, self.timeout
@@ -262,12 +307,9 @@ class SyncTransport:
             sock.settimeout(timeout)
             try:
                 sock.connect(path)
-            except TimeoutError:
-                raise connect_error(
-                    path, OSError(errno.EAGAIN, "connect timed out"), self.origin
-                ) from None
             except OSError as exc:
-                raise connect_error(path, exc, self.origin) from exc
+                error, cause = self._connect_failure(exc)
+                raise error from cause
             stage = "sending the request"
             try:
                 sock.sendall(frame)  # the send is bounded by the socket timeout
@@ -276,63 +318,28 @@ class SyncTransport:
                 length = decode_frame_header(header, max_body_size=MAX_RESPONSE_BODY_SIZE)
                 stage = "reading the reply"
                 body = _recv_exactly(sock, length, timeout)
-            except TimeoutError:
-                raise _timed_out(path, timeout, stage) from None
-            except _ShortRead as short:
-                if stage == "waiting for the reply" and short.got == 0:
-                    raise _closed_without_reply(path, "without replying") from None
-                part = "length" if stage == "waiting for the reply" else "body"
-                raise _truncated(path, short.got, short.wanted, part) from None
-            except (ConnectionResetError, BrokenPipeError):
-                raise _closed_without_reply(path, f"while {stage}") from None
-            except AesmProtocolError as exc:
-                raise _bad_reply(path, exc) from exc
-            except OSError as exc:
-                raise UnexpectedError(
-                    f"socket error on {path} while {stage}: {exc}", where=self.where
-                ) from exc
+            except _REPLY_FAILURES as exc:
+                error, cause = self._reply_failure(stage, exc)
+                raise error from cause
         finally:
             sock.close()
-        try:
-            return decode_response(body, step.kind)
-        except AesmProtocolError as exc:
-            raise _bad_reply(path, exc) from exc
+        return self._decode(body, step)
 
 
 # ---- asyncio transport ---------------------------------------------------------------
 
 
-class AsyncTransport:
+class AsyncTransport(_TransportBase):
     """One asyncio Unix-socket connection per request."""
-
-    def __init__(
-        self,
-        socket_path: str | os.PathLike[str] = DEFAULT_SOCKET_PATH,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        origin: str | None = None,
-    ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self.socket_path = os.fspath(socket_path)
-        self.timeout = timeout
-        self.origin = origin
-
-    @property
-    def where(self) -> str:
-        return _where(self.socket_path)
 
     async def exchange(self, step: Exchange) -> Response:
         path, timeout = self.socket_path, self.timeout
         frame = frame_request(step.request)
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
-        except TimeoutError:
-            raise connect_error(
-                path, OSError(errno.EAGAIN, "connect timed out"), self.origin
-            ) from None
         except OSError as exc:
-            raise connect_error(path, exc, self.origin) from exc
+            error, cause = self._connect_failure(exc)
+            raise error from cause
         stage = "sending the request"
         try:
             writer.write(frame)
@@ -342,30 +349,14 @@ class AsyncTransport:
             length = decode_frame_header(header, max_body_size=MAX_RESPONSE_BODY_SIZE)
             stage = "reading the reply"
             body = await asyncio.wait_for(reader.readexactly(length), timeout)
-        except TimeoutError:
-            raise _timed_out(path, timeout, stage) from None
-        except asyncio.IncompleteReadError as short:
-            got, wanted = len(short.partial), short.expected or 0
-            if stage == "waiting for the reply" and got == 0:
-                raise _closed_without_reply(path, "without replying") from None
-            part = "length" if stage == "waiting for the reply" else "body"
-            raise _truncated(path, got, wanted, part) from None
-        except (ConnectionResetError, BrokenPipeError):
-            raise _closed_without_reply(path, f"while {stage}") from None
-        except AesmProtocolError as exc:
-            raise _bad_reply(path, exc) from exc
-        except OSError as exc:
-            raise UnexpectedError(
-                f"socket error on {path} while {stage}: {exc}", where=self.where
-            ) from exc
+        except _REPLY_FAILURES as exc:
+            error, cause = self._reply_failure(stage, exc)
+            raise error from cause
         finally:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-        try:
-            return decode_response(body, step.kind)
-        except AesmProtocolError as exc:
-            raise _bad_reply(path, exc) from exc
+        return self._decode(body, step)
 
 
 # ---- drivers -------------------------------------------------------------------------
@@ -389,59 +380,74 @@ class AsyncTransportLike(Protocol):
     async def exchange(self, step: Exchange) -> Response: ...
 
 
-def _annotate(exc: QuoteClientError, where: str) -> None:
-    if exc.where is None:
-        exc.where = where
+@dataclass(frozen=True)
+class _Done(Generic[T]):
+    """The flow returned ``value``."""
+
+    value: T
+
+
+#: What the last step of a flow came to: a reply, ``None`` after a sleep, or a
+#: transport error to throw into the flow.
+_Outcome: TypeAlias = Response | QuoteClientError | None
+
+
+def _next_step(flow: Flow[T], outcome: _Outcome, where: str) -> Step | _Done[T]:
+    """Hand ``outcome`` to ``flow``: its next step, or what it returned.
+
+    An error the flow lets out is annotated with ``where`` and raised.
+    """
+    try:
+        if isinstance(outcome, QuoteClientError):
+            return flow.throw(outcome)
+        return flow.send(outcome)
+    except StopIteration as stop:
+        return _Done(stop.value)
+    except QuoteClientError as exc:
+        if exc.where is None:
+            exc.where = where
+        raise
+
+
+def _exchange_failed(exc: QuoteClientError, step: Exchange) -> QuoteClientError:
+    """A transport error of ``step``, marked with the call it failed (unless it names one)."""
+    if exc.call is None:
+        exc.call = step.call
+    return exc
 
 
 def run_flow(flow: Flow[T], transport: Transport) -> T:
     """Carry out ``flow`` with blocking I/O."""
-    reply: Response | None = None
-    error: QuoteClientError | None = None
+    outcome: _Outcome = None
     while True:
-        try:
-            step = flow.send(reply) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        except QuoteClientError as exc:
-            _annotate(exc, transport.where)
-            raise
-        reply, error = None, None
+        step = _next_step(flow, outcome, transport.where)
+        if isinstance(step, _Done):
+            return step.value
+        outcome = None
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
             continue
         try:
-            reply = transport.exchange(step)
+            outcome = transport.exchange(step)
         except QuoteClientError as exc:
-            if exc.call is None:
-                exc.call = step.call
-            error = exc
+            outcome = _exchange_failed(exc, step)
 
 
 async def run_flow_async(flow: Flow[T], transport: AsyncTransportLike) -> T:
     """Carry out ``flow`` with asyncio I/O."""
-    reply: Response | None = None
-    error: QuoteClientError | None = None
+    outcome: _Outcome = None
     while True:
-        try:
-            step = flow.send(reply) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        except QuoteClientError as exc:
-            _annotate(exc, transport.where)
-            raise
-        reply, error = None, None
+        step = _next_step(flow, outcome, transport.where)
+        if isinstance(step, _Done):
+            return step.value
+        outcome = None
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
             continue
         try:
-            reply = await transport.exchange(step)
+            outcome = await transport.exchange(step)
         except QuoteClientError as exc:
-            if exc.call is None:
-                exc.call = step.call
-            error = exc
+            outcome = _exchange_failed(exc, step)
 
 
 def expect(response: Response | None, cls: type[R]) -> R:
