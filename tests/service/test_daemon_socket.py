@@ -8,6 +8,7 @@ do: ``nobody`` cannot execute the virtualenv's interpreter under /root).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -238,3 +239,25 @@ def test_unavailable_backends_say_so_before_asking_for_sim_inputs(run_dir: Path)
     )
     with pytest.raises(UsageError, match="'proxy' backend is not available yet"):
         build_server(config)
+
+
+def test_shutdown_leaves_no_reader_on_the_closed_listener(make_config: MakeConfig) -> None:
+    # A client still in the backlog at shutdown is accepted and answered
+    # within _stop_accepting; closing that connection must not re-register
+    # the listener, which is closed right after (a stale selector entry).
+    async def scenario() -> tuple[bool, bytes | None]:
+        server = build_server(make_config())
+        await server.startup()
+        assert server._listener is not None
+        listener_fd = server._listener.fileno()
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with client:
+            client.connect(str(server.config.socket))
+            client.sendall(frame(GET_SUPPORTED_NUM))  # queued, not yet accepted
+            await server.shutdown()
+            loop = asyncio.get_running_loop()
+            return loop.remove_reader(listener_fd), read_reply(client)
+
+    still_registered, reply = asyncio.run(scenario())
+    assert reply == COUNT_REPLY
+    assert not still_registered

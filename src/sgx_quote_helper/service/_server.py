@@ -153,7 +153,6 @@ class QuoteHelperServer:
         self.metrics = metrics or DaemonMetrics()
         self._refresh_pck = refresh_pck
         self.should_exit = asyncio.Event()
-        self.force_exit = False
         self.ready = False
         self.started = asyncio.Event()
         info = backend.info()
@@ -270,7 +269,6 @@ class QuoteHelperServer:
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
         if self.should_exit.is_set():
-            self.force_exit = True
             log_event(_log, logging.WARNING, "daemon.forced_exit", signal=name)
             self._remove_socket()
             os._exit(1)
@@ -415,6 +413,9 @@ class QuoteHelperServer:
         self._pause_accepting()
         while self._accept_batch(limit=False):
             pass
+        # Closing a connection answered just now re-arms accepting (see
+        # _close); the listener must not stay registered once closed.
+        self._pause_accepting()
         listener.close()
         self._listener = None
 
