@@ -496,6 +496,22 @@ def test_intel_pcs_root_crl_comes_from_the_distribution_point() -> None:
     assert seen == [INTEL_ROOT_CDP]
 
 
+def test_api_key_goes_to_the_service_only() -> None:
+    # Regression: the subscription key was a client-wide header, so it was also
+    # sent to the CRL distribution point named by the (unverified) root certificate.
+    keys: dict[str, str | None] = {}
+
+    def root_crl(request: httpx.Request) -> httpx.Response:
+        keys[str(request.url)] = request.headers.get("Ocp-Apim-Subscription-Key")
+        if request.url.path.endswith("/rootcacrl"):
+            return httpx.Response(404)
+        return httpx.Response(200, content=COLLATERAL.root_ca_crl)
+
+    with _client(_collateral_router(root_crl), api_key="secret-key") as client:
+        assert client.get_collateral(QUOTE) == COLLATERAL
+    assert keys == {f"https://pccs.test{API}/rootcacrl": "secret-key", INTEL_ROOT_CDP: None}
+
+
 def test_get_collateral_arguments() -> None:
     with _client(lambda r: httpx.Response(500)) as client:
         with pytest.raises(UsageError):

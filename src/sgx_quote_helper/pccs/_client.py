@@ -204,17 +204,13 @@ def _malformed(request: _Request, response: httpx.Response, detail: str) -> Pccs
     )
 
 
-def _issuer_chain(
-    request: _Request, response: httpx.Response, *names: str, required: bool = True
-) -> str:
+def _issuer_chain(request: _Request, response: httpx.Response, *names: str) -> str:
     """Decode a percent-encoded concatenated-PEM issuer chain header."""
     for name in names:
         raw = response.headers.get(name)
         if raw is not None:
             break
     else:
-        if not required:
-            return ""
         raise _malformed(request, response, f"missing header {' or '.join(names)}")
     chain = unquote(raw)
     try:
@@ -500,14 +496,20 @@ class _ClientBase:
         self.timeout = timeout
         self._verify = _tls_verify(verify_tls, ca_file)
         self._headers: dict[str, str] = {"Accept": "*/*"}
-        if api_key:
-            # Intel PCS wants a subscription key on /pckcert(s).
-            self._headers["Ocp-Apim-Subscription-Key"] = api_key
+        # Intel PCS wants a subscription key on /pckcert(s). It goes only to the
+        # service itself, never to a CRL distribution point named by a (not yet
+        # verified) certificate, so it is added per request, not client-wide.
+        self._service_headers: dict[str, str] = (
+            {"Ocp-Apim-Subscription-Key": api_key} if api_key else {}
+        )
 
     def _url(self, request: _Request) -> str:
         if request.url is not None:
             return request.url
         return f"{self.base_url}{API_PREFIX}{request.path}"
+
+    def _request_headers(self, request: _Request) -> dict[str, str]:
+        return {} if request.url is not None else self._service_headers
 
 
 class PccsClient(_ClientBase):
@@ -554,7 +556,11 @@ class PccsClient(_ClientBase):
         request = next(plan)
         while True:
             try:
-                response = self._client.get(self._url(request), params=request.params)
+                response = self._client.get(
+                    self._url(request),
+                    params=request.params,
+                    headers=self._request_headers(request),
+                )
             except httpx.HTTPError as exc:
                 raise _transport_error(request, exc, self.timeout) from exc
             try:
@@ -648,7 +654,11 @@ class AsyncPccsClient(_ClientBase):
         request = next(plan)
         while True:
             try:
-                response = await self._client.get(self._url(request), params=request.params)
+                response = await self._client.get(
+                    self._url(request),
+                    params=request.params,
+                    headers=self._request_headers(request),
+                )
             except httpx.HTTPError as exc:
                 raise _transport_error(request, exc, self.timeout) from exc
             try:
