@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from sgx_quote_helper.sgx._status import AesmError
+
 # ---- Framing (section 2) ----
 
 #: The frame header: a little-endian u32 body length.
@@ -59,14 +61,14 @@ ALGORITHM_ECDSA_P256: Final = 2
 DEFAULT_QUOTING_TYPE: Final = ALGORITHM_ECDSA_P256
 
 # ---- aesm_error_t values used on the wire (section 12.2) ----
-# Plain ints for now; they become an enum from ``sgx._status``.
+# Plain ints for the pure validators; the numbers are those of ``AesmError``.
 
-AESM_SUCCESS: Final = 0
-AESM_UNEXPECTED_ERROR: Final = 1
-AESM_PARAMETER_ERROR: Final = 3
-AESM_OUT_OF_MEMORY_ERROR: Final = 21
-AESM_SERVICE_UNAVAILABLE: Final = 30
-AESM_UNSUPPORTED_ATT_KEY_ID: Final = 38
-AESM_ATT_KEY_NOT_INITIALIZED: Final = 42
-AESM_ERROR_REPORT: Final = 45
-AESM_INVALID_REPORT: Final = 47
+AESM_SUCCESS: Final = int(AesmError.SUCCESS)
+AESM_UNEXPECTED_ERROR: Final = int(AesmError.UNEXPECTED_ERROR)
+AESM_PARAMETER_ERROR: Final = int(AesmError.PARAMETER_ERROR)
+AESM_OUT_OF_MEMORY_ERROR: Final = int(AesmError.OUT_OF_MEMORY_ERROR)
+AESM_SERVICE_UNAVAILABLE: Final = int(AesmError.SERVICE_UNAVAILABLE)
+AESM_UNSUPPORTED_ATT_KEY_ID: Final = int(AesmError.UNSUPPORTED_ATT_KEY_ID)
+AESM_ATT_KEY_NOT_INITIALIZED: Final = int(AesmError.ATT_KEY_NOT_INITIALIZED)
+AESM_ERROR_REPORT: Final = int(AesmError.ERROR_REPORT)
+AESM_INVALID_REPORT: Final = int(AesmError.INVALID_REPORT)

@@ -46,11 +46,6 @@ class MessageKind(enum.IntEnum):
     GET_SUPPORTED_ATT_KEY_ID_NUM = 21
     GET_SUPPORTED_ATT_KEY_IDS = 22
 
-    @property
-    def is_legacy(self) -> bool:
-        """An EPID or launch message, which this ECDSA-only service refuses."""
-        return self in LEGACY_KINDS
-
 
 #: Legacy EPID and launch messages (section 4.5); answered with
 #: AESM_SERVICE_UNAVAILABLE by a service without those bundles (section 6.2).

@@ -63,12 +63,13 @@ from sgx_quote_helper.sgx import (
     SgxStatus,
     TargetInfo,
 )
+from sgx_quote_helper.sgx._quote import SIGNATURE_DATA_LEN_OFFSET_V3, SIGNATURE_DATA_OFFSET_V3
 
 T = TypeVar("T")
 
 #: ``sgx_quote3_t`` up to and including ``signature_data_len`` (spec section 10).
-_QUOTE_FIXED_SIZE = 436
-_SIGNATURE_LEN_OFFSET = 432
+_QUOTE_FIXED_SIZE = SIGNATURE_DATA_OFFSET_V3  # 436
+_SIGNATURE_LEN_OFFSET = SIGNATURE_DATA_LEN_OFFSET_V3  # 432
 #: SGX quote versions whose fixed part is laid out as v3 (DCAP v4 for SGX keeps it).
 _TRIMMABLE_VERSIONS = (3, 4)
 

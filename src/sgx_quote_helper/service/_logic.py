@@ -76,10 +76,6 @@ class AesmLogic:
         self._key_ids = {key_id.base.to_bytes(): key_id.base for key_id in supported}
         self._initialized: dict[bytes, InitQuoteResult] = {}
 
-    @property
-    def supported_att_key_ids(self) -> list[bytes]:
-        return list(self._supported)
-
     def initialize(self, att_key_id: AttKeyId) -> InitQuoteResult:
         """Generate or load and certify the attestation key (blocking; may do I/O).
 

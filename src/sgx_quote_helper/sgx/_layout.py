@@ -12,7 +12,6 @@ are kept as bytes so that arbitrary input round-trips byte for byte.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -57,10 +56,6 @@ class Layout:
             raise AssertionError(f"layout covers {position} bytes, structure is {size}")
         self.size = size
         self.fields = tuple(rows)
-        self.by_name: Mapping[str, Field] = {f.name: f for f in rows}
-
-    def offset_of(self, name: str) -> int:
-        return self.by_name[name].offset
 
 
 class Struct:

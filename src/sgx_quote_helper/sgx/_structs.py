@@ -39,10 +39,6 @@ class Attributes(Struct):
     xfrm: int = 0
 
     @property
-    def flag_set(self) -> AttributeFlags:
-        return AttributeFlags(self.flags & sum(AttributeFlags))
-
-    @property
     def debug(self) -> bool:
         return bool(self.flags & AttributeFlags.DEBUG)
 

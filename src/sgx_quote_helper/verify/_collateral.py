@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Protocol
 
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError
 from sgx_quote_helper.pccs import Collateral, PccsClient, UpdateType, quote_fmspc_and_ca
+from sgx_quote_helper.platform import atomic_write
 from sgx_quote_helper.verify._anchor import TrustAnchor
 
 _FORMAT = 1
@@ -94,24 +94,7 @@ class CollateralCache:
             "collateral": json.loads(collateral.to_json()),
         }
         data = json.dumps(entry, indent=1).encode("utf-8")
-        target = self.path_for(key)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        atomic_write(self.path_for(key), data, mode=0o600)
 
 
 @dataclass(frozen=True)
