@@ -11,6 +11,7 @@ import os
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
+    AttestationKeyStatus,
     BackendInfo,
     InitQuoteResult,
     QuoteBackend,
@@ -60,6 +61,7 @@ def create_backend(
 
 __all__ = [
     "BACKEND_NAMES",
+    "AttestationKeyStatus",
     "BackendInfo",
     "InitQuoteResult",
     "PckSource",

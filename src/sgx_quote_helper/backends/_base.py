@@ -101,3 +101,21 @@ class QuoteBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AttestationKeyStatus(Protocol):
+    """Optional: what a backend can tell about its attestation key, for metrics.
+
+    A backend that manages the key itself (the simulated QE) implements it; one
+    that fronts Intel's library or another AESM need not.
+    """
+
+    def attestation_key_created(self) -> float | None:
+        """When the key in use was generated (Unix time), if known."""
+        ...
+
+    @property
+    def att_key_blob_errors(self) -> int:
+        """Sealed key blobs found unusable (and replaced) since start."""
+        ...

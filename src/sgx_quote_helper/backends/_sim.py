@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -30,6 +31,7 @@ from sgx_quote_helper.backends._base import (
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.platform import (
+    ATTESTATION_KEY_FILE,
     AttestationKeyNotInitializedError,
     CertificationDataError,
     CertificationError,
@@ -84,6 +86,7 @@ class SimBackend:
         description = platform.description
         cpu = platform.cpu()
         self._platform = platform
+        self._state_dir = Path(state_dir)
         self._pck_source = pck_source
         self._pce = ProvisioningCertificationEnclave(
             cpu,
@@ -173,6 +176,13 @@ class SimBackend:
     def att_key_blob_errors(self) -> int:
         """Sealed attestation-key blobs found unusable (and replaced) since start."""
         return self._qe.key_blob_errors
+
+    def attestation_key_created(self) -> float | None:
+        """The sealed key is written once, when it is generated: its mtime."""
+        try:
+            return (self._state_dir / ATTESTATION_KEY_FILE).stat().st_mtime
+        except OSError:
+            return None
 
     # -- helpers ---------------------------------------------------------------
 

@@ -63,10 +63,8 @@ from sgx_quote_helper.aesm import (
     error_response,
     frame_response,
 )
-from sgx_quote_helper.backends import SimBackend
-from sgx_quote_helper.backends._base import QuoteBackend
+from sgx_quote_helper.backends._base import AttestationKeyStatus, QuoteBackend
 from sgx_quote_helper.errors import SgxQuoteHelperError
-from sgx_quote_helper.platform import ATTESTATION_KEY_FILE
 from sgx_quote_helper.service._admin import AdminServer
 from sgx_quote_helper.service._config import ServiceConfig
 from sgx_quote_helper.service._logic import AesmLogic
@@ -467,15 +465,13 @@ class QuoteHelperServer:
                 log_event(_log, logging.WARNING, "pck_chain.refresh_failed", reason=reason)
 
     def _key_initialized(self) -> None:
-        key_file = self.config.effective_state_dir() / ATTESTATION_KEY_FILE
-        try:
-            # The sealed key is written once, when it is generated.
-            created = key_file.stat().st_mtime
-        except OSError:
-            created = time.time()
-        self.metrics.key_created(created)
-        if isinstance(self.backend, SimBackend):
-            replaced = self.backend.att_key_blob_errors
+        created: float | None = None
+        backend = self.backend
+        if isinstance(backend, AttestationKeyStatus):
+            created = backend.attestation_key_created()
+        self.metrics.key_created(created if created is not None else time.time())
+        if isinstance(backend, AttestationKeyStatus):
+            replaced = backend.att_key_blob_errors
             if replaced > self._blob_errors_counted:
                 self.metrics.sealed_key_replaced.inc(replaced - self._blob_errors_counted)
                 self._blob_errors_counted = replaced
