@@ -166,6 +166,30 @@ def issue_root_ca(
     return _sign(builder, private_key)
 
 
+def _issued_by(
+    issuer: CertificateAuthority,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    common_name: str,
+    lifetime: timedelta,
+    ca_path_length: int | None,
+    now: datetime,
+    crl_url: str,
+) -> x509.CertificateBuilder:
+    """A certificate under ``issuer`` with the common profile, not yet signed."""
+    start, end = _validity(now, lifetime, issuer.certificate.not_valid_after_utc)
+    return _builder(
+        subject=simulated_name(common_name),
+        issuer=issuer.certificate.subject,
+        public_key=public_key,
+        issuer_public_key=issuer.private_key.public_key(),
+        not_before=start,
+        not_after=end,
+        crl_url=crl_url,
+        ca_path_length=ca_path_length,
+    )
+
+
 def issue_pck_ca(
     public_key: ec.EllipticCurvePublicKey,
     *,
@@ -175,16 +199,14 @@ def issue_pck_ca(
     crl_url: str,
 ) -> x509.Certificate:
     """A PCK Processor or Platform CA: issued by the root, CA path length 0."""
-    start, end = _validity(now, PCK_CA_LIFETIME, root.certificate.not_valid_after_utc)
-    builder = _builder(
-        subject=simulated_name(common_name),
-        issuer=root.certificate.subject,
-        public_key=public_key,
-        issuer_public_key=root.private_key.public_key(),
-        not_before=start,
-        not_after=end,
-        crl_url=crl_url,
+    builder = _issued_by(
+        root,
+        public_key,
+        common_name=common_name,
+        lifetime=PCK_CA_LIFETIME,
         ca_path_length=0,
+        now=now,
+        crl_url=crl_url,
     )
     return _sign(builder, root.private_key)
 
@@ -197,16 +219,14 @@ def issue_tcb_signing(
     crl_url: str,
 ) -> x509.Certificate:
     """The TCB Signing certificate: an end entity issued directly by the root."""
-    start, end = _validity(now, TCB_SIGNING_LIFETIME, root.certificate.not_valid_after_utc)
-    builder = _builder(
-        subject=simulated_name(TCB_SIGNING_CN),
-        issuer=root.certificate.subject,
-        public_key=public_key,
-        issuer_public_key=root.private_key.public_key(),
-        not_before=start,
-        not_after=end,
-        crl_url=crl_url,
+    builder = _issued_by(
+        root,
+        public_key,
+        common_name=TCB_SIGNING_CN,
+        lifetime=TCB_SIGNING_LIFETIME,
         ca_path_length=None,
+        now=now,
+        crl_url=crl_url,
     )
     return _sign(builder, root.private_key)
 
@@ -220,16 +240,14 @@ def issue_pck_certificate(
     crl_url: str,
 ) -> x509.Certificate:
     """A PCK leaf with the SGX extension (``sgx._pck_extension``), issued by a PCK CA."""
-    start, end = _validity(now, PCK_CERTIFICATE_LIFETIME, issuer.certificate.not_valid_after_utc)
-    builder = _builder(
-        subject=simulated_name(PCK_CERTIFICATE_CN),
-        issuer=issuer.certificate.subject,
-        public_key=public_key,
-        issuer_public_key=issuer.private_key.public_key(),
-        not_before=start,
-        not_after=end,
-        crl_url=crl_url,
+    builder = _issued_by(
+        issuer,
+        public_key,
+        common_name=PCK_CERTIFICATE_CN,
+        lifetime=PCK_CERTIFICATE_LIFETIME,
         ca_path_length=None,
+        now=now,
+        crl_url=crl_url,
     ).add_extension(extension.to_x509_extension(), critical=False)
     return _sign(builder, issuer.private_key)
 
