@@ -8,6 +8,10 @@ revocations are a policy file; TCB Info, QE Identity and CRLs are derived from
 it, signed, and re-issued when stale. Everything is named "Simulated": nothing
 here chains to Intel's root.
 
+The manufacturer is three parts behind one object: its directory
+(``_store``), platform provisioning and PCK issuance (``_pck_issuance``) and
+the issued collateral (``_collateral_cache``).
+
 Typical use::
 
     manufacturer = Manufacturer.load(sim_dir)       # the `sim init` directory
@@ -35,12 +39,8 @@ from sgx_quote_helper.pcs._errors import (
     PlatformNotFoundError,
     PolicyError,
 )
-from sgx_quote_helper.pcs._manufacturer import (
-    DEFAULT_PCCS_URL,
-    DEFAULT_TCB_COMPONENTS,
-    Manufacturer,
-    PlatformProvisioning,
-)
+from sgx_quote_helper.pcs._manufacturer import DEFAULT_PCCS_URL, Manufacturer
+from sgx_quote_helper.pcs._pck_issuance import DEFAULT_TCB_COMPONENTS, PlatformProvisioning
 from sgx_quote_helper.pcs._pki import (
     CA_TYPES,
     MANUFACTURER_ORGANIZATION,
