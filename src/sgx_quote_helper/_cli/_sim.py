@@ -23,14 +23,15 @@ from sgx_quote_helper.pcs import (
     COLLATERAL_ARTIFACTS,
     DEFAULT_PCCS_URL,
     DEFAULT_TCB_COMPONENTS,
+    MORE_PLATFORMS,
     PLATFORM_TCB_STATUSES,
     QE_TCB_STATUSES,
     Manufacturer,
-    PlatformProvisioning,
     RegisteredPlatform,
     TcbPolicy,
+    create_simulation,
+    provision_platform,
 )
-from sgx_quote_helper.platform import create_platform
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -235,31 +236,16 @@ def _gid(group: str | None) -> int | None:
         raise UsageError(f"no group named {group!r}") from None
 
 
-def _create_platform_dir(
-    provisioning: PlatformProvisioning, sim_dir: Path, gid: int | None
-) -> None:
-    """Write the platform directory: the simulated CPU package's side of provisioning."""
-    platform = provisioning.platform
-    create_platform(
-        sim_dir / platform.path,
-        ppid=platform.ppid,
-        qe_id=platform.qe_id,
-        fmspc=platform.fmspc,
-        pce_id=platform.pce_id,
-        tcb_components=platform.tcb_components,
-        provisioning_secret=provisioning.provisioning_secret,
-        ppid_encryption_key_pem=provisioning.ppid_encryption_key_pem,
-        provisioning_gid=gid,
-    )
-
-
 def _provision(manufacturer: Manufacturer, name: str, path: Path, args: Any) -> RegisteredPlatform:
-    gid = _gid(args.provisioning_group)
-    provisioning = manufacturer.new_platform(
-        name, path, fmspc=args.fmspc, tcb_components=args.components, ca_type=args.ca
+    return provision_platform(
+        manufacturer,
+        name,
+        path,
+        fmspc=args.fmspc,
+        tcb_components=args.components,
+        ca_type=args.ca,
+        provisioning_gid=_gid(args.provisioning_group),
     )
-    _create_platform_dir(provisioning, manufacturer.sim_dir, gid)
-    return manufacturer.register_platform(provisioning)
 
 
 def _platform_json(manufacturer: Manufacturer, platform: RegisteredPlatform) -> dict[str, Any]:
@@ -280,14 +266,22 @@ def _print_platform(manufacturer: Manufacturer, platform: RegisteredPlatform) ->
 
 
 def _init(args: argparse.Namespace) -> int:
-    manufacturer = Manufacturer.create(args.dir, pccs_url=args.pccs_url)
-    platform = _provision(manufacturer, "default", args.dir / "platform", args)
+    gid = _gid(args.provisioning_group)
+    simulation = create_simulation(
+        args.dir,
+        pccs_url=args.pccs_url,
+        fmspc=args.fmspc,
+        tcb_components=args.components,
+        ca_type=args.ca,
+        provisioning_gid=gid,
+    )
+    manufacturer, platform = simulation.manufacturer, simulation.platform
     if args.json:
         print(
             json.dumps(
                 {
                     "sim_dir": str(args.dir),
-                    "root_ca": str(manufacturer.pcs_dir / "root-ca.der"),
+                    "root_ca": str(manufacturer.root_ca_path),
                     "pccs_url": manufacturer.pccs_url,
                     "platform": _platform_json(manufacturer, platform),
                 },
@@ -296,7 +290,7 @@ def _init(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"simulated manufacturer in {manufacturer.pcs_dir} (NOT Intel; for tests only)")
-    print(f"trust anchor for verifiers: {manufacturer.pcs_dir / 'root-ca.der'}")
+    print(f"trust anchor for verifiers: {manufacturer.root_ca_path}")
     print(f"CRL distribution points name {manufacturer.pccs_url}")
     _print_platform(manufacturer, platform)
     print(f"serve its collateral with: sgx-quote-helper pccs --sim {args.dir}")
@@ -307,7 +301,7 @@ def _add_platform(args: argparse.Namespace) -> int:
     manufacturer = Manufacturer.load(args.dir)
     if "/" in args.name or args.name in ("", ".", ".."):
         raise UsageError(f"{args.name!r} is not a usable platform name")
-    platform = _provision(manufacturer, args.name, args.dir / "platforms" / args.name, args)
+    platform = _provision(manufacturer, args.name, args.dir / MORE_PLATFORMS / args.name, args)
     if args.json:
         print(json.dumps(_platform_json(manufacturer, platform), indent=2))
     else:
@@ -355,7 +349,7 @@ def _show(args: argparse.Namespace) -> int:
                 {
                     "sim_dir": str(args.dir),
                     "pccs_url": manufacturer.pccs_url,
-                    "root_ca": str(manufacturer.pcs_dir / "root-ca.der"),
+                    "root_ca": str(manufacturer.root_ca_path),
                     "platforms": [
                         _platform_json(manufacturer, p) for p in manufacturer.platforms()
                     ],

@@ -14,6 +14,7 @@ the issued collateral (``_collateral_cache``).
 
 Typical use::
 
+    simulation = create_simulation(sim_dir)         # what `sim init` does
     manufacturer = Manufacturer.load(sim_dir)       # the `sim init` directory
     manufacturer.issue_pck_certificate(query)        # -> PckCertificate
     manufacturer.tcb_info(fmspc).body                # signed TCB Info JSON
@@ -64,6 +65,13 @@ from sgx_quote_helper.pcs._policy import (
     Validity,
 )
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
+from sgx_quote_helper.pcs._simulation import (
+    FIRST_PLATFORM,
+    MORE_PLATFORMS,
+    Simulation,
+    create_simulation,
+    provision_platform,
+)
 from sgx_quote_helper.pcs._time import Clock, utc_now
 
 __all__ = [
@@ -72,7 +80,9 @@ __all__ = [
     "COLLATERAL_ARTIFACTS",
     "DEFAULT_PCCS_URL",
     "DEFAULT_TCB_COMPONENTS",
+    "FIRST_PLATFORM",
     "MANUFACTURER_ORGANIZATION",
+    "MORE_PLATFORMS",
     "PCK_CERTIFICATE_CN",
     "PLATFORM_CA_CN",
     "PLATFORM_TCB_STATUSES",
@@ -100,11 +110,14 @@ __all__ = [
     "Revocations",
     "RunningService",
     "SignedCollateral",
+    "Simulation",
     "TcbPolicy",
     "Validity",
     "compact_json",
     "create_app",
+    "create_simulation",
     "percent_encode",
+    "provision_platform",
     "serve",
     "serve_in_thread",
     "utc_now",
