@@ -24,17 +24,6 @@ and the DCAP ``quote3_error_t``; ``diagnostics()`` says what to check. See
 """
 
 from sgx_quote_helper.backends import QuoteResult
-from sgx_quote_helper.client._dcap import (
-    AsyncOutOfProcessQuoter,
-    AsyncQuoter,
-    OutOfProcessQuoter,
-    QeReportMacCheck,
-    Quoter,
-    RetryPolicy,
-    sim_qe_report_mac_check,
-    trim_quote,
-    verify_qe_report,
-)
 from sgx_quote_helper.client._entry import (
     async_in_process,
     async_out_of_process,
@@ -82,6 +71,17 @@ from sgx_quote_helper.client._quote_ex import (
     AsyncAesmClient,
     GetQuoteExResult,
     InitQuoteExResult,
+)
+from sgx_quote_helper.client._quoter import (
+    AsyncOutOfProcessQuoter,
+    AsyncQuoter,
+    OutOfProcessQuoter,
+    QeReportMacCheck,
+    Quoter,
+    RetryPolicy,
+    sim_qe_report_mac_check,
+    trim_quote,
+    verify_qe_report,
 )
 from sgx_quote_helper.client._transport import DEFAULT_TIMEOUT
 

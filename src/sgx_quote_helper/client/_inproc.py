@@ -43,13 +43,6 @@ from sgx_quote_helper.backends import (
     create_backend,
 )
 from sgx_quote_helper.backends._certification import pck_source_for
-from sgx_quote_helper.client._dcap import (
-    AsyncQuoter,
-    QeReportMacCheck,
-    Quoter,
-    check_quote_args,
-)
-from sgx_quote_helper.client._dcap import verify_qe_report as _verify_qe_report
 from sgx_quote_helper.client._errors import (
     AttestationKeyNotInitializedError,
     InvalidParameterError,
@@ -60,6 +53,13 @@ from sgx_quote_helper.client._errors import (
     error_class_for,
 )
 from sgx_quote_helper.client._mode import ENV_VAR, Mode, add_reset_hook, check_mode, fix_mode
+from sgx_quote_helper.client._quoter import (
+    AsyncQuoter,
+    QeReportMacCheck,
+    Quoter,
+    check_quote_args,
+)
+from sgx_quote_helper.client._quoter import verify_qe_report as _verify_qe_report
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.platform import (
     PROVISIONING_SECRET_FILE,

@@ -39,6 +39,7 @@ from sgx_quote_helper.sgx._quote import (
     TeeType,
     build_quote_v3,
     certification_data_type_name,
+    encoded_quote_size,
     quote_size_v3,
 )
 from sgx_quote_helper.sgx._status import (
@@ -138,6 +139,7 @@ __all__ = [
     "ecdsa_signature_from_raw",
     "ecdsa_signature_to_raw",
     "ecdsa_verify_raw",
+    "encoded_quote_size",
     "explain",
     "oal_to_sgx",
     "quote3_to_aesm",
