@@ -401,37 +401,9 @@ def in_process(
         if cached is not None and not cached.closed:
             return cached
 
-    # 1. The platform, with provisioning access: fail before anything else.
-    try:
-        Platform.load(platform_path, need_provisioning=True)
-    except ProvisioningAccessError as exc:
-        raise _provisioning_refused(platform_path) from exc
-    except PlatformDirectoryError as exc:
-        raise _platform_unusable(platform_path, exc) from exc
-
-    # 2. Where the PCK certificate comes from.
-    if pck_source is None:
-        try:
-            pck_source = pck_source_for(
-                pccs_url=pccs_url,
-                platform_dir=platform_path,
-                cache_dir=state / "pck-cache",
-                pccs_insecure=pccs_insecure,
-                pccs_ca_file=Path(pccs_ca_file) if pccs_ca_file is not None else None,
-            )
-        except UsageError as exc:
-            raise UsageError(
-                "in-process quoting needs a PCK certificate source: pass pccs_url= (CLI "
-                "--pccs-url), or use a platform directory inside a `sim init` directory "
-                f"(its manufacturer in DIR/pcs). {exc}"
-            ) from exc
-        except OSError as exc:
-            raise PlatformCertUnavailableError(
-                f"cannot load the embedded simulated manufacturer for {platform_path}: {exc}",
-                where=_WHERE,
-                hints=["Pass pccs_url= to get the PCK certificate from a PCCS instead."],
-            ) from exc
-
+    _check_platform(platform_path)  # 1. with provisioning access: fail before anything else
+    if pck_source is None:  # 2. where the PCK certificate comes from
+        pck_source = _pck_source(platform_path, state, pccs_url, pccs_insecure, pccs_ca_file)
     # 3. The QE3 and PCE, hosted here through the daemon's backend code.
     try:
         backend = create_backend(
@@ -456,3 +428,42 @@ def in_process(
             return existing
         _CACHE[key] = quoter
     return quoter
+
+
+def _check_platform(platform_path: Path) -> None:
+    try:
+        Platform.load(platform_path, need_provisioning=True)
+    except ProvisioningAccessError as exc:
+        raise _provisioning_refused(platform_path) from exc
+    except PlatformDirectoryError as exc:
+        raise _platform_unusable(platform_path, exc) from exc
+
+
+def _pck_source(
+    platform_path: Path,
+    state: Path,
+    pccs_url: str | None,
+    pccs_insecure: bool,
+    pccs_ca_file: str | os.PathLike[str] | None,
+) -> PckSource:
+    """A PCCS at ``pccs_url``, else the embedded manufacturer around ``platform_path``."""
+    try:
+        return pck_source_for(
+            pccs_url=pccs_url,
+            platform_dir=platform_path,
+            cache_dir=state / "pck-cache",
+            pccs_insecure=pccs_insecure,
+            pccs_ca_file=Path(pccs_ca_file) if pccs_ca_file is not None else None,
+        )
+    except UsageError as exc:
+        raise UsageError(
+            "in-process quoting needs a PCK certificate source: pass pccs_url= (CLI "
+            "--pccs-url), or use a platform directory inside a `sim init` directory "
+            f"(its manufacturer in DIR/pcs). {exc}"
+        ) from exc
+    except OSError as exc:
+        raise PlatformCertUnavailableError(
+            f"cannot load the embedded simulated manufacturer for {platform_path}: {exc}",
+            where=_WHERE,
+            hints=["Pass pccs_url= to get the PCK certificate from a PCCS instead."],
+        ) from exc
