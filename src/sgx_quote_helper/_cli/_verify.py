@@ -13,7 +13,7 @@ from typing import Any
 
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs import Collateral, PccsClient
-from sgx_quote_helper.sgx._encoding import decode_binary_input
+from sgx_quote_helper.sgx import decode_binary_input
 from sgx_quote_helper.verify import (
     AppraisalError,
     Policy,
@@ -25,8 +25,8 @@ from sgx_quote_helper.verify import (
     appraise,
     load_policy,
     policy_from_mapping,
+    report_to_dict,
 )
-from sgx_quote_helper.verify._result import report_to_dict
 
 _EPILOG = """\
 Exit status: 0 when the quote verifies and the policy accepts it; 1 otherwise (the

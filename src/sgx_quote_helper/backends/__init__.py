@@ -18,6 +18,7 @@ from sgx_quote_helper.backends._base import (
     QuoteError,
     QuoteResult,
 )
+from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.backends._sim import PckSource, SimBackend
 from sgx_quote_helper.errors import UsageError
 
@@ -70,4 +71,5 @@ __all__ = [
     "QuoteResult",
     "SimBackend",
     "create_backend",
+    "pck_source_for",
 ]

@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
-from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
+from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 
 PckCertificateSource = Callable[[PckCertificateQuery], PckCertificate]
 

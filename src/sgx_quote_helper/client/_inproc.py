@@ -41,8 +41,8 @@ from sgx_quote_helper.backends import (
     QuoteError,
     QuoteResult,
     create_backend,
+    pck_source_for,
 )
-from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.client._errors import (
     AttestationKeyNotInitializedError,
     InvalidParameterError,

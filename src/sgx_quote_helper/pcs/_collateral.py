@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sgx_quote_helper.pcs._policy import FmspcPolicy, PlatformTcbLevel, QeTcbLevel
 from sgx_quote_helper.pcs._time import format_time
-from sgx_quote_helper.sgx import QE3_MRSIGNER, QE3_PROD_ID
-from sgx_quote_helper.sgx._ecdsa import ecdsa_sign_raw, ecdsa_verify_raw
+from sgx_quote_helper.sgx import QE3_MRSIGNER, QE3_PROD_ID, ecdsa_sign_raw, ecdsa_verify_raw
 
 # What the published QE Identity says about QE3 (dcap-quote.md 8.2). The
 # attributes value is already masked: QE3 runs with flags 0x15 and 0x15 & 0xFB

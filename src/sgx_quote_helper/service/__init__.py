@@ -9,8 +9,7 @@ import tempfile
 from pathlib import Path
 
 from sgx_quote_helper._logging import configure_logging
-from sgx_quote_helper.backends import create_backend
-from sgx_quote_helper.backends._certification import pck_source_for
+from sgx_quote_helper.backends import create_backend, pck_source_for
 from sgx_quote_helper.service._config import (
     DEFAULT_SOCKET,
     ENV_PREFIX,

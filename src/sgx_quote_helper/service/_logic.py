@@ -41,7 +41,7 @@ from sgx_quote_helper.aesm import (
     check_select_att_key_id,
     select_att_key_id,
 )
-from sgx_quote_helper.backends._base import InitQuoteResult, QuoteBackend, QuoteError
+from sgx_quote_helper.backends import InitQuoteResult, QuoteBackend, QuoteError
 from sgx_quote_helper.sgx import AttKeyId, QeReportInfo
 from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
 

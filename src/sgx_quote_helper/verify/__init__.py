@@ -60,7 +60,12 @@ from sgx_quote_helper.verify._policy import (
     load_policy,
     policy_from_mapping,
 )
-from sgx_quote_helper.verify._result import TcbLevelResult, TcbStatus, VerificationResult
+from sgx_quote_helper.verify._result import (
+    TcbLevelResult,
+    TcbStatus,
+    VerificationResult,
+    report_to_dict,
+)
 from sgx_quote_helper.verify._verifier import Verifier
 
 __all__ = [
@@ -112,5 +117,6 @@ __all__ = [
     "appraise",
     "load_policy",
     "policy_from_mapping",
+    "report_to_dict",
     "root_key_id",
 ]

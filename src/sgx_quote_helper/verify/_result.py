@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sgx_quote_helper.sgx import QuoteHeader, ReportBody
 from sgx_quote_helper.sgx._status import QvResult, qv_result_for_tcb_status
-from sgx_quote_helper.sgx._structs import QuoteHeader, ReportBody
 from sgx_quote_helper.verify._anchor import TrustAnchor
 
 

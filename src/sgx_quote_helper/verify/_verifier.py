@@ -13,8 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs import Collateral, PccsClient
-from sgx_quote_helper.sgx._quote import PckCertChain, Quote
-from sgx_quote_helper.sgx._structs import INTEL_QE_VENDOR_ID, ReportBody
+from sgx_quote_helper.sgx import INTEL_QE_VENDOR_ID, PckCertChain, Quote, ReportBody
 from sgx_quote_helper.verify._anchor import TrustAnchor
 from sgx_quote_helper.verify._collateral import (
     CollateralCache,
