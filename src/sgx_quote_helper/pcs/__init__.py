@@ -9,7 +9,7 @@ it, signed, and re-issued when stale. Everything is named "Simulated": nothing
 here chains to Intel's root.
 
 The manufacturer is three parts behind one object: its directory
-(``_store``), platform provisioning and PCK issuance (``_pck_issuance``) and
+(``_store``), PCK issuance (``_pck_issuance``) and
 the issued collateral (``_collateral_cache``).
 
 Typical use::
@@ -40,8 +40,12 @@ from sgx_quote_helper.pcs._errors import (
     PlatformNotFoundError,
     PolicyError,
 )
-from sgx_quote_helper.pcs._manufacturer import DEFAULT_PCCS_URL, Manufacturer
-from sgx_quote_helper.pcs._pck_issuance import DEFAULT_TCB_COMPONENTS, PlatformProvisioning
+from sgx_quote_helper.pcs._manufacturer import (
+    DEFAULT_PCCS_URL,
+    DEFAULT_TCB_COMPONENTS,
+    Manufacturer,
+    PlatformProvisioning,
+)
 from sgx_quote_helper.pcs._pki import (
     CA_TYPES,
     MANUFACTURER_ORGANIZATION,

@@ -5,11 +5,12 @@ certification source use. It puts together three parts, each in its module:
 
 - ``_store``: the ``DIR/pcs`` directory (keys, certificates, ``policy.json``,
   ``registry.json``, the PCK record and the collateral cache files) and its lock;
-- ``_pck_issuance``: provisioning platforms and issuing their PCK certificates;
+- ``_pck_issuance``: issuing PCK certificates to the platforms it provisioned;
 - ``_collateral_cache``: signed TCB Info and QE Identity, and the CRLs, re-issued
   when stale or when their inputs changed.
 
-It also carries the policy changes the ``sim`` commands make (TCB recovery,
+It provisions platforms itself (their identities and registration), and
+carries the policy changes the ``sim`` commands make (TCB recovery,
 statuses, revocations, expiry), each one edit of ``policy.json``.
 """
 
@@ -20,6 +21,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -32,24 +34,39 @@ from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.pcs._collateral import SignedCollateral
 from sgx_quote_helper.pcs._collateral_cache import CollateralCache
 from sgx_quote_helper.pcs._errors import (
+    InvalidRequestError,
     ManufacturerDirectoryError,
     PlatformNotFoundError,
     PolicyError,
 )
-from sgx_quote_helper.pcs._pck_issuance import (
-    DEFAULT_PCE_ID,
-    DEFAULT_TCB_COMPONENTS,
-    PckIssuer,
-    PlatformProvisioning,
-)
+from sgx_quote_helper.pcs._pck_issuance import PckIssuer
 from sgx_quote_helper.pcs._policy import TcbPolicy
-from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
-from sgx_quote_helper.pcs._store import ManufacturerStore, new_secrets
+from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry, default_sgx_type
+from sgx_quote_helper.pcs._store import ManufacturerStore, check_ca_type, new_secrets
 from sgx_quote_helper.pcs._time import Clock, to_utc_seconds, utc_now
+from sgx_quote_helper.sgx import PlatformConfiguration
 
 logger = logging.getLogger("sgx_quote_helper.pcs")
 
 DEFAULT_PCCS_URL = "http://127.0.0.1:8081"
+
+#: TCB components of a new simulated platform (the shape of Intel's sample platform).
+DEFAULT_TCB_COMPONENTS = (11, 11, 2, 2, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+DEFAULT_PCE_ID = b"\x00\x00"
+
+
+@dataclass(frozen=True)
+class PlatformProvisioning:
+    """What a new platform directory needs (the arguments of ``create_platform``).
+
+    The provisioning secret is ``derive_provisioning_secret(master, ppid)``: the
+    manufacturer can always recompute it, which is how it certifies PCK keys.
+    """
+
+    platform: RegisteredPlatform
+    provisioning_secret: bytes
+    #: The manufacturer's RSA-3072 PPID encryption public key (PEM).
+    ppid_encryption_key_pem: str
 
 
 class Manufacturer:
@@ -219,11 +236,46 @@ class Manufacturer:
         """Identities and secrets for a new platform (not registered yet).
 
         Write the platform directory from the result, then call
-        :meth:`register_platform`. ``fmspc`` defaults to the FMSPC of the first
-        registered platform, or a random one (``00`` + 3 random bytes + ``0000``).
+        :meth:`register_platform` (``provision_platform`` does both).
+        ``fmspc`` defaults to the FMSPC of the first registered platform, or a
+        random one (``00`` + 3 random bytes + ``0000``).
         """
-        return self._issuer.new_platform(
-            name, path, fmspc=fmspc, tcb_components=tcb_components, pce_id=pce_id, ca_type=ca_type
+        check_ca_type(ca_type)
+        components = tuple(tcb_components)
+        if len(components) != 16 or not all(0 <= svn <= 255 for svn in components):
+            raise InvalidRequestError("TCB components are 16 SVNs in 0..255")
+        if len(pce_id) != 2:
+            raise InvalidRequestError("a PCE-ID is 2 bytes")
+        registry = self.registry()
+        if not name or registry.by_name(name) is not None:
+            raise InvalidRequestError(f"a platform named {name!r} exists already; choose another")
+        if fmspc is None:
+            fmspc = (
+                registry.platforms[0].fmspc
+                if registry.platforms
+                else b"\x00" + os.urandom(3) + b"\x00\x00"
+            )
+        if len(fmspc) != 6:
+            raise InvalidRequestError("an FMSPC is 6 bytes")
+        multi_package = ca_type == "platform"
+        platform = RegisteredPlatform(
+            name=name,
+            path=self._store.relative(Path(path)),
+            ppid=os.urandom(16),
+            qe_id=os.urandom(16),
+            fmspc=fmspc,
+            pce_id=pce_id,
+            tcb_components=components,
+            ca_type=ca_type,
+            registered=self.now(),
+            sgx_type=default_sgx_type(ca_type),
+            platform_instance_id=os.urandom(16) if multi_package else None,
+            configuration=PlatformConfiguration(True, True, True) if multi_package else None,
+        )
+        return PlatformProvisioning(
+            platform=platform,
+            provisioning_secret=self._issuer.provisioning_secret(platform),
+            ppid_encryption_key_pem=self.ppid_encryption_key_pem,
         )
 
     def register_platform(
@@ -234,9 +286,41 @@ class Manufacturer:
         A new FMSPC starts with the platform's TCB and PCE SVN :data:`PCE_SVN`
         ``UpToDate``.
         """
-        if isinstance(provisioning, PlatformProvisioning):
-            return self._issuer.register_platform(provisioning.platform)
-        return self._issuer.register_platform(provisioning)
+        platform = (
+            provisioning.platform
+            if isinstance(provisioning, PlatformProvisioning)
+            else provisioning
+        )
+        with self._store.exclusive():
+            for other in self.registry().platforms:
+                if other.name == platform.name or other.path == platform.path:
+                    raise InvalidRequestError(
+                        f"platform {platform.name!r} ({platform.path}) is registered already"
+                    )
+                if other.ppid == platform.ppid or other.qe_id == platform.qe_id:
+                    raise InvalidRequestError("PPID and QE-ID must be unique")
+            self.update_policy(
+                lambda policy: policy.with_fmspc(
+                    platform.fmspc,
+                    pce_id=platform.pce_id,
+                    components=platform.tcb_components,
+                    pce_svn=PCE_SVN,
+                    now=self.now(),
+                )
+            )
+            self._store.update_registry(lambda registry: registry.with_platform(platform))
+        logger.info(
+            "platform.registered",
+            extra={
+                "fields": {
+                    "name": platform.name,
+                    "qe_id": platform.qe_id.hex(),
+                    "fmspc": platform.fmspc.hex().upper(),
+                    "ca": platform.ca_type,
+                }
+            },
+        )
+        return platform
 
     def issue_pck_certificate(self, query: PckCertificateQuery) -> PckCertificate:
         """The PCK certificate of a platform for the queried raw TCB (TCBm = raw)."""

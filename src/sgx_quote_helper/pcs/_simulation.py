@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sgx_quote_helper._version import QE_SVN
-from sgx_quote_helper.pcs._manufacturer import DEFAULT_PCCS_URL, Manufacturer
-from sgx_quote_helper.pcs._pck_issuance import DEFAULT_TCB_COMPONENTS
+from sgx_quote_helper.pcs._manufacturer import (
+    DEFAULT_PCCS_URL,
+    DEFAULT_TCB_COMPONENTS,
+    Manufacturer,
+)
 from sgx_quote_helper.pcs._registry import RegisteredPlatform
 from sgx_quote_helper.pcs._time import Clock, utc_now
 from sgx_quote_helper.platform import create_platform
