@@ -9,6 +9,7 @@ import textwrap
 from datetime import timedelta
 
 from sgx_quote_helper import client
+from sgx_quote_helper._cli._pccs_options import add_pccs_client_options
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.doctor import (
     CheckResult,
@@ -18,7 +19,6 @@ from sgx_quote_helper.doctor import (
     run_doctor,
 )
 from sgx_quote_helper.errors import UsageError
-from sgx_quote_helper.pccs import DEFAULT_TIMEOUT as PCCS_DEFAULT_TIMEOUT
 
 #: The daemon's environment variable for --platform; `quote` and `doctor` honour it too.
 _PLATFORM_ENV = "SGX_QUOTE_HELPER_PLATFORM"
@@ -75,19 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=client.DEFAULT_TIMEOUT,
         help="per read/write timeout on the socket (default 15, as Intel's client)",
     )
-    parser.add_argument(
-        "--pccs-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=PCCS_DEFAULT_TIMEOUT,
-        help=f"default: {PCCS_DEFAULT_TIMEOUT:g}",
-    )
-    parser.add_argument("--pccs-ca-file", metavar="FILE", help="CA certificate(s) for PCCS TLS")
-    parser.add_argument(
-        "--pccs-insecure",
-        action="store_true",
-        help="do not verify the PCCS TLS certificate (self-signed PCCS; insecure)",
-    )
+    add_pccs_client_options(parser)
     parser.add_argument(
         "--warn-days",
         metavar="DAYS",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sgx_quote_helper._cli._pccs_options import add_pccs_client_options
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs import Collateral, PccsClient
 from sgx_quote_helper.sgx import decode_binary_input
@@ -72,15 +73,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--cache-dir", metavar="DIR", help="cache PCCS collateral here until its nextUpdate"
     )
-    parser.add_argument("--pccs-ca-file", metavar="FILE", help="CA certificate(s) for PCCS TLS")
-    parser.add_argument(
-        "--pccs-insecure",
-        action="store_true",
-        help="do not verify the PCCS TLS certificate (self-signed PCCS; insecure)",
-    )
-    parser.add_argument(
-        "--pccs-timeout", metavar="SECONDS", type=float, default=10.0, help="default: 10"
-    )
+    add_pccs_client_options(parser)
     policy = parser.add_argument_group("policy options")
     policy.add_argument("--mrenclave", metavar="HEX", action="append", help="repeatable: any of")
     policy.add_argument("--mrsigner", metavar="HEX", action="append", help="repeatable: any of")
