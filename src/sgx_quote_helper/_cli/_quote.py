@@ -56,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="OUT",
         help="where to write the quote ('-': stdout)",
     )
+    _add_mode_options(parser)
+    parser.set_defaults(func=run_quote)
+
+
+def _add_mode_options(parser: argparse.ArgumentParser) -> None:
+    """Options that apply to one mode only, in a group each."""
     inproc = parser.add_argument_group("in-process mode (SGX_AESM_ADDR unset)")
     inproc.add_argument(
         "--qe-svn",
@@ -84,7 +90,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="per read/write timeout on the AESM socket (default 15, as Intel's client)",
     )
-    parser.set_defaults(func=run_quote)
 
 
 def _report_data(text: str) -> bytes:
