@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptography import x509
 
+from sgx_quote_helper._time import parse_time
 from sgx_quote_helper.doctor._result import (
     CheckResult,
     CheckStatus,
@@ -84,22 +85,11 @@ def _crl_item(name: str, der: bytes) -> ValidityItem:
     return ValidityItem(name, crl.last_update_utc, next_update, Quote3Error.SGX_CRL_EXPIRED)
 
 
-def _parse_time(value: Any, what: str) -> datetime:
-    """An ISO 8601 time of TCB Info / QE Identity (``2025-06-19T10:56:11Z``), in UTC."""
-    if not isinstance(value, str):
-        raise ParseError(f"{what} is not a time string: {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ParseError(f"{what} is not an ISO 8601 time: {value!r}") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def _signed_item(name: str, document: Mapping[str, Any], code: Quote3Error) -> ValidityItem:
     return ValidityItem(
         name,
-        _parse_time(document.get("issueDate"), f"{name} issueDate"),
-        _parse_time(document.get("nextUpdate"), f"{name} nextUpdate"),
+        parse_time(document.get("issueDate"), f"{name} issueDate"),
+        parse_time(document.get("nextUpdate"), f"{name} nextUpdate"),
         code,
     )
 

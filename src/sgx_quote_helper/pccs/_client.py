@@ -27,8 +27,9 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from sgx_quote_helper._time import parse_time
 from sgx_quote_helper.errors import ParseError, UsageError
-from sgx_quote_helper.pccs._collateral import Collateral, parse_time, signed_text
+from sgx_quote_helper.pccs._collateral import Collateral, signed_text
 from sgx_quote_helper.pccs._errors import (
     PccsError,
     PccsHttpError,

@@ -17,6 +17,7 @@ Typical use::
         ...  # service.url
 """
 
+from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pcs._app import (
     RunningService,
     create_app,
@@ -64,7 +65,6 @@ from sgx_quote_helper.pcs._policy import (
     Validity,
 )
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
-from sgx_quote_helper.pcs._time import Clock, utc_now
 
 __all__ = [
     "CA_CERTIFICATES",

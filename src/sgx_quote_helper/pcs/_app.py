@@ -37,11 +37,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pccs._types import PckCertificateQuery
 from sgx_quote_helper.pcs._errors import InvalidRequestError, NotFoundError, PcsError
 from sgx_quote_helper.pcs._manufacturer import Manufacturer
 from sgx_quote_helper.pcs._openapi import openapi_document
-from sgx_quote_helper.pcs._time import Clock, utc_now
 
 logger = logging.getLogger("sgx_quote_helper.pcs.http")
 

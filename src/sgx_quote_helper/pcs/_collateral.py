@@ -16,8 +16,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sgx_quote_helper._time import format_time
 from sgx_quote_helper.pcs._policy import FmspcPolicy, PlatformTcbLevel, QeTcbLevel
-from sgx_quote_helper.pcs._time import format_time
 from sgx_quote_helper.sgx import QE3_MRSIGNER, QE3_PROD_ID
 from sgx_quote_helper.sgx._ecdsa import ecdsa_sign_raw, ecdsa_verify_raw
 

@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._time import Clock, format_time, parse_time, to_utc_seconds, utc_now
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.pcs._collateral import (
@@ -78,7 +79,6 @@ from sgx_quote_helper.pcs._pki import (
 )
 from sgx_quote_helper.pcs._policy import CA_CERTIFICATES, TcbPolicy
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry, default_sgx_type
-from sgx_quote_helper.pcs._time import Clock, format_time, to_utc_seconds, utc_now
 from sgx_quote_helper.platform import derive_pck_private_key, derive_provisioning_secret
 from sgx_quote_helper.sgx._pck_extension import PlatformConfiguration
 
@@ -1063,7 +1063,7 @@ def _read_issued(path: Path) -> _Issued | None:
         document = json.loads(path.read_bytes())
         return _Issued(
             inputs=str(document["inputs"]),
-            issued_at=datetime.fromisoformat(document["issuedAt"]),
+            issued_at=parse_time(document["issuedAt"], "issuedAt"),
             number=int(document["number"]),
             data=str(document["data"]),
         )

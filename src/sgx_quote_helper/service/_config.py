@@ -88,7 +88,7 @@ class Kind(Generic[_T]):
 
 
 def _text(value: object) -> str:
-    if isinstance(value, bool | int | float | str):
+    if isinstance(value, bool | int | float | str | Path):
         return str(value).strip()
     raise ValueError(f"expected a string, got {value!r}")
 
