@@ -221,7 +221,7 @@ def check_pccs(
                 items = [
                     _signed_item(
                         "QE Identity",
-                        qe_identity.object(),
+                        qe_identity.inner,
                         Quote3Error.SGX_ENCLAVE_IDENTITY_EXPIRED,
                     ),
                     _crl_item("PCK CRL (processor CA)", pccs.get_pck_crl("processor").crl),

@@ -42,15 +42,6 @@ FIELD_ORDER = (
 )
 
 
-def signed_text(inner: Any) -> str:
-    """The text the TCB Signing key signs for an inner ``tcbInfo``/``enclaveIdentity``.
-
-    Compact, keys in document order (``json.loads`` keeps it), non-ASCII left as is,
-    exactly as dcap-qvl re-emits it with serde_json ``preserve_order`` (section 9).
-    """
-    return json.dumps(inner, separators=(",", ":"), ensure_ascii=False)
-
-
 def _load_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)

@@ -25,7 +25,6 @@ from sgx_quote_helper.pcs._app import (
     serve,
     serve_in_thread,
 )
-from sgx_quote_helper.pcs._collateral import SignedCollateral, compact_json
 from sgx_quote_helper.pcs._errors import (
     EvaluationDataNumberNotFoundError,
     FmspcNotFoundError,
@@ -99,10 +98,8 @@ __all__ = [
     "Revocation",
     "Revocations",
     "RunningService",
-    "SignedCollateral",
     "TcbPolicy",
     "Validity",
-    "compact_json",
     "create_app",
     "percent_encode",
     "serve",

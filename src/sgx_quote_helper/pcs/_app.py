@@ -181,7 +181,7 @@ class PccsApplication:
         signed = await self._call(
             self.manufacturer.tcb_info, fmspc, tcb_evaluation_data_number=number
         )
-        chain = percent_encode(self.manufacturer.tcb_issuer_chain_pem())
+        chain = percent_encode(signed.issuer_chain_pem)
         return Response(
             signed.body,
             media_type="application/json",
@@ -191,7 +191,7 @@ class PccsApplication:
     async def qe_identity(self, request: Request) -> Response:
         number = _evaluation_number(request)
         signed = await self._call(self.manufacturer.qe_identity, tcb_evaluation_data_number=number)
-        chain = percent_encode(self.manufacturer.tcb_issuer_chain_pem())
+        chain = percent_encode(signed.issuer_chain_pem)
         return Response(
             signed.body,
             media_type="application/json",

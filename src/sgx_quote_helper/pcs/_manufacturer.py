@@ -48,13 +48,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from sgx_quote_helper._fs import atomic_write
 from sgx_quote_helper._time import Clock, format_time, parse_time, to_utc_seconds, utc_now
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
+from sgx_quote_helper.pccs import SignedCollateral
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
-from sgx_quote_helper.pcs._collateral import (
-    SignedCollateral,
-    qe_identity_inner,
-    sign_collateral,
-    tcb_info_inner,
-)
+from sgx_quote_helper.pcs._collateral import qe_identity_inner, sign_collateral, tcb_info_inner
 from sgx_quote_helper.pcs._errors import (
     EvaluationDataNumberNotFoundError,
     FmspcNotFoundError,
@@ -796,12 +792,16 @@ class Manufacturer:
 
         def issue(_number: int, issue_date: datetime, next_update: datetime) -> str:
             signed = sign_collateral(
-                kind, build(issue_date, next_update), self._authorities["tcb-signing"].private_key
+                kind,
+                build(issue_date, next_update),
+                self._authorities["tcb-signing"].private_key,
+                chain,
             )
             return json.dumps({"text": signed.text, "signature": signed.signature.hex()})
 
+        chain = self.tcb_issuer_chain_pem()
         stored = json.loads(self._artifact(artifact, name, inputs, issue).data)
-        return SignedCollateral(kind, stored["text"], bytes.fromhex(stored["signature"]))
+        return SignedCollateral(kind, stored["text"], bytes.fromhex(stored["signature"]), chain)
 
     @staticmethod
     def _check_evaluation_number(policy: TcbPolicy, number: int | None) -> None:
