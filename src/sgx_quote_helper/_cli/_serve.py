@@ -44,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     # text here and are converted and checked with the environment's and the file's.
     for option in OPTIONS:
         entry = option.setting
-        text = f"{option.help} [default: {entry.default_text}; ${option.env}]".replace("%", "%%")
+        repeatable = " (repeatable)" if entry.repeatable else ""
+        text = f"{option.help}{repeatable} [default: {entry.default_text}; ${option.env}]"
+        text = text.replace("%", "%%")  # argparse formats help with %
         if entry.switch:
             parser.add_argument(
                 option.flag, dest=option.name, action="store_const", const="true", help=text
@@ -55,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 dest=option.name,
                 metavar=entry.metavar,
                 action="append" if entry.repeatable else "store",
-                help=text + (" (repeatable)" if entry.repeatable else ""),
+                help=text,
             )
     parser.set_defaults(func=_serve)
 
