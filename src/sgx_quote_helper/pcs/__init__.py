@@ -22,6 +22,7 @@ Typical use::
         ...  # service.url
 """
 
+from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pcs._app import (
     RunningService,
     create_app,
@@ -29,7 +30,6 @@ from sgx_quote_helper.pcs._app import (
     serve,
     serve_in_thread,
 )
-from sgx_quote_helper.pcs._collateral import SignedCollateral, compact_json
 from sgx_quote_helper.pcs._errors import (
     EvaluationDataNumberNotFoundError,
     FmspcNotFoundError,
@@ -76,7 +76,6 @@ from sgx_quote_helper.pcs._simulation import (
     create_simulation,
     provision_platform,
 )
-from sgx_quote_helper.pcs._time import Clock, utc_now
 
 __all__ = [
     "CA_CERTIFICATES",
@@ -113,11 +112,9 @@ __all__ = [
     "Revocation",
     "Revocations",
     "RunningService",
-    "SignedCollateral",
     "Simulation",
     "TcbPolicy",
     "Validity",
-    "compact_json",
     "create_app",
     "create_simulation",
     "percent_encode",

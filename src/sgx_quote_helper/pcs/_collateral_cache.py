@@ -19,17 +19,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from sgx_quote_helper.pcs._collateral import (
-    SignedCollateral,
-    qe_identity_inner,
-    sign_collateral,
-    tcb_info_inner,
-)
+from sgx_quote_helper._time import format_time, parse_time
+from sgx_quote_helper.errors import ParseError
+from sgx_quote_helper.pccs import SignedCollateral
+from sgx_quote_helper.pcs._collateral import qe_identity_inner, sign_collateral, tcb_info_inner
 from sgx_quote_helper.pcs._errors import EvaluationDataNumberNotFoundError, FmspcNotFoundError
 from sgx_quote_helper.pcs._pki import CLOCK_SKEW, CertificateAuthority, issue_crl
 from sgx_quote_helper.pcs._policy import CA_CERTIFICATES, TcbPolicy
 from sgx_quote_helper.pcs._store import ManufacturerStore, check_ca_type
-from sgx_quote_helper.pcs._time import format_time
 
 logger = logging.getLogger("sgx_quote_helper.pcs")
 
@@ -70,11 +67,11 @@ class _Issued:
             document = json.loads(data)
             return cls(
                 inputs=str(document["inputs"]),
-                issued_at=datetime.fromisoformat(document["issuedAt"]),
+                issued_at=parse_time(document["issuedAt"], "issuedAt"),
                 number=int(document["number"]),
                 data=str(document["data"]),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ParseError, ValueError, KeyError, TypeError):
             return None
 
 
@@ -137,12 +134,16 @@ class CollateralCache:
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         inputs = self._inputs(artifact, build(epoch, epoch), _serial(signer))
 
+        chain = self._store.tcb_issuer_chain_pem()
+
         def issue(_number: int, issue_date: datetime, next_update: datetime) -> str:
-            signed = sign_collateral(kind, build(issue_date, next_update), signer.private_key)
+            signed = sign_collateral(
+                kind, build(issue_date, next_update), signer.private_key, chain
+            )
             return json.dumps({"text": signed.text, "signature": signed.signature.hex()})
 
         stored = json.loads(self._artifact(artifact, name, inputs, issue).data)
-        return SignedCollateral(kind, stored["text"], bytes.fromhex(stored["signature"]))
+        return SignedCollateral(kind, stored["text"], bytes.fromhex(stored["signature"]), chain)
 
     # -- CRLs ------------------------------------------------------------------------------
 

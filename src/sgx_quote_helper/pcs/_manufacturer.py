@@ -29,9 +29,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sgx_quote_helper._time import Clock, to_utc_seconds, utc_now
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
-from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
-from sgx_quote_helper.pcs._collateral import SignedCollateral
+from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery, SignedCollateral
 from sgx_quote_helper.pcs._collateral_cache import CollateralCache
 from sgx_quote_helper.pcs._errors import (
     InvalidRequestError,
@@ -43,7 +43,6 @@ from sgx_quote_helper.pcs._pck_issuance import PckIssuer
 from sgx_quote_helper.pcs._policy import TcbPolicy
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry, default_sgx_type
 from sgx_quote_helper.pcs._store import ManufacturerStore, check_ca_type, new_secrets
-from sgx_quote_helper.pcs._time import Clock, to_utc_seconds, utc_now
 from sgx_quote_helper.sgx import PlatformConfiguration
 
 logger = logging.getLogger("sgx_quote_helper.pcs")
@@ -163,7 +162,7 @@ class Manufacturer:
 
     def tcb_issuer_chain_pem(self) -> str:
         """TCB Signing then root: the chain of TCB Info and QE Identity."""
-        return self._store.certificate_pem("tcb-signing") + self._store.certificate_pem("root")
+        return self._store.tcb_issuer_chain_pem()
 
     def pck_crl_issuer_chain_pem(self, ca_type: str) -> str:
         """PCK CA then root: the chain of a PCK CRL and of PCK certificates."""

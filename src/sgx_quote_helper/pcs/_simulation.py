@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper._version import QE_SVN
 from sgx_quote_helper.pcs._manufacturer import (
     DEFAULT_PCCS_URL,
@@ -20,7 +21,6 @@ from sgx_quote_helper.pcs._manufacturer import (
     Manufacturer,
 )
 from sgx_quote_helper.pcs._registry import RegisteredPlatform
-from sgx_quote_helper.pcs._time import Clock, utc_now
 from sgx_quote_helper.platform import create_platform
 
 #: Where ``sim init`` puts its first platform, and ``sim add-platform`` the others.

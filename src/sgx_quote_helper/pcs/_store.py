@@ -43,6 +43,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._time import Clock, format_time, to_utc_seconds
 from sgx_quote_helper.pcs._errors import (
     InvalidRequestError,
     ManufacturerDirectoryError,
@@ -60,8 +62,6 @@ from sgx_quote_helper.pcs._pki import (
 )
 from sgx_quote_helper.pcs._policy import TcbPolicy
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
-from sgx_quote_helper.pcs._time import Clock, format_time, to_utc_seconds
-from sgx_quote_helper.platform import atomic_write
 
 logger = logging.getLogger("sgx_quote_helper.pcs")
 
@@ -323,6 +323,10 @@ class ManufacturerStore:
 
     def certificate_pem(self, name: str) -> str:
         return self.certificate(name).public_bytes(serialization.Encoding.PEM).decode()
+
+    def tcb_issuer_chain_pem(self) -> str:
+        """TCB Signing then root: the chain of TCB Info and QE Identity."""
+        return self.certificate_pem("tcb-signing") + self.certificate_pem("root")
 
     @property
     def root_ca_path(self) -> Path:
