@@ -9,7 +9,7 @@ import textwrap
 from datetime import timedelta
 
 from sgx_quote_helper import client
-from sgx_quote_helper._cli._pccs_options import add_pccs_client_options
+from sgx_quote_helper._cli._options import PLATFORM_ENV, add_pccs_client_options
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.doctor import (
     CheckResult,
@@ -19,9 +19,6 @@ from sgx_quote_helper.doctor import (
     run_doctor,
 )
 from sgx_quote_helper.errors import UsageError
-
-#: The daemon's environment variable for --platform; `quote` and `doctor` honour it too.
-_PLATFORM_ENV = "SGX_QUOTE_HELPER_PLATFORM"
 
 _EPILOG = """\
 Checks, in order: environment (SGX_AESM_ADDR and the mode), socket (exists, is a
@@ -49,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--platform",
         metavar="DIR",
         help="simulated platform directory (DIR/platform of `sim init DIR`) for a test quote; "
-        f"default ${_PLATFORM_ENV}",
+        f"default ${PLATFORM_ENV}",
     )
     parser.add_argument(
         "--socket",
@@ -98,7 +95,7 @@ def _options(args: argparse.Namespace) -> DoctorOptions:
         raise UsageError("--pccs-ca-file makes no sense with --pccs-insecure")
     return DoctorOptions(
         socket_path=args.socket,
-        platform_dir=args.platform or os.environ.get(_PLATFORM_ENV) or None,
+        platform_dir=args.platform or os.environ.get(PLATFORM_ENV) or None,
         pccs_url=args.pccs_url,
         root_ca=args.root_ca,
         admin_url=args.admin_url,

@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 
 from sgx_quote_helper import client
+from sgx_quote_helper._cli._options import PLATFORM_ENV
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import Platform, demo_app_identity, load_manifest
 
 _REPORT_DATA_SIZE = 64
-#: The daemon's environment variable for --platform; the CLI honours it too.
-_PLATFORM_ENV = "SGX_QUOTE_HELPER_PLATFORM"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--platform",
         metavar="DIR",
         help="the simulated platform directory (DIR/platform of `sim init DIR`); "
-        f"default ${_PLATFORM_ENV}",
+        f"default ${PLATFORM_ENV}",
     )
     parser.add_argument(
         "--enclave",
@@ -105,11 +104,11 @@ def _report_data(text: str) -> bytes:
 
 def run_quote(args: argparse.Namespace) -> int:
     report_data = _report_data(args.report_data)
-    platform_dir = args.platform or os.environ.get(_PLATFORM_ENV)
+    platform_dir = args.platform or os.environ.get(PLATFORM_ENV)
     if not platform_dir:
         raise UsageError(
             "give --platform DIR (the `platform` directory of `sim init DIR`) or set "
-            f"{_PLATFORM_ENV}: the simulated enclave makes its REPORT on that platform's CPU"
+            f"{PLATFORM_ENV}: the simulated enclave makes its REPORT on that platform's CPU"
         )
     identity = demo_app_identity() if args.enclave is None else load_manifest(args.enclave)
     # The application side only reads the enclave secret (like /dev/sgx_enclave).

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sgx_quote_helper._cli._pccs_options import add_pccs_client_options
+from sgx_quote_helper._cli._options import add_pccs_client_options
 from sgx_quote_helper._time import parse_time as parse_iso_time
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs import Collateral, PccsClient
