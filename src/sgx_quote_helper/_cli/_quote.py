@@ -12,14 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from sgx_quote_helper import client
-from sgx_quote_helper._cli._options import PLATFORM_ENV
+from sgx_quote_helper._cli._options import (
+    PLATFORM_ENV,
+    add_report_data_and_output,
+    report_data_argument,
+    write_output,
+)
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import Platform, demo_app_identity, load_manifest
-
-_REPORT_DATA_SIZE = 64
+from sgx_quote_helper.sgx import QuoteHeader
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,19 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="enclave manifest (TOML); default: the built-in demo application enclave",
     )
-    parser.add_argument(
-        "--report-data",
-        required=True,
-        metavar="HEX",
-        help="REPORTDATA, up to 64 bytes as hex (zero-padded to 64)",
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT",
-        help="where to write the quote ('-': stdout)",
-    )
+    add_report_data_and_output(parser, "quote")
     _add_mode_options(parser)
     parser.set_defaults(func=run_quote)
 
@@ -91,19 +82,8 @@ def _add_mode_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _report_data(text: str) -> bytes:
-    cleaned = "".join(text.split()).removeprefix("0x")
-    try:
-        data = bytes.fromhex(cleaned)
-    except ValueError:
-        raise UsageError(f"--report-data must be hex (e.g. 00ff...), got {text[:40]!r}") from None
-    if len(data) > _REPORT_DATA_SIZE:
-        raise UsageError(f"--report-data is at most {_REPORT_DATA_SIZE} bytes, got {len(data)}")
-    return data.ljust(_REPORT_DATA_SIZE, b"\0")
-
-
 def run_quote(args: argparse.Namespace) -> int:
-    report_data = _report_data(args.report_data)
+    report_data = report_data_argument(args.report_data)
     platform_dir = args.platform or os.environ.get(PLATFORM_ENV)
     if not platform_dir:
         raise UsageError(
@@ -137,18 +117,11 @@ def run_quote(args: argparse.Namespace) -> int:
     report = platform.cpu().ereport(identity, target, report_data)
     quote = quoter.get_quote(report)
 
-    if args.output == "-":
-        sys.stdout.buffer.write(quote)
-        sys.stdout.buffer.flush()
-    else:
-        try:
-            Path(args.output).write_bytes(quote)
-        except OSError as exc:
-            raise UsageError(f"cannot write the quote to {args.output}: {exc}") from exc
-    qe_svn = int.from_bytes(quote[8:10], "little")
-    pce_svn = int.from_bytes(quote[10:12], "little")
+    write_output(args.output, quote, "quote")
+    header = QuoteHeader.from_bytes(quote[: QuoteHeader.LAYOUT.size])
     print(
-        f"quote: mode={quoter.mode.value} size={len(quote)} qe_svn={qe_svn} pce_svn={pce_svn} "
+        f"quote: mode={quoter.mode.value} size={len(quote)} qe_svn={header.qe_svn} "
+        f"pce_svn={header.pce_svn} "
         f"enclave={identity.name} -> {args.output} [{quoter.describe()}]",
         file=sys.stderr,
     )
