@@ -63,14 +63,13 @@ from sgx_quote_helper.aesm import (
     error_response,
     frame_response,
 )
-from sgx_quote_helper.backends._base import AttestationKeyStatus, QuoteBackend
+from sgx_quote_helper.backends import AttestationKeyStatus, QuoteBackend
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.service._admin import AdminServer
 from sgx_quote_helper.service._config import ServiceConfig
 from sgx_quote_helper.service._logic import AesmLogic
 from sgx_quote_helper.service._metrics import DaemonMetrics
-from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID
-from sgx_quote_helper.sgx._status import AesmError
+from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, AesmError
 
 _log = logging.getLogger("sgx_quote_helper.service")
 
