@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -94,6 +95,7 @@ _CERT_FILES = {
 }
 
 Stamp = tuple[int, int, int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,8 @@ class ManufacturerStore:
         self._thread_lock = threading.RLock()
         self._lock_depth = 0
         self._lock_fd: int | None = None
-        self._policy: TcbPolicy | None = None
-        self._policy_stamp: Stamp | None = None
-        self._registry: Registry | None = None
-        self._registry_stamp: Stamp | None = None
+        self._policy = _WatchedFile(self.pcs_dir / _POLICY, _parse_policy)
+        self._registry = _WatchedFile(self.pcs_dir / _REGISTRY, _parse_registry)
 
     # -- creating and opening ------------------------------------------------------------
 
@@ -269,50 +269,32 @@ class ManufacturerStore:
     def policy(self) -> TcbPolicy:
         """The current policy (re-read when ``policy.json`` changed)."""
         with self._thread_lock:
-            path = self.pcs_dir / _POLICY
-            stamp = _stamp(path)
-            if self._policy is None or stamp != self._policy_stamp:
-                try:
-                    self._policy = TcbPolicy.from_json(path.read_bytes())
-                except OSError as exc:
-                    raise ManufacturerDirectoryError(f"cannot read {path}: {exc}") from None
-                except PolicyError as exc:
-                    raise PolicyError(f"{path}: {exc}") from None
-                self._policy_stamp = stamp
-            return self._policy
+            return self._policy.get()
 
     def update_policy(self, change: Callable[[TcbPolicy], TcbPolicy]) -> TcbPolicy:
         """Apply ``change`` to the policy on disk, atomically and under the lock."""
         with self.exclusive():
-            self._policy = None  # re-read under the lock
+            self._policy.forget()  # re-read under the lock
             new = change(self.policy())
             # Round-trip through the file format so that nothing unwritable is accepted.
             text = new.to_json()
             TcbPolicy.from_json(text)
-            atomic_write(self.pcs_dir / _POLICY, text.encode(), mode=_PUBLIC)
-            self._policy = None
+            atomic_write(self._policy.path, text.encode(), mode=_PUBLIC)
+            self._policy.forget()
             return self.policy()
 
     def registry(self) -> Registry:
         """The provisioned platforms (re-read when ``registry.json`` changed)."""
         with self._thread_lock:
-            path = self.pcs_dir / _REGISTRY
-            stamp = _stamp(path)
-            if self._registry is None or stamp != self._registry_stamp:
-                try:
-                    self._registry = Registry.from_json(path.read_bytes(), source=str(path))
-                except OSError as exc:
-                    raise ManufacturerDirectoryError(f"cannot read {path}: {exc}") from None
-                self._registry_stamp = stamp
-            return self._registry
+            return self._registry.get()
 
     def update_registry(self, change: Callable[[Registry], Registry]) -> Registry:
         """Apply ``change`` to the registry on disk, atomically and under the lock."""
         with self.exclusive():
-            self._registry = None  # re-read under the lock
+            self._registry.forget()  # re-read under the lock
             new = change(self.registry())
-            atomic_write(self.pcs_dir / _REGISTRY, new.to_json().encode(), mode=_PUBLIC)
-            self._registry = None
+            atomic_write(self._registry.path, new.to_json().encode(), mode=_PUBLIC)
+            self._registry.forget()
             return new
 
     # -- public certificates -------------------------------------------------------------
@@ -456,6 +438,41 @@ def _read_secrets(pcs_dir: Path) -> ManufacturerSecrets:
     if len(master_secret) != 32:
         raise ValueError(f"{_MASTER_FILE} is not 32 bytes")
     return ManufacturerSecrets(authorities, ppid_key, master_secret)
+
+
+class _WatchedFile(Generic[T]):
+    """A file of the store, parsed again only when it changed (identity, mtime and size)."""
+
+    def __init__(self, path: Path, parse: Callable[[bytes, Path], T]) -> None:
+        self.path = path
+        self._parse = parse
+        self._value: T | None = None
+        self._stamp: Stamp | None = None
+
+    def get(self) -> T:
+        stamp = _stamp(self.path)
+        if self._value is None or stamp != self._stamp:
+            try:
+                data = self.path.read_bytes()
+            except OSError as exc:
+                raise ManufacturerDirectoryError(f"cannot read {self.path}: {exc}") from None
+            self._value = self._parse(data, self.path)
+            self._stamp = stamp
+        return self._value
+
+    def forget(self) -> None:
+        self._value = None
+
+
+def _parse_policy(data: bytes, path: Path) -> TcbPolicy:
+    try:
+        return TcbPolicy.from_json(data)
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
+
+
+def _parse_registry(data: bytes, path: Path) -> Registry:
+    return Registry.from_json(data, source=str(path))
 
 
 def _stamp(path: Path) -> Stamp:
