@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 from deploy_support import (
     CHART,
+    WORKLOADS,
     Helm,
     by_kind,
     kubectl_env,
     make_helm,
     named,
     pod_spec,
+    pod_template,
     preset,
     require_tool,
     yaml,
@@ -139,15 +141,17 @@ def test_kube_1_20_render_keeps_fields_it_knows_and_validates(renders: dict[str,
     assert new_ds == {"maxUnavailable": 1, "maxSurge": 0}
     assert named(old, "PodDisruptionBudget", "-webhook")["apiVersion"] == "policy/v1beta1"
     assert named(new, "PodDisruptionBudget", "-webhook")["apiVersion"] == "policy/v1"
+    assert named(old, "CronJob", "-bootstrap")["apiVersion"] == "batch/v1beta1"
+    assert named(new, "CronJob", "-bootstrap")["apiVersion"] == "batch/v1"
     # Everything else is what a current API server accepts too (the oldest bundled schemas).
-    rest = [doc for doc in old if doc["kind"] != "PodDisruptionBudget"]
+    rest = [doc for doc in old if doc["kind"] not in ("PodDisruptionBudget", "CronJob")]
     assert _validate(rest, "1.25.0") == []
 
 
 def _typed_decode(kubectl: str, docs: Sequence[dict[str, Any]], tmp_path: Path) -> None:
     """Decode into the Go API types; fails on what only typed decoding catches."""
     groups = {
-        ("set", "env", "CHECK=1"): ("DaemonSet", "Deployment", "Job"),
+        ("set", "env", "CHECK=1"): WORKLOADS,
         ("set", "subject", "--user=check"): ("RoleBinding", "ClusterRoleBinding"),
     }
     for command, kinds in groups.items():
@@ -245,7 +249,7 @@ def _daemon(docs: Docs) -> tuple[dict[str, Any], dict[str, Any]]:
 def _containers(docs: Docs) -> list[tuple[str, dict[str, Any]]]:
     found = []
     for doc in docs:
-        if doc["kind"] in ("DaemonSet", "Deployment", "Job"):
+        if doc["kind"] in WORKLOADS:
             spec = pod_spec(doc)
             for container in spec.get("initContainers", []) + spec["containers"]:
                 found.append((doc["metadata"]["name"], container))
@@ -352,6 +356,9 @@ def test_sim_flavour_wiring(renders: dict[str, Docs]) -> None:
     job = named(docs, "Job", "-bootstrap")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     job_spec = pod_spec(job)
+    cron = named(docs, "CronJob", "-bootstrap")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert pod_template(cron) == job["spec"]["template"]  # one pod, two triggers
     assert job_spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim
     assert "sim init" in job_spec["initContainers"][0]["command"][2]
     assert job_spec["containers"][0]["args"][:3] == [
@@ -394,16 +401,17 @@ def test_rbac_is_exactly_what_each_component_needs(renders: dict[str, Docs]) -> 
         assert _bound(docs, "RoleBinding", f"-{component}") == sa
         assert _bound(docs, "ClusterRoleBinding", f"-{component}") == sa
     tokens = {
-        doc["metadata"]["name"]: pod_spec(doc)["automountServiceAccountToken"]
+        (doc["kind"], doc["metadata"]["name"]): pod_spec(doc)["automountServiceAccountToken"]
         for doc in docs
-        if doc["kind"] in ("DaemonSet", "Deployment", "Job")
+        if doc["kind"] in WORKLOADS
     }
     assert tokens == {
-        "sqh-sgx-quote-helper-daemon": False,
-        "sqh-sgx-quote-helper-device-plugin": True,
-        "sqh-sgx-quote-helper-pccs": False,
-        "sqh-sgx-quote-helper-bootstrap": True,
-        "sqh-sgx-quote-helper-webhook": False,
+        ("DaemonSet", "sqh-sgx-quote-helper-daemon"): False,
+        ("DaemonSet", "sqh-sgx-quote-helper-device-plugin"): True,
+        ("Deployment", "sqh-sgx-quote-helper-pccs"): False,
+        ("Job", "sqh-sgx-quote-helper-bootstrap"): True,
+        ("CronJob", "sqh-sgx-quote-helper-bootstrap"): True,
+        ("Deployment", "sqh-sgx-quote-helper-webhook"): False,
     }
     # Real SGX flavours run no component that talks to the API server.
     for case in ("aks", "intel"):
@@ -435,8 +443,8 @@ def test_webhook_configuration(renders: dict[str, Docs]) -> None:
     assert not by_kind(renders["sim-everything"], "Certificate")
     # Every pod of the chart is excluded from its own webhook.
     for doc in docs:
-        if doc["kind"] in ("DaemonSet", "Deployment", "Job"):
-            labels = doc["spec"]["template"]["metadata"]["labels"]
+        if doc["kind"] in WORKLOADS:
+            labels = pod_template(doc)["metadata"]["labels"]
             assert labels["sgx-quote-helper.io/webhook"] == "skip"
 
 

@@ -1,0 +1,86 @@
+{{/* The bootstrap pod: `sim init` once, then `sim register-nodes` (idempotent). */}}
+{{- define "sqh.bootstrapPodTemplate" -}}
+{{- $ctx := dict "root" . "component" "bootstrap" }}
+{{- $pccsCtx := dict "root" . "component" "pccs" }}
+{{- $s := .Values.simPccs }}
+{{- $dir := $s.mountPath -}}
+metadata:
+  labels:
+    {{- include "sqh.podLabels" $ctx | nindent 4 }}
+spec:
+  restartPolicy: OnFailure
+  serviceAccountName: {{ include "sqh.serviceAccountName" $ctx }}
+  # Lists nodes and writes Secrets.
+  automountServiceAccountToken: true
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- include "sqh.nonRootPodSecurity" . | nindent 4 }}
+    fsGroup: 10001
+  {{- if has "ReadWriteOnce" $s.persistence.accessModes }}
+  # A ReadWriteOnce claim is usable by pods of one node only: run beside the PCCS.
+  affinity:
+    podAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        - labelSelector:
+            matchLabels:
+              {{- include "sqh.selectorLabels" $pccsCtx | nindent 14 }}
+          topologyKey: kubernetes.io/hostname
+  {{- end }}
+  initContainers:
+    - name: sim-init
+      image: {{ include "sqh.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      command:
+        - /bin/sh
+        - -c
+        - >-
+          test -d "$SIM_DIR/pcs" ||
+          exec sgx-quote-helper sim init "$SIM_DIR" --pccs-url "$PCCS_URL"
+      env:
+        - name: SIM_DIR
+          value: {{ $dir | quote }}
+        - name: PCCS_URL
+          value: {{ include "sqh.pccsUrl" . | quote }}
+      resources:
+        {{- toYaml $s.bootstrap.resources | nindent 8 }}
+      securityContext:
+        {{- include "sqh.restrictedContainerSecurity" . | nindent 8 }}
+      volumeMounts:
+        - name: sim
+          mountPath: {{ $dir }}
+        - name: tmp
+          mountPath: /tmp
+  containers:
+    - name: register-nodes
+      image: {{ include "sqh.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args:
+        - sim
+        - register-nodes
+        - {{ $dir }}
+        - --namespace={{ include "sqh.namespace" . }}
+        - --secret-prefix={{ .Values.devicePlugin.secretPrefix }}
+        {{- if $s.nodeSelector }}
+        - --node-selector={{ $s.nodeSelector }}
+        {{- end }}
+      resources:
+        {{- toYaml $s.bootstrap.resources | nindent 8 }}
+      securityContext:
+        {{- include "sqh.restrictedContainerSecurity" . | nindent 8 }}
+      volumeMounts:
+        - name: sim
+          mountPath: {{ $dir }}
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: sim
+      persistentVolumeClaim:
+        claimName: {{ include "sqh.componentName" $pccsCtx }}
+    - name: tmp
+      emptyDir:
+        medium: Memory
+        sizeLimit: 16Mi
+{{- end -}}
