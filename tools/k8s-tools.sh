@@ -54,4 +54,6 @@ fi
 if [ ! -x "$DEST/promtool" ]; then
     install_promtool || echo "k8s-tools: could not install promtool from Debian's prometheus" >&2
 fi
-ls "$DEST"
+for tool in helm promtool; do
+    if [ -x "$DEST/$tool" ]; then echo "k8s-tools: $DEST/$tool"; fi
+done
