@@ -72,6 +72,9 @@ CASES: dict[str, tuple[tuple[Path, ...], tuple[str, ...], str | None]] = {
             "webhook.enabled=true",
             "webhook.tls.issuerRef.kind=ClusterIssuer",
             "webhook.tls.issuerRef.name=internal-ca",
+            "sample.enabled=true",
+            "sample.image.repository=sgx-sdk-demo",
+            "sample.command={/opt/app/ecdsa_quote}",
         ),
         None,
     ),
@@ -483,8 +486,12 @@ def test_aks_legacy_epc_resource(renders: dict[str, Docs]) -> None:
 
 
 def test_image_and_monitoring_values(renders: dict[str, Docs]) -> None:
-    images = {c["image"] for _, c in _containers(renders["intel-non-root-pccs"])}
+    containers = _containers(renders["intel-non-root-pccs"])
+    images = {c["image"] for n, c in containers if "sample" not in n}
     assert images == {"registry.example.internal/sgx/sgx-quote-helper:1.2.3"}
+    (sample,) = [c for n, c in containers if "sample" in n]
+    assert sample["image"] == "sgx-sdk-demo:0.1.0"
+    assert sample["command"] == ["/opt/app/ecdsa_quote"]
     images = {c["image"] for n, c in _containers(renders["sim-everything"]) if "sample" not in n}
     assert images == {f"sgx-quote-helper@sha256:{'a' * 64}"}
     for case in ("aks", "intel", "sim", "defaults"):
