@@ -363,7 +363,10 @@ def test_sim_flavour_wiring(renders: dict[str, Docs]) -> None:
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert pod_template(cron) == job["spec"]["template"]  # one pod, two triggers
     assert job_spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim
-    assert "sim init" in job_spec["initContainers"][0]["command"][2]
+    assert "registry.json" in job_spec["initContainers"][0]["command"][2]
+    (sim_init,) = pccs["initContainers"]
+    assert "sgx-quote-helper sim init" in sim_init["command"][2]
+    assert sim_init["volumeMounts"][0]["mountPath"] == "/var/lib/sgx-quote-helper/sim"
     assert job_spec["containers"][0]["args"][:3] == [
         "sim",
         "register-nodes",

@@ -30,20 +30,18 @@ spec:
           topologyKey: kubernetes.io/hostname
   {{- end }}
   initContainers:
-    - name: sim-init
+    # The PCCS pod creates the manufacturer (`sim init`, registry.json written last) before
+    # it serves; wait for it.
+    - name: wait-for-manufacturer
       image: {{ include "sqh.image" . }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       command:
         - /bin/sh
         - -c
-        - >-
-          test -d "$SIM_DIR/pcs" ||
-          exec sgx-quote-helper sim init "$SIM_DIR" --pccs-url "$PCCS_URL"
+        - until test -f "$SIM_DIR/pcs/registry.json"; do sleep 2; done
       env:
         - name: SIM_DIR
           value: {{ $dir | quote }}
-        - name: PCCS_URL
-          value: {{ include "sqh.pccsUrl" . | quote }}
       resources:
         {{- toYaml $s.bootstrap.resources | nindent 8 }}
       securityContext:
@@ -51,8 +49,6 @@ spec:
       volumeMounts:
         - name: sim
           mountPath: {{ $dir }}
-        - name: tmp
-          mountPath: /tmp
   containers:
     - name: register-nodes
       image: {{ include "sqh.image" . }}
