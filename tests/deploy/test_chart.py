@@ -8,6 +8,7 @@ malformed quantity), and `helm lint --strict` (which enforces values.schema.json
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -520,3 +521,40 @@ def test_image_and_monitoring_values(renders: dict[str, Docs]) -> None:
     assert spec["initContainers"][0]["command"][1] == "10001:0"
     assert "--allow-uid=1000" in spec["containers"][0]["args"]
     assert "--pccs-url=https://pccs.example.internal:8081" in spec["containers"][0]["args"]
+
+
+def _render_notes(helm: Helm, tmp_path: Path, *sets: str) -> str:
+    """NOTES.txt as `helm install` prints it (helm template skips it, so render it via tpl)."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+        'data: {notes: {{ tpl (.Files.Get "notes.txt") . | quote }}}\n'
+    )
+    args = ["template", "sqh", str(chart), "--namespace", "sgx", "--show-only"]
+    args += ["templates/zz-notes.yaml", *[f"--set={item}" for item in sets]]
+    result = helm.run(*args)
+    assert result.returncode == 0, result.stderr
+    notes: str = yaml.safe_load(result.stdout)["data"]["notes"]
+    return notes
+
+
+def test_notes_tell_how_to_opt_an_application_in(helm: Helm, tmp_path: Path) -> None:
+    notes = _render_notes(helm, tmp_path / "sim", "sample.enabled=true")
+    assert "sgx.intel.com/quote-provider: aesmd" in notes  # with the webhook
+    assert 'value: "1"' in notes  # by hand, quoted
+    assert "path: /var/run/aesmd" in notes
+    assert "type: DirectoryOrCreate" in notes
+    assert 'sgx.intel.com/enclave: "1"' in notes
+    assert "kubectl -n sgx logs job/sqh-sgx-quote-helper-sample" in notes
+    assert "cert-manager" in notes
+    legacy = _render_notes(
+        helm,
+        tmp_path / "aks",
+        "webhook.enabled=false",
+        "legacyEpc.enabled=true",
+        "legacyEpc.resource=kubernetes.azure.com/sgx_epc_mem_in_MiB",
+    )
+    assert "quote-provider" not in legacy
+    assert 'kubernetes.azure.com/sgx_epc_mem_in_MiB: "10"' in legacy
