@@ -116,6 +116,15 @@ sgx-quote-helper.io/webhook: skip
 {{- end -}}
 {{- end -}}
 
+{{/* sgx_default_qcnl.conf (JSON) for Intel's quote provider library. */}}
+{{- define "sqh.qcnlConf" -}}
+{{- $conf := dict "use_secure_cert" (not .Values.daemon.pccsInsecure) -}}
+{{- if .Values.daemon.pccsUrl -}}
+{{- $_ := set $conf "pccs_url" (printf "%s/sgx/certification/v4/" (trimSuffix "/" .Values.daemon.pccsUrl)) -}}
+{{- end -}}
+{{- toPrettyJson (merge (deepCopy .Values.daemon.qcnl.extra) $conf) -}}
+{{- end -}}
+
 {{- define "sqh.serviceAccountName" -}}
 {{- include "sqh.componentName" . -}}
 {{- end -}}
