@@ -507,7 +507,7 @@ def test_aks_legacy_epc_resource(renders: dict[str, Docs]) -> None:
 def test_image_and_monitoring_values(renders: dict[str, Docs]) -> None:
     containers = _containers(renders["intel-non-root-pccs"])
     images = {c["image"] for n, c in containers if "sample" not in n}
-    assert images == {"registry.example.internal/sgx/sgx-quote-helper:1.2.3"}
+    assert images == {"registry.example.internal/sgx/sgx-quote-helper:1.2.3-dcap-intel"}
     (sample,) = [c for n, c in containers if "sample" in n]
     assert sample["image"] == "sgx-sdk-demo:0.1.0"
     assert sample["command"] == ["/opt/app/ecdsa_quote"]

@@ -62,7 +62,7 @@ sgx-quote-helper.io/webhook: skip
 {{- if $image.digest -}}
 {{- printf "%s@%s" $repo $image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $repo (default .root.Chart.AppVersion $image.tag) -}}
+{{- printf "%s:%s%s" $repo (default .root.Chart.AppVersion $image.tag) (default "" $image.tagSuffix) -}}
 {{- end -}}
 {{- end -}}
 
