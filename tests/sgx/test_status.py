@@ -24,6 +24,7 @@ from sgx_quote_helper.sgx._status import (
     QuoteExCall,
     QvResult,
     SgxStatus,
+    TcbStatus,
     aesm_to_sgx,
     explain,
     oal_to_sgx,
@@ -488,8 +489,17 @@ def test_forged_report_end_to_end() -> None:
     ],
 )
 def test_tcb_status_to_qv_result(status: str, result: QvResult) -> None:
-    assert TCB_STATUS_QV_RESULT[status] is result
+    assert TCB_STATUS_QV_RESULT[TcbStatus(status)] is result
+    assert TcbStatus.parse(status).qv_result is result
     assert qv_result_for_tcb_status(status) is result
+
+
+def test_tcb_statuses_are_one_enum_shared_by_pcs_and_verify() -> None:
+    from sgx_quote_helper import pcs, verify
+
+    assert verify.TcbStatus is TcbStatus
+    assert set(pcs.PLATFORM_TCB_STATUSES) == set(TcbStatus)
+    assert set(pcs.QE_TCB_STATUSES) < set(TcbStatus)
 
 
 @pytest.mark.parametrize("status", ["uptodate", "", "TCBLevelNotFound"])

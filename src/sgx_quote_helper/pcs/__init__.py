@@ -53,8 +53,6 @@ from sgx_quote_helper.pcs._pki import (
 from sgx_quote_helper.pcs._policy import (
     CA_CERTIFICATES,
     COLLATERAL_ARTIFACTS,
-    PLATFORM_TCB_STATUSES,
-    QE_TCB_STATUSES,
     FmspcPolicy,
     PlatformTcbLevel,
     QeTcbLevel,
@@ -65,6 +63,7 @@ from sgx_quote_helper.pcs._policy import (
 )
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
 from sgx_quote_helper.pcs._time import Clock, utc_now
+from sgx_quote_helper.sgx import PLATFORM_TCB_STATUSES, QE_TCB_STATUSES
 
 __all__ = [
     "CA_CERTIFICATES",

@@ -600,27 +600,68 @@ def sgx_to_quote3(status: SgxStatus | int) -> Quote3Error:
         return Quote3Error.ERROR_UNEXPECTED
 
 
-#: TCB status strings of TCB Info / QE Identity to the verifier's result
-#: (spec dcap-quote.md section 10). The strings are case-sensitive JSON values.
-TCB_STATUS_QV_RESULT: Mapping[str, QvResult] = MappingProxyType(
+class TcbStatus(enum.StrEnum):
+    """``tcbStatus`` of TCB Info v3 and QE Identity v2 (dcap-quote.md 8.1 and 8.2).
+
+    The values are the case-sensitive JSON strings; a member compares equal to
+    its string.
+    """
+
+    UP_TO_DATE = "UpToDate"
+    SW_HARDENING_NEEDED = "SWHardeningNeeded"
+    CONFIGURATION_NEEDED = "ConfigurationNeeded"
+    CONFIGURATION_AND_SW_HARDENING_NEEDED = "ConfigurationAndSWHardeningNeeded"
+    OUT_OF_DATE = "OutOfDate"
+    OUT_OF_DATE_CONFIGURATION_NEEDED = "OutOfDateConfigurationNeeded"
+    REVOKED = "Revoked"
+
+    @classmethod
+    def parse(cls, value: str) -> TcbStatus:
+        """The status named ``value`` (exact JSON spelling, or any case)."""
+        for member in cls:
+            if value == member.value or value.lower() == member.value.lower():
+                return member
+        names = ", ".join(m.value for m in cls)
+        raise ValueError(f"unknown TCB status {value!r} (one of {names})")
+
+    @property
+    def qv_result(self) -> QvResult:
+        """``sgx_ql_qv_result_t`` for this status (dcap-quote.md section 10)."""
+        return TCB_STATUS_QV_RESULT[self]
+
+
+#: The statuses a platform TCB level of TCB Info can have (all of them).
+PLATFORM_TCB_STATUSES: tuple[TcbStatus, ...] = tuple(TcbStatus)
+#: The statuses a QE Identity TCB level can have (dcap-quote.md 8.2).
+QE_TCB_STATUSES: tuple[TcbStatus, ...] = (
+    TcbStatus.UP_TO_DATE,
+    TcbStatus.OUT_OF_DATE,
+    TcbStatus.REVOKED,
+)
+
+#: TCB status to the verifier's result (spec dcap-quote.md section 10).
+TCB_STATUS_QV_RESULT: Mapping[TcbStatus, QvResult] = MappingProxyType(
     {
-        "UpToDate": QvResult.OK,
-        "SWHardeningNeeded": QvResult.SW_HARDENING_NEEDED,
-        "ConfigurationNeeded": QvResult.CONFIG_NEEDED,
-        "ConfigurationAndSWHardeningNeeded": QvResult.CONFIG_AND_SW_HARDENING_NEEDED,
-        "OutOfDate": QvResult.OUT_OF_DATE,
-        "OutOfDateConfigurationNeeded": QvResult.OUT_OF_DATE_CONFIG_NEEDED,
-        "Revoked": QvResult.REVOKED,
+        TcbStatus.UP_TO_DATE: QvResult.OK,
+        TcbStatus.SW_HARDENING_NEEDED: QvResult.SW_HARDENING_NEEDED,
+        TcbStatus.CONFIGURATION_NEEDED: QvResult.CONFIG_NEEDED,
+        TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED: QvResult.CONFIG_AND_SW_HARDENING_NEEDED,
+        TcbStatus.OUT_OF_DATE: QvResult.OUT_OF_DATE,
+        TcbStatus.OUT_OF_DATE_CONFIGURATION_NEEDED: QvResult.OUT_OF_DATE_CONFIG_NEEDED,
+        TcbStatus.REVOKED: QvResult.REVOKED,
     }
 )
 
 
 def qv_result_for_tcb_status(status: str) -> QvResult:
-    """The ``sgx_ql_qv_result_t`` for a TCB status; unknown ones fail closed.
+    """The ``sgx_ql_qv_result_t`` for a TCB status string; unknown ones fail closed.
 
     An unrecognised status is ``UNSPECIFIED`` (a terminal failure), never OK.
     """
-    return TCB_STATUS_QV_RESULT.get(status, QvResult.UNSPECIFIED)
+    try:
+        return TCB_STATUS_QV_RESULT[TcbStatus(status)]
+    except ValueError:
+        return QvResult.UNSPECIFIED
 
 
 # ---------------------------------------------------------------------------

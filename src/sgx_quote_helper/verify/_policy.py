@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
-from sgx_quote_helper.verify._result import TcbStatus, VerificationResult
+from sgx_quote_helper.sgx import TcbStatus
+from sgx_quote_helper.verify._result import VerificationResult
 
 REPORT_DATA_SIZE = 64
 MEASUREMENT_SIZE = 32

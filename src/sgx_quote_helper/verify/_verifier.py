@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs import Collateral, PccsClient
+from sgx_quote_helper.sgx import TcbStatus
 from sgx_quote_helper.sgx._quote import PckCertChain, Quote
 from sgx_quote_helper.sgx._structs import INTEL_QE_VENDOR_ID, ReportBody
 from sgx_quote_helper.verify._anchor import TrustAnchor
@@ -32,7 +33,7 @@ from sgx_quote_helper.verify._errors import (
     VerificationError,
 )
 from sgx_quote_helper.verify._policy import Policy
-from sgx_quote_helper.verify._result import TcbLevelResult, TcbStatus, VerificationResult
+from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult
 
 #: Intel's QvE requires exactly leaf, intermediate CA and root (sgx_qve_def.h).
 PCK_CHAIN_LENGTH = 3
