@@ -19,6 +19,7 @@ from sgx_quote_helper.verify import (
     Policy,
     TcbStatus,
     TrustAnchor,
+    UnsafeNoAppraisal,
     VerificationError,
     VerificationResult,
     Verifier,
@@ -187,7 +188,10 @@ def _verify(args: argparse.Namespace) -> int:
     if args.collateral is not None:
         collateral = Collateral.from_json(_read(args.collateral, "collateral"))
     with contextlib.ExitStack() as stack:
-        result = _verifier(args, stack).verify(quote, collateral, now=at)
+        # Appraised below, so that a refused quote's verified claims are still shown.
+        result = _verifier(args, stack).verify(
+            quote, collateral, policy=UnsafeNoAppraisal(), now=at
+        )
     failures = appraise(result, policy)
     if args.json:
         data = {"verified": True, **result.to_dict()}

@@ -54,6 +54,7 @@ from sgx_quote_helper.verify import (
     NoDebug,
     ReportData,
     TrustAnchor,
+    UnsafeNoAppraisal,
     VerificationResult,
     Verifier,
 )
@@ -361,8 +362,9 @@ class _Party:
         try:
             # A new verifier without a cache: collateral is fetched now, so a TCB
             # recovery published a moment ago is what the verdict reflects.
+            # Verify first without appraising, so a refusal can name the peer's status.
             with Verifier(TrustAnchor.from_file(config.root_ca), pccs=config.pccs_url) as verifier:
-                result = verifier.verify(peer_quote)
+                result = verifier.verify(peer_quote, policy=UnsafeNoAppraisal())
             status = result.status.value
             policy.appraise(result)
         except SgxQuoteHelperError as exc:

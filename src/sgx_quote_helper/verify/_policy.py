@@ -289,6 +289,29 @@ class NoDebug:
         return "NoDebug()"
 
 
+class UnsafeNoAppraisal:
+    """Accept every quote that verifies, whatever it attests: the explicit opt-out.
+
+    :meth:`Verifier.verify` requires a policy, so that forgetting one is a type
+    error rather than an accepted ``OutOfDate`` quote from any enclave. This
+    policy checks nothing: not the enclave's identity (MRENCLAVE, MRSIGNER), not
+    its report data, not the debug flag, and not the TCB status (a quote from an
+    out-of-date or misconfigured platform is accepted). Verification itself still
+    runs in full: the quote is genuine, chains to the trust anchor, its
+    collateral is current, and a revoked platform is still refused.
+
+    Use it only where the caller appraises the result itself, or only reports the
+    verdict (``doctor``, the ``verify`` command, which applies its own policy
+    afterwards). The name says "Unsafe" so that a review sees it.
+    """
+
+    def appraise(self, result: VerificationResult) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "UnsafeNoAppraisal()"
+
+
 class AllOf:
     """Every child policy accepts; all failures are reported, not just the first."""
 
