@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.explain import guide
 from sgx_quote_helper.pccs import Collateral, PccsClient
 from sgx_quote_helper.sgx._encoding import decode_binary_input
 from sgx_quote_helper.verify import (
@@ -176,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.json:
             raise
         print(json.dumps({"verified": False, "error": _error_dict(exc)}, indent=2))
-        print(f"sgx-quote-helper: error: {exc.diagnostics()}", file=sys.stderr)
+        print(f"sgx-quote-helper: error: {exc.diagnostics(guide)}", file=sys.stderr)
         return 1
 
 
@@ -241,7 +242,7 @@ def _human(result: VerificationResult, *, passed: bool) -> str:
 
 
 def _error_dict(exc: SgxQuoteHelperError) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": type(exc).__name__, "message": exc.diagnostics()}
+    data: dict[str, Any] = {"type": type(exc).__name__, "message": exc.diagnostics(guide)}
     if isinstance(exc, VerificationError):
         data["qv_result"] = {"value": int(exc.qv_result), "name": exc.qv_result.c_name}
         if exc.quote3_error is not None:

@@ -67,8 +67,10 @@ from sgx_quote_helper.client._inproc import (
     in_process,
 )
 from sgx_quote_helper.client._mode import (
+    DEFAULT_SOCKET_DIRECTORY,
     DEFAULT_SOCKET_PATH,
     ENV_VAR,
+    SOCKET_MOUNT_ADVICE,
     Mode,
     ModeChoice,
     _reset_mode_for_tests,
@@ -86,9 +88,11 @@ from sgx_quote_helper.client._quote_ex import (
 from sgx_quote_helper.client._transport import DEFAULT_TIMEOUT
 
 __all__ = [
+    "DEFAULT_SOCKET_DIRECTORY",
     "DEFAULT_SOCKET_PATH",
     "DEFAULT_TIMEOUT",
     "ENV_VAR",
+    "SOCKET_MOUNT_ADVICE",
     "AesmClient",
     "AsyncAesmClient",
     "AsyncInProcessQuoter",

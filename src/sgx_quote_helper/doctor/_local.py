@@ -9,7 +9,13 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-from sgx_quote_helper.client import DEFAULT_SOCKET_PATH, ENV_VAR, Mode, choice_from_environ
+from sgx_quote_helper.client import (
+    DEFAULT_SOCKET_PATH,
+    ENV_VAR,
+    SOCKET_MOUNT_ADVICE,
+    Mode,
+    choice_from_environ,
+)
 from sgx_quote_helper.doctor._fs import (
     WRITE,
     Identity,
@@ -85,8 +91,9 @@ def check_environment(
                 fix=[
                     f"For out-of-process quoting through the quote helper set {ENV_VAR} "
                     "(any value, e.g. 1: presence is the flag, read once when the quote "
-                    "library loads) and mount the host directory /var/run/aesmd; on "
-                    "Kubernetes the admission webhook or device plugin injects both.",
+                    "library loads) and reach its socket; on Kubernetes the admission "
+                    "webhook or device plugin injects both.",
+                    _MOUNT_DIRECTORY,
                     "In process without /dev/sgx_provision, loading the PCE/QE3 fails with "
                     "SGX_ERROR_SERVICE_INVALID_PRIVILEGE 0x4004 (DCAP 0xE035).",
                 ],
@@ -148,11 +155,7 @@ def check_environment(
 
 _UNAVAILABLE = codes_of(SgxStatus.ERROR_SERVICE_UNAVAILABLE, Quote3Error.SERVICE_UNAVAILABLE)
 
-_MOUNT_DIRECTORY = (
-    "In a container, mount the host directory /var/run/aesmd (hostPath type "
-    "DirectoryOrCreate, or docker -v /var/run/aesmd:/var/run/aesmd), never the socket file: "
-    "the daemon recreates the socket when it restarts and a file mount keeps the old one."
-)
+_MOUNT_DIRECTORY = SOCKET_MOUNT_ADVICE
 
 
 def _is_container(environ: Mapping[str, str]) -> bool:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from sgx_quote_helper.sgx import AesmError, Quote3Error, QvResult, SgxStatus, explain
+from sgx_quote_helper.explain import explain
+from sgx_quote_helper.sgx import AesmError, Quote3Error, QvResult, SgxStatus
 
 
 class CheckStatus(enum.StrEnum):

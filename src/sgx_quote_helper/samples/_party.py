@@ -36,6 +36,7 @@ from typing import Any
 
 from sgx_quote_helper import client
 from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.explain import guide
 from sgx_quote_helper.platform import PROVISIONING_SECRET_FILE, EnclaveIdentity, Platform
 from sgx_quote_helper.samples import _crypto
 from sgx_quote_helper.samples._channel import FramedChannel
@@ -183,7 +184,7 @@ class _Party:
         if isinstance(exc, ChannelError | RefusedByPeerError | PeerRejectedError):
             return  # the channel is gone, the peer stopped first, or the verdict was sent
         with contextlib.suppress(ChannelError):
-            self.channel.send({"type": "abort", "reason": exc.diagnostics()}, step=exc.step)
+            self.channel.send({"type": "abort", "reason": exc.diagnostics(guide)}, step=exc.step)
 
     def _run(self) -> ExchangeResult:
         config = self.config
@@ -194,7 +195,7 @@ class _Party:
             platform = Platform.load(config.platform_dir, need_provisioning=False)
         except SgxQuoteHelperError as exc:
             raise ExchangeError(
-                "platform", exc.diagnostics(), cause_type=type(exc).__name__
+                "platform", exc.diagnostics(guide), cause_type=type(exc).__name__
             ) from exc
         self.emit(
             "platform",
@@ -224,7 +225,9 @@ class _Party:
             report = platform.cpu().ereport(identity, target, report_data)
             quote = quoter.get_quote(report)
         except SgxQuoteHelperError as exc:
-            raise ExchangeError("quote", exc.diagnostics(), cause_type=type(exc).__name__) from exc
+            raise ExchangeError(
+                "quote", exc.diagnostics(guide), cause_type=type(exc).__name__
+            ) from exc
         header = Quote.from_bytes(quote).header
         mode, where = quoter.mode.value, quoter.describe()
         self.emit(
@@ -368,7 +371,7 @@ class _Party:
             status = result.status.value
             policy.appraise(result)
         except SgxQuoteHelperError as exc:
-            reason = exc.diagnostics()
+            reason = exc.diagnostics(guide)
             error = type(exc).__name__
             detail: dict[str, Any] = {"error": error, "reason": reason}
             if status is not None:

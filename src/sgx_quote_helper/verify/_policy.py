@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.errors import CodedError, UsageError
 from sgx_quote_helper.sgx import TcbStatus
 from sgx_quote_helper.verify._result import VerificationResult
 
@@ -45,21 +45,22 @@ class ClaimFailure:
         return {"claim": self.claim, "expected": self.expected, "actual": self.actual}
 
 
-class AppraisalError(SgxQuoteHelperError):
-    """The quote verified, but the appraisal policy rejects what it attests."""
+class AppraisalError(CodedError):
+    """The quote verified, but the appraisal policy rejects what it attests.
+
+    No status code applies and the claims are the hints: each says what was
+    expected and what the quote has.
+    """
 
     def __init__(self, failures: Sequence[ClaimFailure], *, summary: str | None = None) -> None:
         self.failures = tuple(failures)
         self.summary = summary
-        super().__init__(self._text())
-
-    def _text(self) -> str:
         body = "; ".join(str(f) for f in self.failures) or "no claim failed"
-        return f"{self.summary}: {body}" if self.summary else body
+        super().__init__(f"{summary}: {body}" if summary else body)
 
-    def diagnostics(self) -> str:
+    def headline(self) -> str:
         return (
-            f"appraisal failed: {self._text()} (the quote is genuine, but the policy does "
+            f"appraisal failed: {self.message} (the quote is genuine, but the policy does "
             "not accept it)"
         )
 
