@@ -49,6 +49,7 @@ from sgx_quote_helper.client._errors import (
     UnexpectedError,
 )
 from sgx_quote_helper.client._mode import DEFAULT_SOCKET_PATH, SOCKET_MOUNT_ADVICE
+from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.sgx import QuoteExCall
 
 #: Intel's per-read/write budget (``IPC_LATENCY``, 15000 ms in release builds).
@@ -207,9 +208,11 @@ def _bad_reply(path: str, exc: AesmProtocolError) -> UnexpectedError:
     )
 
 
-class _ShortRead(Exception):
+class _ShortRead(SgxQuoteHelperError):
+    """EOF inside a reply; turned into an ``UnexpectedError`` before it reaches a caller."""
+
     def __init__(self, got: int, wanted: int) -> None:
-        super().__init__(got, wanted)
+        super().__init__(f"short read: {got} of {wanted} bytes")
         self.got = got
         self.wanted = wanted
 
