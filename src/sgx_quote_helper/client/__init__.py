@@ -19,8 +19,9 @@ Two levels, each blocking and asyncio:
   and status mapping: :class:`AesmClient` / :class:`AsyncAesmClient`.
 
 Failures raise :class:`QuoteClientError` leaves carrying the ``sgx_status_t``
-and the DCAP ``quote3_error_t``; ``diagnostics()`` says what to check. See
-``docs/client.md``.
+and the DCAP ``quote3_error_t``; ``diagnostics()`` says what to check (pass
+``sgx_quote_helper.explain.guide`` to get the general advice for the codes of
+an error the client has no specific hints for). See ``docs/client.md``.
 """
 
 from sgx_quote_helper.backends import QuoteResult

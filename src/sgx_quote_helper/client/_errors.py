@@ -6,7 +6,8 @@ returns, spec aesm-wire.md sections 7.2 and 12.4) and the DCAP
 causes into ``SGX_QL_ERROR_UNEXPECTED`` (0xE001): a refused REPORT, a closed
 connection and a broken reply all look alike there. These exceptions keep the
 real cause (the AESM ``errorCode``, the errno of ``connect()``, the socket path)
-and :meth:`QuoteClientError.diagnostics` says what to check.
+and the hints only the client knows; :meth:`QuoteClientError.diagnostics` prints
+them in the package's one format (``sgx_quote_helper.errors``).
 
 Leaves exist for the statuses an application may want to catch on their own;
 every other status is a plain :class:`QuoteClientError` with that status.
