@@ -17,6 +17,7 @@ Typical use::
         ...  # service.url
 """
 
+from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pcs._app import (
     RunningService,
     create_app,
@@ -24,7 +25,6 @@ from sgx_quote_helper.pcs._app import (
     serve,
     serve_in_thread,
 )
-from sgx_quote_helper.pcs._collateral import SignedCollateral, compact_json
 from sgx_quote_helper.pcs._errors import (
     EvaluationDataNumberNotFoundError,
     FmspcNotFoundError,
@@ -62,7 +62,6 @@ from sgx_quote_helper.pcs._policy import (
     Validity,
 )
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
-from sgx_quote_helper.pcs._time import Clock, utc_now
 from sgx_quote_helper.sgx import PLATFORM_TCB_STATUSES, QE_TCB_STATUSES
 
 __all__ = [
@@ -98,10 +97,8 @@ __all__ = [
     "Revocation",
     "Revocations",
     "RunningService",
-    "SignedCollateral",
     "TcbPolicy",
     "Validity",
-    "compact_json",
     "create_app",
     "percent_encode",
     "serve",
