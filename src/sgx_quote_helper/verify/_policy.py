@@ -48,8 +48,8 @@ class ClaimFailure:
 class AppraisalError(CodedError):
     """The quote verified, but the appraisal policy rejects what it attests.
 
-    No status code applies and the claims are the hints: each says what was
-    expected and what the quote has.
+    No status code applies, and the failed claims in the one line (what was
+    expected, what the quote has) say what to change, so it carries no hints.
     """
 
     def __init__(self, failures: Sequence[ClaimFailure], *, summary: str | None = None) -> None:
