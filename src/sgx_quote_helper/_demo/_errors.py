@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import CodedError
 
 
-class DemoError(SgxQuoteHelperError):
+class DemoError(CodedError):
     """A demo step did not show what it should; the message says what happened."""

@@ -59,6 +59,7 @@ from sgx_quote_helper._demo._processes import (
 )
 from sgx_quote_helper._version import QE_SVN
 from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.explain import guide
 from sgx_quote_helper.pcs import Manufacturer, create_simulation, serve_in_thread
 from sgx_quote_helper.platform import (
     DESCRIPTION_FILE,
@@ -143,7 +144,7 @@ class Demo:
         try:
             lines, data = body()
         except Exception as exc:
-            message = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
+            message = exc.diagnostics(guide) if isinstance(exc, SgxQuoteHelperError) else repr(exc)
             outcome = StepOutcome(
                 name, title, False, time.monotonic() - started, [f"FAILED: {message}"], {}
             )
@@ -336,11 +337,12 @@ class Demo:
         return lines, data
 
 
-class _StepFailed(Exception):
+class _StepFailed(DemoError):
+    """Stops the run after a failed step (already recorded with its diagnostics)."""
+
     def __init__(self, step: str, message: str) -> None:
         super().__init__(message)
         self.step = step
-        self.message = message
 
 
 #: (name, title, method) in the order they run.

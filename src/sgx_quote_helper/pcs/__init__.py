@@ -58,8 +58,6 @@ from sgx_quote_helper.pcs._pki import (
 from sgx_quote_helper.pcs._policy import (
     CA_CERTIFICATES,
     COLLATERAL_ARTIFACTS,
-    PLATFORM_TCB_STATUSES,
-    QE_TCB_STATUSES,
     FmspcPolicy,
     PlatformTcbLevel,
     QeTcbLevel,
@@ -76,6 +74,7 @@ from sgx_quote_helper.pcs._simulation import (
     create_simulation,
     provision_platform,
 )
+from sgx_quote_helper.sgx import PLATFORM_TCB_STATUSES, QE_TCB_STATUSES
 
 __all__ = [
     "CA_CERTIFICATES",
