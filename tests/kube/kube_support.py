@@ -207,6 +207,7 @@ class StandInApi:
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
         self.patches: list[tuple[str, str, Any]] = []
         self.log: list[tuple[str, str]] = []
+        self.queries: list[dict[str, list[str]]] = []
         self.token = token
         self.secret_misses = 0
         self.version = 0
@@ -251,6 +252,7 @@ class StandInApi:
                 path = urllib.parse.urlsplit(self.path)
                 with api.lock:
                     api.log.append((method, path.path))
+                    api.queries.append(urllib.parse.parse_qs(path.query))
                 if (
                     api.token is not None
                     and self.headers.get("Authorization") != f"Bearer {api.token}"
