@@ -18,10 +18,8 @@ from sgx_quote_helper.platform import Platform
 def run(
     sim: Path, api: StandInApi, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> list[dict[str, object]]:
-    code = main(
-        ["sim", "register-nodes", str(sim), "--namespace", "sgx", "--api-server", api.url]
-        + ["--json", *extra]
-    )
+    base = ["sim", "register-nodes", str(sim), "--namespace", "sgx", "--api-server", api.url]
+    code = main([*base, "--json", *extra])
     assert code == 0
     outcome: list[dict[str, object]] = json.loads(capsys.readouterr().out)
     return outcome
@@ -86,10 +84,8 @@ def test_register_nodes_reports_api_refusals(
 ) -> None:
     (tmp_path / "token").write_text("wrong")
     with StandInApi(["node-a"], token="right") as api:
-        code = main(
-            ["sim", "register-nodes", str(sim), "--namespace", "sgx", "--api-server", api.url]
-            + ["--api-token-file", str(tmp_path / "token")]
-        )
+        base = ["sim", "register-nodes", str(sim), "--namespace", "sgx", "--api-server", api.url]
+        code = main([*base, "--api-token-file", str(tmp_path / "token")])
     assert code == 1
     err = capsys.readouterr().err
     assert "GET nodes failed: HTTP 401 Unauthorized" in err
