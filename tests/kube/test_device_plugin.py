@@ -461,3 +461,56 @@ def test_device_plugin_command_refused_by_rbac(capsys: pytest.CaptureFixture[str
         err = capsys.readouterr().err
         assert "HTTP 401" in err
         assert "ServiceAccount" in err
+
+
+def test_device_plugin_command_from_a_platform_dir(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    sim = tmp_path_factory.mktemp("dp-dir") / "sim"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["sim", "init", str(sim)]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    for root in short_dir():
+        (root / "dp").mkdir()
+        kubelet = StandInKubelet(root / "dp").start()
+        command = [
+            sys.executable, "-m", "sgx_quote_helper", "device-plugin",
+            "--platform-dir", str(sim / "platform"), "--host-dir", str(root / "host"),
+            "--kubelet-dir", str(root / "dp"), "--health-interval", "0.1",
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
+        try:
+            assert len(kubelet.wait_for(2)) == 2
+        finally:
+            process.terminate()
+            _, stderr = process.communicate(timeout=20)
+            kubelet.stop()
+        assert process.returncode == 0, stderr.decode()
+        assert read_platform_dir(root / "host") == read_platform_dir(sim / "platform")
+        assert b"epc" not in stderr  # no API: no Node to patch
+
+
+def test_device_plugin_command_stops_cleanly_while_waiting_for_its_secret() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    for root in short_dir():
+        with StandInApi(["node-a"]) as api:
+            command = [
+                sys.executable, "-m", "sgx_quote_helper", "device-plugin",
+                "--node-name", "node-a", "--namespace", "sgx", "--api-server", api.url,
+                "--host-dir", str(root / "host"), "--kubelet-dir", str(root),
+                "--retry-interval", "0.1",
+            ]  # fmt: skip
+            process = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
+            try:
+                deadline = time.monotonic() + 30
+                while sum(1 for _, path in api.log if "secrets" in path) < 2:
+                    assert time.monotonic() < deadline
+                    assert process.poll() is None
+                    time.sleep(0.05)
+            finally:
+                process.terminate()
+                _, stderr = process.communicate(timeout=20)
+        assert process.returncode == 0, stderr.decode()
+        assert b"deviceplugin.waiting_for_secret" in stderr
+        assert b"sgx-quote-helper sim register-nodes" in stderr
+        assert not (root / "host").exists()

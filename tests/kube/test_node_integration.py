@@ -348,6 +348,7 @@ def test_pods_on_one_node_attest_each_other(work: Path) -> None:
         [registered] = register_nodes(sim, api, NAMESPACE)
         assert registered.platform_created
         files = wait_for_platform_secret(api, NAMESPACE, f"sgx-sim-platform-{NODE}")
+        assert files is not None
     install_platform_files(files, host_devices, PROVISION_GID)
     kubelet = StandInKubelet(kubelet_dir).start()
     plugin = SimulatedDevicePlugin(

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from sgx_quote_helper._logging import configure_logging
+from sgx_quote_helper._logging import configure_logging, log_event
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import (
     DEFAULT_DEVICE_COUNT,
@@ -265,6 +265,7 @@ def _device_plugin(args: argparse.Namespace) -> int:
     if args.platform_dir is None or args.api_server or os.environ.get("KUBERNETES_SERVICE_HOST"):
         api = api_from_args(args)
     try:
+        files: dict[str, bytes] | None
         if args.platform_dir is not None:
             files = read_platform_dir(args.platform_dir)
         else:
@@ -276,6 +277,8 @@ def _device_plugin(args: argparse.Namespace) -> int:
                 retry_interval=args.retry_interval,
                 stop=stop,
             )
+        if files is None:  # SIGTERM while waiting for the Secret
+            return 0
         install_platform_files(files, args.host_dir, args.provision_gid)
 
         def report_epc() -> None:
@@ -285,7 +288,7 @@ def _device_plugin(args: argparse.Namespace) -> int:
                 patch_epc_capacity(api, args.node_name, names.epc, args.epc_bytes)
             except KubernetesApiError as exc:
                 # The devices work without it; pods that request EPC stay Pending.
-                log.warning("deviceplugin.epc_patch_failed", extra={"fields": {"error": str(exc)}})
+                log_event(log, logging.WARNING, "deviceplugin.epc_patch_failed", error=str(exc))
 
         plugin = SimulatedDevicePlugin(
             resources,

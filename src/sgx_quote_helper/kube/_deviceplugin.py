@@ -248,7 +248,7 @@ class _Endpoint:
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()  # a previous run's socket: nobody serves it any more
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix=self.resource.kind)
+            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix=self.resource.kind)
         )
         pb_grpc.add_DevicePluginServicer_to_server(self.servicer, server)
         if server.add_insecure_port(f"unix:{self.socket}") == 0:

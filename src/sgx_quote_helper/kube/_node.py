@@ -7,7 +7,7 @@ import threading
 
 from sgx_quote_helper._logging import log_event
 from sgx_quote_helper.kube._api import KubernetesApi
-from sgx_quote_helper.kube._errors import KubeError, KubernetesApiError
+from sgx_quote_helper.kube._errors import KubernetesApiError
 from sgx_quote_helper.kube._platform_files import files_from_secret
 
 log = logging.getLogger("sgx_quote_helper.kube.node")
@@ -29,12 +29,12 @@ def wait_for_platform_secret(
     *,
     retry_interval: float = DEFAULT_RETRY_INTERVAL,
     stop: threading.Event | None = None,
-) -> dict[str, bytes]:
+) -> dict[str, bytes] | None:
     """The platform files from Secret ``namespace/name``, waiting while it does not exist.
 
     The bootstrap Job (``sim register-nodes``) may run after this pod starts, so a
     missing Secret or an unreachable API is logged and retried; a refusal (RBAC)
-    or a malformed Secret is an error at once.
+    or a malformed Secret is an error at once. ``None`` when ``stop`` was set while waiting.
     """
     stop = stop or threading.Event()
     where = f"{namespace}/{name}"
@@ -59,7 +59,7 @@ def wait_for_platform_secret(
                 hint="run `sgx-quote-helper sim register-nodes` (the chart's bootstrap Job)",
             )
         if stop.wait(retry_interval):
-            raise KubeError(f"stopped while waiting for secret {where}")
+            return None
 
 
 def epc_patch(resource: str, epc_bytes: int) -> dict[str, object]:
