@@ -383,7 +383,7 @@ def test_missing_kubelet_dir_is_a_clear_error(tmp_path: Path) -> None:
 def test_device_plugin_command_against_api_and_kubelet(platform_files: dict[str, bytes]) -> None:
     for root in short_dir():
         (root / "dp").mkdir()
-        kubelet = StandInKubelet(root / "dp").start()
+        kubelet = StandInKubelet(root / "dp")  # started later: the node's kubelet is slow
         token = root / "token"
         token.write_text("t0ken\n")
         with StandInApi(["node-a"], token="t0ken") as api:
@@ -404,14 +404,19 @@ def test_device_plugin_command_against_api_and_kubelet(platform_files: dict[str,
             env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
             process = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
             try:
+                # EPC first, without a kubelet (as Intel's EPC hook in an init container).
+                wait_patches(api, 1)
+                kubelet.start()
                 requests = kubelet.wait_for(2)
                 assert {r.resource_name for r in requests} == {
                     "sgx.intel.com/enclave",
                     "sgx.intel.com/provision",
                 }
-                deadline = time.monotonic() + 20
-                while not api.patches and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                # A kubelet restart: registered again, and the EPC capacity patched again.
+                kubelet.stop()
+                kubelet = StandInKubelet(root / "dp").start()
+                assert len(kubelet.wait_for(2)) == 2
+                wait_patches(api, 2)
             finally:
                 process.terminate()
                 _, stderr = process.communicate(timeout=20)
@@ -445,6 +450,14 @@ def test_device_plugin_command_against_api_and_kubelet(platform_files: dict[str,
             assert (stat.S_IMODE(info.st_mode), info.st_gid) == (mode, gid), name
             assert (host / name).read_bytes() == platform_files[name]
         assert list((root / "dp").iterdir()) == []
+
+
+def wait_patches(api: StandInApi, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while len(api.patches) < count:
+        assert time.monotonic() < deadline, api.patches
+        time.sleep(0.05)
+    assert len(api.patches) == count
 
 
 @pytest.mark.usefixtures("keep_logging")

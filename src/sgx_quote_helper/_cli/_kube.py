@@ -290,12 +290,18 @@ def _device_plugin(args: argparse.Namespace) -> int:
                 # The devices work without it; pods that request EPC stay Pending.
                 log_event(log, logging.WARNING, "deviceplugin.epc_patch_failed", error=str(exc))
 
+        def after_registration() -> None:
+            if plugin.registrations > 1:  # a kubelet restart may have reset the Node status
+                report_epc()
+
+        # At once, like Intel's EPC hook (an init container): the kubelet need not be up.
+        report_epc()
         plugin = SimulatedDevicePlugin(
             resources,
             host_dir=args.host_dir,
             kubelet_dir=args.kubelet_dir,
             health_interval=args.health_interval,
-            on_registered=report_epc,
+            on_registered=after_registration,
         )
         plugin_box.append(plugin)
         if stop.is_set():
