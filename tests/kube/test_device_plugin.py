@@ -412,11 +412,13 @@ def test_device_plugin_command_against_api_and_kubelet(platform_files: dict[str,
                     "sgx.intel.com/enclave",
                     "sgx.intel.com/provision",
                 }
+                wait_patches(api, 2)  # again once registered
                 # A kubelet restart: registered again, and the EPC capacity patched again.
+                before = len(api.patches)
                 kubelet.stop()
                 kubelet = StandInKubelet(root / "dp").start()
                 assert len(kubelet.wait_for(2)) == 2
-                wait_patches(api, 2)
+                wait_patches(api, before + 1)
             finally:
                 process.terminate()
                 _, stderr = process.communicate(timeout=20)
@@ -453,11 +455,12 @@ def test_device_plugin_command_against_api_and_kubelet(platform_files: dict[str,
 
 
 def wait_patches(api: StandInApi, count: int) -> None:
+    """Until the Node status was patched at least ``count`` times, all with the same patch."""
     deadline = time.monotonic() + 20
     while len(api.patches) < count:
         assert time.monotonic() < deadline, api.patches
         time.sleep(0.05)
-    assert len(api.patches) == count
+    assert all(patch == api.patches[0] for patch in api.patches)
 
 
 @pytest.mark.usefixtures("keep_logging")

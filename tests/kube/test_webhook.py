@@ -351,6 +351,7 @@ def test_renewed_certificate_is_served_without_restart(tmp_path: Path) -> None:
             assert http.get(f"{hook.url}/healthz").status_code == 200
 
 
+@pytest.mark.usefixtures("keep_logging")  # the command configures the package logger
 def test_cli_refuses_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["webhook", "--tls-cert", "c", "--tls-key", "k", "--listen", "nope"]) == 1
     assert "--listen 'nope'" in capsys.readouterr().err

@@ -290,18 +290,15 @@ def _device_plugin(args: argparse.Namespace) -> int:
                 # The devices work without it; pods that request EPC stay Pending.
                 log_event(log, logging.WARNING, "deviceplugin.epc_patch_failed", error=str(exc))
 
-        def after_registration() -> None:
-            if plugin.registrations > 1:  # a kubelet restart may have reset the Node status
-                report_epc()
-
-        # At once, like Intel's EPC hook (an init container): the kubelet need not be up.
+        # At once, like Intel's EPC hook (an init container): the kubelet need not be up;
+        # then after every registration, since a restarted kubelet rewrites the Node status.
         report_epc()
         plugin = SimulatedDevicePlugin(
             resources,
             host_dir=args.host_dir,
             kubelet_dir=args.kubelet_dir,
             health_interval=args.health_interval,
-            on_registered=after_registration,
+            on_registered=report_epc,
         )
         plugin_box.append(plugin)
         if stop.is_set():
