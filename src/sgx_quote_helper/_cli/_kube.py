@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from prometheus_client import start_http_server
+
 from sgx_quote_helper._logging import configure_logging, log_event
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import (
@@ -23,6 +25,7 @@ from sgx_quote_helper.kube import (
     DEFAULT_RETRY_INTERVAL,
     DEFAULT_SECRET_PREFIX,
     ApiConfig,
+    DevicePluginMetrics,
     KubernetesApi,
     KubernetesApiError,
     ResourceNames,
@@ -148,6 +151,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         f"(default {DEFAULT_HEALTH_INTERVAL})",
     )
     plugin.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics (devices by health, allocations, registrations) on "
+        "http://HOST:PORT/metrics (default: off)",
+    )
+    plugin.add_argument(
         "--retry-interval",
         type=float,
         default=DEFAULT_RETRY_INTERVAL,
@@ -221,11 +230,11 @@ def resource_names(args: argparse.Namespace) -> ResourceNames:
     return names
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` as (host, port)."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise UsageError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_WEBHOOK_LISTEN}")
+        raise UsageError(f"{flag} {text!r}: expected HOST:PORT, e.g. {DEFAULT_WEBHOOK_LISTEN}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port_text)
@@ -250,6 +259,9 @@ def _device_plugin(args: argparse.Namespace) -> int:
     resources = simulated_resources(
         names, enclave_count=args.enclave_limit, provision_count=args.provision_limit
     )
+    metrics_address = None
+    if args.metrics_listen:
+        metrics_address = parse_listen(args.metrics_listen, "--metrics-listen")
     configure_logging(args.log_format, args.log_level)
     stop = threading.Event()
     plugin_box: list[SimulatedDevicePlugin] = []
@@ -262,9 +274,24 @@ def _device_plugin(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     api: KubernetesApi | None = None
-    if args.platform_dir is None or args.api_server or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        api = api_from_args(args)
+    metrics = DevicePluginMetrics()
+    metrics_server = None
     try:
+        if (
+            args.platform_dir is None
+            or args.api_server
+            or os.environ.get("KUBERNETES_SERVICE_HOST")
+        ):
+            api = api_from_args(args)
+        if metrics_address is not None:
+            host, port = metrics_address
+            try:
+                metrics_server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot listen on --metrics-listen {args.metrics_listen}: "
+                    f"{exc.strerror or exc}"
+                ) from None
         files: dict[str, bytes] | None
         if args.platform_dir is not None:
             files = read_platform_dir(args.platform_dir)
@@ -299,6 +326,7 @@ def _device_plugin(args: argparse.Namespace) -> int:
             kubelet_dir=args.kubelet_dir,
             health_interval=args.health_interval,
             on_registered=report_epc,
+            metrics=metrics,
         )
         plugin_box.append(plugin)
         if stop.is_set():
@@ -307,6 +335,9 @@ def _device_plugin(args: argparse.Namespace) -> int:
     finally:
         if api is not None:
             api.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
