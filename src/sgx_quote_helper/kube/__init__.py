@@ -84,6 +84,11 @@ from sgx_quote_helper.kube._register import (
     provision_platform,
     register_nodes,
 )
+from sgx_quote_helper.kube._service import (
+    DEFAULT_HOST_DIR,
+    DevicePluginConfig,
+    DevicePluginService,
+)
 from sgx_quote_helper.kube._webhook import (
     HEALTH_PATH,
     MAX_REVIEW_BYTES,
@@ -112,6 +117,7 @@ __all__ = [
     "DEFAULT_EPC_BYTES",
     "DEFAULT_EPC_RESOURCE",
     "DEFAULT_HEALTH_INTERVAL",
+    "DEFAULT_HOST_DIR",
     "DEFAULT_KUBELET_DIR",
     "DEFAULT_PROVISION_RESOURCE",
     "DEFAULT_RETRY_INTERVAL",
@@ -134,8 +140,10 @@ __all__ = [
     "AdmissionOutcome",
     "AdmissionReviewError",
     "ApiConfig",
+    "DevicePluginConfig",
     "DevicePluginError",
     "DevicePluginMetrics",
+    "DevicePluginService",
     "JsonPatch",
     "KubeError",
     "KubernetesApi",
