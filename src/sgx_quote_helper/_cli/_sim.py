@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from sgx_quote_helper._cli._sim_register import add_register_nodes_command
 from sgx_quote_helper._cli._sim_report import add_report_command
 from sgx_quote_helper._version import PCE_SVN
 from sgx_quote_helper.errors import UsageError
@@ -55,6 +56,7 @@ def register(subparsers: _Commands) -> None:
     _add_revoke(commands)
     _add_expire(commands)
     add_report_command(commands)
+    add_register_nodes_command(commands)
 
 
 def _add_init(commands: _Commands) -> None:
