@@ -42,8 +42,11 @@ install_tools() {
         || die "missing: $missing; install podman buildah mmdebstrap runc uidmap slirp4netns"
     log "installing podman buildah mmdebstrap runc uidmap slirp4netns (missing: $missing)"
     local start=$SECONDS
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-        podman buildah mmdebstrap runc uidmap slirp4netns >/dev/null
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
+    local packages=(podman buildah mmdebstrap runc uidmap slirp4netns)
+    # A fresh machine may have no or stale package lists: update once and retry.
+    "${apt[@]}" install -y -q "${packages[@]}" >/dev/null 2>&1 \
+        || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q "${packages[@]}" >/dev/null; }
     log "tools installed in $((SECONDS - start)) s"
 }
 
