@@ -51,7 +51,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "sgx-quote-helper"
@@ -59,7 +59,7 @@ SIM_PRESET = REPO / "deploy" / "helm" / "presets" / "sim.yaml"
 RELEASE = "sgx-quote-helper"
 NAMESPACE = "sgx-quote-helper"
 APPS_NAMESPACE = "e2e-apps"
-WEBHOOK_SECRET = "sgx-quote-helper-webhook-tls"
+WEBHOOK_TLS = "sgx-quote-helper-webhook-tls"
 NODES = ("sgx-node-a", "sgx-node-b")
 K8S_VERSION = "1.20.2"
 EPC = "sgx.intel.com/epc"
@@ -188,9 +188,9 @@ class Pki:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
-                    [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+                    [ExtendedKeyUsageOID.SERVER_AUTH]
                     if server
-                    else [x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+                    else [ExtendedKeyUsageOID.CLIENT_AUTH]
                 ),
                 critical=False,
             )
@@ -652,12 +652,41 @@ def apply_chart(
         f"server-side apply of {len(applied)} objects of the sim flavour",
         result.stderr.strip(),
     )
+
     if result.returncode == 0:
         kinds: dict[str, int] = {}
         for doc in applied:
             kinds[doc["kind"]] = kinds.get(doc["kind"], 0) + 1
         print("        " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
     return applied
+
+
+def check_reapply(cluster: Cluster, work: Path, report: Report) -> None:
+    """Server-side apply is declarative: the same manifest again changes no object."""
+    manifest = work / "applied.yaml"
+
+    def versions() -> dict[str, str]:
+        listed = json.loads(cluster.kubectl_run("get", "-f", str(manifest), "-o", "json").stdout)
+        # Everything but status (controllers keep updating it) and the bookkeeping
+        # of writes (resourceVersion, managedFields).
+        found = {}
+        for item in listed["items"]:
+            item.pop("status", None)
+            for key in ("resourceVersion", "managedFields"):
+                item["metadata"].pop(key, None)
+            found[f"{item['kind']}/{item['metadata']['name']}"] = json.dumps(item, sort_keys=True)
+        return found
+
+    before = versions()
+    again = cluster.kubectl_run(
+        "apply", "--server-side", "--field-manager=e2e-k8s", "-f", str(manifest), check=False
+    )
+    changed = sorted(k for k, v in versions().items() if before.get(k) != v)
+    report.check(
+        again.returncode == 0 and not changed,
+        "applying the flavour again is accepted and changes no object",
+        again.stderr.strip() or f"changed: {changed}",
+    )
 
 
 def provide_pccs_volume(cluster: Cluster, docs: list[dict[str, Any]], work: Path) -> None:
@@ -685,16 +714,20 @@ def provide_pccs_volume(cluster: Cluster, docs: list[dict[str, Any]], work: Path
 
 def webhook_secret(cluster: Cluster, pki: Pki) -> None:
     """The webhook Deployment's TLS Secret (what cert-manager or the user provides)."""
-    issued = pki.issue("webhook-service", "sgx-quote-helper-webhook", server_names=[
-        f"sgx-quote-helper-webhook.{NAMESPACE}.svc",
-    ])
+    issued = pki.issue(
+        "webhook-service",
+        "sgx-quote-helper-webhook",
+        server_names=[
+            f"sgx-quote-helper-webhook.{NAMESPACE}.svc",
+        ],
+    )
     cluster.create(
         f"/api/v1/namespaces/{NAMESPACE}/secrets",
         {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "kubernetes.io/tls",
-            "metadata": {"name": WEBHOOK_SECRET},
+            "metadata": {"name": WEBHOOK_TLS},
             "data": {
                 "tls.crt": base64.b64encode(issued.cert.read_bytes()).decode(),
                 "tls.key": base64.b64encode(issued.key.read_bytes()).decode(),
@@ -892,7 +925,10 @@ def check_webhook(cluster: Cluster, report: Report) -> None:
         {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": "skipped", "annotations": {"sgx.intel.com/quote-provider": "aesmd"}},
+            "metadata": {
+                "name": "skipped",
+                "annotations": {"sgx.intel.com/quote-provider": "aesmd"},
+            },
             "spec": {"containers": [app("app", "1Mi")], "nodeName": NODES[0]},
         },
     )
@@ -948,6 +984,10 @@ RBAC_EXPECTATIONS: dict[str, list[tuple[str, str, str | None, bool]]] = {
 }
 
 
+#: Components that never call the API server: their pods get no token at all.
+NEEDS_NO_API = ("serve", "pccs", "webhook")
+
+
 def check_rbac(cluster: Cluster, docs: list[dict[str, Any]], report: Report) -> None:
     report.step("RBAC: kubectl auth can-i --as=system:serviceaccount:NS:SA")
     seen: set[str] = set()
@@ -976,6 +1016,18 @@ def check_rbac(cluster: Cluster, docs: list[dict[str, Any]], report: Report) -> 
                 f"{account} ({component}) {'may' if expected else 'may not'} "
                 f"{verb} {resource}{where}",
                 f"kubectl says {answer!r}",
+            )
+    for workload in workloads(docs):
+        component = subcommand(workload)
+        if component in NEEDS_NO_API:
+            kind = workload["kind"].lower() + "s"
+            group = "batch/v1" if kind == "jobs" else "apps/v1"
+            stored = cluster.get(
+                f"/apis/{group}/namespaces/{NAMESPACE}/{kind}/{workload['metadata']['name']}"
+            )
+            report.check(
+                stored["spec"]["template"]["spec"].get("automountServiceAccountToken") is False,
+                f"{workload['metadata']['name']} ({component}) mounts no service account token",
             )
     missing = set(RBAC_EXPECTATIONS) - seen
     if missing:
@@ -1063,7 +1115,9 @@ def webhook_process(cli: Path, pki: Pki, work: Path, args: list[str]) -> Iterato
         ],
     )  # fmt: skip
     try:
-        with httpx.Client(verify=ssl.create_default_context(cafile=str(pki.ca)), timeout=5) as client:
+        with httpx.Client(
+            verify=ssl.create_default_context(cafile=str(pki.ca)), timeout=5
+        ) as client:
             wait_until(
                 "the webhook's /healthz",
                 lambda: client.get(f"https://127.0.0.1:{port}/healthz").status_code == 200,
@@ -1098,10 +1152,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"e2e-k8s: Kubernetes v{K8S_VERSION} from {state}; logs in {work / 'logs'}")
     with control_plane(state, work, report) as (cluster, pki):
         create_nodes(cluster, report)
-        for name, labels in (
-            (NAMESPACE, {}),
-            (APPS_NAMESPACE, {}),
-        ):
+        for name in (NAMESPACE, APPS_NAMESPACE):
             # 1.20 does not label namespaces with their name yet; selectors may use it.
             cluster.create(
                 "/api/v1/namespaces",
@@ -1110,7 +1161,7 @@ def run(args: argparse.Namespace) -> int:
                     "kind": "Namespace",
                     "metadata": {
                         "name": name,
-                        "labels": {"kubernetes.io/metadata.name": name, **labels},
+                        "labels": {"kubernetes.io/metadata.name": name},
                     },
                 },
             )
@@ -1125,7 +1176,7 @@ def run(args: argparse.Namespace) -> int:
                 [
                     "--set", f"webhook.url={webhook_url}",
                     "--set", "webhook.tls.mode=secret",
-                    "--set", f"webhook.tls.secretName={WEBHOOK_SECRET}",
+                    "--set", f"webhook.tls.secretName={WEBHOOK_TLS}",
                     "--set", f"webhook.tls.caBundle={pki.ca_bundle_b64()}",
                 ],
             )  # fmt: skip
@@ -1139,6 +1190,7 @@ def run(args: argparse.Namespace) -> int:
                 if loop.errors:
                     report.note(f"pod status loop errors: {loop.errors[:3]}")
             check_rbac(cluster, applied, report)
+            check_reapply(cluster, work, report)
             run_bootstrap(cluster, pki, applied, cli, work, report)
     elapsed = time.monotonic() - report.started
     print(
