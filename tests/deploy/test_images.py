@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -223,6 +224,25 @@ def test_sample_application_quotes_through_the_daemon_container(
     assert exit_code == "0", logs
     assert "signal=SIGTERM" in logs
     assert "daemon.stopped" in logs
+
+
+#: What the chart runs from the daemon image.
+COMPONENTS = ("serve", "pccs", "device-plugin", "webhook", "sim")
+
+
+def test_daemon_image_runs_every_component(images: None) -> None:
+    host = subprocess.run([*CLI, "--help"], capture_output=True, text=True, check=True).stdout
+    image = podman("run", "--rm", "--pull=never", "--network", "none", DAEMON_IMAGE, "--help")
+    # The image's CLI is this tree's (the help names every command).
+    assert image.stdout.split("\n\n")[1:] == host.split("\n\n")[1:]
+    present = [name for name in COMPONENTS if re.search(rf"^    {name}\b", host, re.MULTILINE)]
+    assert {"serve", "pccs", "sim"} <= set(present)
+    for name in present:
+        run = podman(
+            "run", "--rm", "--pull=never", "--network", "none", DAEMON_IMAGE, name, "--help",
+            check=False,
+        )  # fmt: skip
+        assert run.returncode == 0, f"{name}: {run.stderr}"
 
 
 def test_sample_without_sgx_aesm_addr_says_what_to_set(images: None) -> None:
