@@ -3,20 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 
-from sgx_quote_helper._logging import configure_logging
+from sgx_quote_helper._logging import configure_logging, log_event
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import (
+    DEFAULT_DEVICE_COUNT,
     DEFAULT_ENCLAVE_RESOURCE,
+    DEFAULT_EPC_BYTES,
     DEFAULT_EPC_RESOURCE,
+    DEFAULT_HEALTH_INTERVAL,
+    DEFAULT_KUBELET_DIR,
     DEFAULT_PROVISION_RESOURCE,
+    DEFAULT_RETRY_INTERVAL,
+    DEFAULT_SECRET_PREFIX,
+    ApiConfig,
+    KubernetesApi,
+    KubernetesApiError,
     ResourceNames,
+    SimulatedDevicePlugin,
     TlsFiles,
+    install_platform_files,
+    patch_epc_capacity,
+    read_platform_dir,
+    secret_name,
     serve_webhook,
+    simulated_resources,
+    wait_for_platform_secret,
 )
 
+log = logging.getLogger("sgx_quote_helper.kube.deviceplugin")
+
 DEFAULT_WEBHOOK_LISTEN = "0.0.0.0:8443"
+DEFAULT_HOST_DIR = Path("/var/lib/sgx-quote-helper/sim-devices")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,6 +67,115 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_resource_options(webhook, provision=True)
     add_log_options(webhook)
     webhook.set_defaults(func=_webhook)
+
+    plugin = subparsers.add_parser(
+        "device-plugin",
+        help="SIMULATED SGX devices for clusters without SGX (kubelet device plugin)",
+        description="Advertise simulated SGX devices (the enclave and provision resources) to "
+        "the kubelet through the device plugin API v1beta1. The node's simulated platform comes "
+        "from Secret PREFIX+NODE (made by `sim register-nodes`; waits while it does not exist) "
+        "or from --platform-dir, and is written to --host-dir; Allocate mounts its files "
+        "read-only at /var/run/sgx-sim/platform. Also patches the Node's status.capacity with "
+        "the EPC resource, like Intel's EPC hook. Not for real SGX nodes: use Intel's or AKS's "
+        "device plugin there. See docs/kube-components.md.",
+    )
+    plugin.add_argument(
+        "--node-name",
+        default=os.environ.get("NODE_NAME"),
+        help="this node (default $NODE_NAME): names the Secret and the Node to patch",
+    )
+    plugin.add_argument("--namespace", help="namespace of the platform Secret")
+    plugin.add_argument(
+        "--secret-prefix",
+        default=DEFAULT_SECRET_PREFIX,
+        help=f"the Secret is PREFIX+NODE (default {DEFAULT_SECRET_PREFIX})",
+    )
+    plugin.add_argument(
+        "--platform-dir",
+        type=Path,
+        metavar="DIR",
+        help="read the platform from this directory instead of a Secret",
+    )
+    plugin.add_argument(
+        "--host-dir",
+        type=Path,
+        default=DEFAULT_HOST_DIR,
+        metavar="DIR",
+        help=f"host directory the platform files are written to (default {DEFAULT_HOST_DIR})",
+    )
+    plugin.add_argument(
+        "--provision-gid",
+        type=int,
+        default=0,
+        metavar="GID",
+        help="group of provision.secret (mode 0640); the quote helper runs with it (default 0)",
+    )
+    plugin.add_argument(
+        "--kubelet-dir",
+        type=Path,
+        default=DEFAULT_KUBELET_DIR,
+        metavar="DIR",
+        help=f"kubelet device plugin directory (default {DEFAULT_KUBELET_DIR})",
+    )
+    plugin.add_argument(
+        "--enclave-limit",
+        type=int,
+        default=DEFAULT_DEVICE_COUNT,
+        metavar="N",
+        help=f"enclave devices per node (default {DEFAULT_DEVICE_COUNT}, the pod capacity)",
+    )
+    plugin.add_argument(
+        "--provision-limit",
+        type=int,
+        default=DEFAULT_DEVICE_COUNT,
+        metavar="N",
+        help=f"provision devices per node (default {DEFAULT_DEVICE_COUNT})",
+    )
+    plugin.add_argument(
+        "--epc-bytes",
+        type=int,
+        default=DEFAULT_EPC_BYTES,
+        metavar="N",
+        help=f"EPC capacity patched into the Node status (default {DEFAULT_EPC_BYTES}; "
+        "0: do not patch)",
+    )
+    plugin.add_argument(
+        "--health-interval",
+        type=float,
+        default=DEFAULT_HEALTH_INTERVAL,
+        metavar="SECONDS",
+        help="how often the backing files and the kubelet socket are checked "
+        f"(default {DEFAULT_HEALTH_INTERVAL})",
+    )
+    plugin.add_argument(
+        "--retry-interval",
+        type=float,
+        default=DEFAULT_RETRY_INTERVAL,
+        metavar="SECONDS",
+        help="wait between reads of a Secret that does not exist yet "
+        f"(default {DEFAULT_RETRY_INTERVAL})",
+    )
+    add_api_options(plugin)
+    add_resource_options(plugin, provision=True)
+    add_log_options(plugin)
+    plugin.set_defaults(func=_device_plugin)
+
+
+def add_api_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Kubernetes API (default: the pod's in-cluster configuration)"
+    )
+    group.add_argument("--api-server", metavar="URL", help="API server base URL")
+    group.add_argument("--api-token-file", type=Path, metavar="FILE", help="bearer token file")
+    group.add_argument("--api-ca-file", type=Path, metavar="FILE", help="CA bundle (PEM)")
+
+
+def api_from_args(args: argparse.Namespace) -> KubernetesApi:
+    return KubernetesApi(
+        ApiConfig.in_cluster(
+            base_url=args.api_server, token_file=args.api_token_file, ca_file=args.api_ca_file
+        )
+    )
 
 
 def add_resource_options(parser: argparse.ArgumentParser, *, provision: bool) -> None:
@@ -103,4 +236,74 @@ def _webhook(args: argparse.Namespace) -> int:
     names = resource_names(args)
     configure_logging(args.log_format, args.log_level)
     serve_webhook(host, port, TlsFiles(cert=args.tls_cert, key=args.tls_key), names)
+    return 0
+
+
+def _device_plugin(args: argparse.Namespace) -> int:
+    names = resource_names(args)
+    if not args.node_name and args.platform_dir is None:
+        raise UsageError("give --node-name (or set NODE_NAME), or --platform-dir")
+    if args.platform_dir is None and not args.namespace:
+        raise UsageError("give --namespace of the platform Secret (or --platform-dir)")
+    if args.epc_bytes < 0 or args.health_interval <= 0 or args.retry_interval <= 0:
+        raise UsageError("--epc-bytes must be >= 0, --health-interval and --retry-interval > 0")
+    resources = simulated_resources(
+        names, enclave_count=args.enclave_limit, provision_count=args.provision_limit
+    )
+    configure_logging(args.log_format, args.log_level)
+    stop = threading.Event()
+    plugin_box: list[SimulatedDevicePlugin] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        for plugin in plugin_box:
+            plugin.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    api: KubernetesApi | None = None
+    if args.platform_dir is None or args.api_server or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        api = api_from_args(args)
+    try:
+        files: dict[str, bytes] | None
+        if args.platform_dir is not None:
+            files = read_platform_dir(args.platform_dir)
+        else:
+            assert api is not None
+            files = wait_for_platform_secret(
+                api,
+                args.namespace,
+                secret_name(args.secret_prefix, args.node_name),
+                retry_interval=args.retry_interval,
+                stop=stop,
+            )
+        if files is None:  # SIGTERM while waiting for the Secret
+            return 0
+        install_platform_files(files, args.host_dir, args.provision_gid)
+
+        def report_epc() -> None:
+            if api is None or not args.node_name or args.epc_bytes == 0:
+                return
+            try:
+                patch_epc_capacity(api, args.node_name, names.epc, args.epc_bytes)
+            except KubernetesApiError as exc:
+                # The devices work without it; pods that request EPC stay Pending.
+                log_event(log, logging.WARNING, "deviceplugin.epc_patch_failed", error=str(exc))
+
+        plugin = SimulatedDevicePlugin(
+            resources,
+            host_dir=args.host_dir,
+            kubelet_dir=args.kubelet_dir,
+            health_interval=args.health_interval,
+            on_registered=report_epc,
+        )
+        plugin_box.append(plugin)
+        if stop.is_set():
+            return 0
+        plugin.run()
+    finally:
+        if api is not None:
+            api.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
