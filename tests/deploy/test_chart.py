@@ -8,6 +8,7 @@ malformed quantity), and `helm lint --strict` (which enforces values.schema.json
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,12 +17,14 @@ from typing import Any
 import pytest
 from deploy_support import (
     CHART,
+    WORKLOADS,
     Helm,
     by_kind,
     kubectl_env,
     make_helm,
     named,
     pod_spec,
+    pod_template,
     preset,
     require_tool,
     yaml,
@@ -70,6 +73,9 @@ CASES: dict[str, tuple[tuple[Path, ...], tuple[str, ...], str | None]] = {
             "webhook.enabled=true",
             "webhook.tls.issuerRef.kind=ClusterIssuer",
             "webhook.tls.issuerRef.name=internal-ca",
+            "sample.enabled=true",
+            "sample.image.repository=sgx-sdk-demo",
+            "sample.command={/opt/app/ecdsa_quote}",
         ),
         None,
     ),
@@ -139,15 +145,17 @@ def test_kube_1_20_render_keeps_fields_it_knows_and_validates(renders: dict[str,
     assert new_ds == {"maxUnavailable": 1, "maxSurge": 0}
     assert named(old, "PodDisruptionBudget", "-webhook")["apiVersion"] == "policy/v1beta1"
     assert named(new, "PodDisruptionBudget", "-webhook")["apiVersion"] == "policy/v1"
+    assert named(old, "CronJob", "-bootstrap")["apiVersion"] == "batch/v1beta1"
+    assert named(new, "CronJob", "-bootstrap")["apiVersion"] == "batch/v1"
     # Everything else is what a current API server accepts too (the oldest bundled schemas).
-    rest = [doc for doc in old if doc["kind"] != "PodDisruptionBudget"]
+    rest = [doc for doc in old if doc["kind"] not in ("PodDisruptionBudget", "CronJob")]
     assert _validate(rest, "1.25.0") == []
 
 
 def _typed_decode(kubectl: str, docs: Sequence[dict[str, Any]], tmp_path: Path) -> None:
     """Decode into the Go API types; fails on what only typed decoding catches."""
     groups = {
-        ("set", "env", "CHECK=1"): ("DaemonSet", "Deployment", "Job"),
+        ("set", "env", "CHECK=1"): WORKLOADS,
         ("set", "subject", "--user=check"): ("RoleBinding", "ClusterRoleBinding"),
     }
     for command, kinds in groups.items():
@@ -245,7 +253,7 @@ def _daemon(docs: Docs) -> tuple[dict[str, Any], dict[str, Any]]:
 def _containers(docs: Docs) -> list[tuple[str, dict[str, Any]]]:
     found = []
     for doc in docs:
-        if doc["kind"] in ("DaemonSet", "Deployment", "Job"):
+        if doc["kind"] in WORKLOADS:
             spec = pod_spec(doc)
             for container in spec.get("initContainers", []) + spec["containers"]:
                 found.append((doc["metadata"]["name"], container))
@@ -352,8 +360,14 @@ def test_sim_flavour_wiring(renders: dict[str, Docs]) -> None:
     job = named(docs, "Job", "-bootstrap")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     job_spec = pod_spec(job)
+    cron = named(docs, "CronJob", "-bootstrap")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert pod_template(cron) == job["spec"]["template"]  # one pod, two triggers
     assert job_spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim
-    assert "sim init" in job_spec["initContainers"][0]["command"][2]
+    assert "registry.json" in job_spec["initContainers"][0]["command"][2]
+    (sim_init,) = pccs["initContainers"]
+    assert "sgx-quote-helper sim init" in sim_init["command"][2]
+    assert sim_init["volumeMounts"][0]["mountPath"] == "/var/lib/sgx-quote-helper/sim"
     assert job_spec["containers"][0]["args"][:3] == [
         "sim",
         "register-nodes",
@@ -394,16 +408,17 @@ def test_rbac_is_exactly_what_each_component_needs(renders: dict[str, Docs]) -> 
         assert _bound(docs, "RoleBinding", f"-{component}") == sa
         assert _bound(docs, "ClusterRoleBinding", f"-{component}") == sa
     tokens = {
-        doc["metadata"]["name"]: pod_spec(doc)["automountServiceAccountToken"]
+        (doc["kind"], doc["metadata"]["name"]): pod_spec(doc)["automountServiceAccountToken"]
         for doc in docs
-        if doc["kind"] in ("DaemonSet", "Deployment", "Job")
+        if doc["kind"] in WORKLOADS
     }
     assert tokens == {
-        "sqh-sgx-quote-helper-daemon": False,
-        "sqh-sgx-quote-helper-device-plugin": True,
-        "sqh-sgx-quote-helper-pccs": False,
-        "sqh-sgx-quote-helper-bootstrap": True,
-        "sqh-sgx-quote-helper-webhook": False,
+        ("DaemonSet", "sqh-sgx-quote-helper-daemon"): False,
+        ("DaemonSet", "sqh-sgx-quote-helper-device-plugin"): True,
+        ("Deployment", "sqh-sgx-quote-helper-pccs"): False,
+        ("Job", "sqh-sgx-quote-helper-bootstrap"): True,
+        ("CronJob", "sqh-sgx-quote-helper-bootstrap"): True,
+        ("Deployment", "sqh-sgx-quote-helper-webhook"): False,
     }
     # Real SGX flavours run no component that talks to the API server.
     for case in ("aks", "intel"):
@@ -435,8 +450,8 @@ def test_webhook_configuration(renders: dict[str, Docs]) -> None:
     assert not by_kind(renders["sim-everything"], "Certificate")
     # Every pod of the chart is excluded from its own webhook.
     for doc in docs:
-        if doc["kind"] in ("DaemonSet", "Deployment", "Job"):
-            labels = doc["spec"]["template"]["metadata"]["labels"]
+        if doc["kind"] in WORKLOADS:
+            labels = pod_template(doc)["metadata"]["labels"]
             assert labels["sgx-quote-helper.io/webhook"] == "skip"
 
 
@@ -475,8 +490,12 @@ def test_aks_legacy_epc_resource(renders: dict[str, Docs]) -> None:
 
 
 def test_image_and_monitoring_values(renders: dict[str, Docs]) -> None:
-    images = {c["image"] for _, c in _containers(renders["intel-non-root-pccs"])}
+    containers = _containers(renders["intel-non-root-pccs"])
+    images = {c["image"] for n, c in containers if "sample" not in n}
     assert images == {"registry.example.internal/sgx/sgx-quote-helper:1.2.3"}
+    (sample,) = [c for n, c in containers if "sample" in n]
+    assert sample["image"] == "sgx-sdk-demo:0.1.0"
+    assert sample["command"] == ["/opt/app/ecdsa_quote"]
     images = {c["image"] for n, c in _containers(renders["sim-everything"]) if "sample" not in n}
     assert images == {f"sgx-quote-helper@sha256:{'a' * 64}"}
     for case in ("aks", "intel", "sim", "defaults"):
@@ -502,3 +521,40 @@ def test_image_and_monitoring_values(renders: dict[str, Docs]) -> None:
     assert spec["initContainers"][0]["command"][1] == "10001:0"
     assert "--allow-uid=1000" in spec["containers"][0]["args"]
     assert "--pccs-url=https://pccs.example.internal:8081" in spec["containers"][0]["args"]
+
+
+def _render_notes(helm: Helm, tmp_path: Path, *sets: str) -> str:
+    """NOTES.txt as `helm install` prints it (helm template skips it, so render it via tpl)."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+        'data: {notes: {{ tpl (.Files.Get "notes.txt") . | quote }}}\n'
+    )
+    args = ["template", "sqh", str(chart), "--namespace", "sgx", "--show-only"]
+    args += ["templates/zz-notes.yaml", *[f"--set={item}" for item in sets]]
+    result = helm.run(*args)
+    assert result.returncode == 0, result.stderr
+    notes: str = yaml.safe_load(result.stdout)["data"]["notes"]
+    return notes
+
+
+def test_notes_tell_how_to_opt_an_application_in(helm: Helm, tmp_path: Path) -> None:
+    notes = _render_notes(helm, tmp_path / "sim", "sample.enabled=true")
+    assert "sgx.intel.com/quote-provider: aesmd" in notes  # with the webhook
+    assert 'value: "1"' in notes  # by hand, quoted
+    assert "path: /var/run/aesmd" in notes
+    assert "type: DirectoryOrCreate" in notes
+    assert 'sgx.intel.com/enclave: "1"' in notes
+    assert "kubectl -n sgx logs job/sqh-sgx-quote-helper-sample" in notes
+    assert "cert-manager" in notes
+    legacy = _render_notes(
+        helm,
+        tmp_path / "aks",
+        "webhook.enabled=false",
+        "legacyEpc.enabled=true",
+        "legacyEpc.resource=kubernetes.azure.com/sgx_epc_mem_in_MiB",
+    )
+    assert "quote-provider" not in legacy
+    assert 'kubernetes.azure.com/sgx_epc_mem_in_MiB: "10"' in legacy

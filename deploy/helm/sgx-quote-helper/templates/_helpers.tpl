@@ -135,6 +135,15 @@ policy/v1beta1
 {{- end -}}
 {{- end -}}
 
+{{/* batch/v1 CronJob from 1.21; 1.20 serves batch/v1beta1. */}}
+{{- define "sqh.cronJobApiVersion" -}}
+{{- if semverCompare ">=1.21.0-0" .Capabilities.KubeVersion.Version -}}
+batch/v1
+{{- else -}}
+batch/v1beta1
+{{- end -}}
+{{- end -}}
+
 {{/* Shared pod bits ----------------------------------------------------------- */}}
 
 {{- define "sqh.restrictedContainerSecurity" -}}
