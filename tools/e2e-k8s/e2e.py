@@ -41,11 +41,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import yaml
 from cryptography import x509
@@ -60,18 +62,19 @@ RELEASE = "sgx-quote-helper"
 NAMESPACE = "sgx-quote-helper"
 APPS_NAMESPACE = "e2e-apps"
 WEBHOOK_TLS = "sgx-quote-helper-webhook-tls"
+PLATFORM_PREFIX = "sgx-sim-platform-"
 NODES = ("sgx-node-a", "sgx-node-b")
 K8S_VERSION = "1.20.2"
 EPC = "sgx.intel.com/epc"
 ENCLAVE = "sgx.intel.com/enclave"
 PROVISION = "sgx.intel.com/provision"
-#: What a device plugin's registration makes the kubelet advertise, and the EPC
-#: capacity the simulated device plugin patches in (bytes, like Intel's).
+#: What the kubelet advertises once the device plugin registered its devices. EPC
+#: is not among them: the simulated device plugin patches it into the Node status
+#: itself (as Intel's EPC hook does), and pods requesting EPC wait for that.
 NODE_RESOURCES = {
     "cpu": "4",
     "memory": "8Gi",
     "pods": "110",
-    EPC: "98566144",
     ENCLAVE: "110",
     PROVISION: "110",
 }
@@ -1049,54 +1052,187 @@ def service_account_token(cluster: Cluster, account: str, work: Path) -> Path:
     return path
 
 
+def main_args(workload: dict[str, Any]) -> list[str]:
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    return [*container.get("command", []), *container.get("args", [])]
+
+
+def api_flags(cluster: Cluster, pki: Pki, token: Path) -> list[str]:
+    """Where a component finds the API server outside a pod (inside: in-cluster config)."""
+    return [
+        f"--api-server={cluster.url}",
+        f"--api-token-file={token}",
+        f"--api-ca-file={pki.ca}",
+    ]
+
+
 def run_bootstrap(
     cluster: Cluster, pki: Pki, docs: list[dict[str, Any]], cli: Path, work: Path, report: Report
-) -> None:
-    """The bootstrap Job's command as a host process with the bootstrap SA's token."""
-    report.step("bootstrap: `sim register-nodes` as its service account")
+) -> bool:
+    """The bootstrap Job's command line as a host process with its service account's token."""
+    report.step("bootstrap: the Job's `sim register-nodes` as its service account")
     help_text = subprocess.run([str(cli), "sim", "--help"], capture_output=True, text=True).stdout
-    if "register-nodes" not in help_text:
-        report.note("this build has no `sim register-nodes`; the bootstrap run is left out")
-        return
-    job = next(w for w in workloads(docs) if subcommand(w) == "register-nodes")
+    jobs = [w for w in workloads(docs) if subcommand(w) == "register-nodes"]
+    if "register-nodes" not in help_text or not jobs:
+        report.note("no `sim register-nodes` in this build or chart; bootstrap left out")
+        return False
+    job = jobs[0]
     account = job["spec"]["template"]["spec"]["serviceAccountName"]
     token = service_account_token(cluster, account, work)
     sim_dir = work / "sim"
+    # What the PCCS pod does on its claim before the bootstrap runs.
     subprocess.run(
         [str(cli), "sim", "init", str(sim_dir), "--pccs-url", "http://127.0.0.1:8081"],
         capture_output=True,
         check=True,
     )
-    run = subprocess.run(
-        [
-            str(cli), "sim", "register-nodes", str(sim_dir), "--namespace", NAMESPACE,
-            "--api-server", cluster.url, "--api-token-file", str(token),
-            "--api-ca-file", str(pki.ca),
-        ],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    report.check(run.returncode == 0, "register-nodes exits 0", run.stderr.strip()[-2000:])
-    prefix = "sgx-sim-platform-"
+    # The Job's own command line, with the claim's mount point replaced by the directory.
+    args = main_args(job)
+    args = [str(sim_dir) if a.startswith("/") else a for a in args[args.index("sim") :]]
+    argv = [str(cli), *args, *api_flags(cluster, pki, token)]
+    report.note("ran: sgx-quote-helper " + " ".join(args))
+    first = subprocess.run(argv, capture_output=True, text=True)
+    report.check(first.returncode == 0, "register-nodes exits 0", first.stderr.strip()[-2000:])
     secrets = {
-        s["metadata"]["name"]: sorted(s.get("data", {}))
+        s["metadata"]["name"]: s
         for s in cluster.get(f"/api/v1/namespaces/{NAMESPACE}/secrets")["items"]
     }
     for node in NODES:
-        keys = secrets.get(prefix + node)
+        keys = sorted(secrets.get(PLATFORM_PREFIX + node, {}).get("data", {}))
         report.check(
             keys == ["enclave.secret", "platform.json", "provision.secret"],
-            f"Secret {prefix}{node} with platform.json, enclave.secret, provision.secret",
+            f"Secret {PLATFORM_PREFIX}{node} with platform.json, enclave.secret, provision.secret",
             str(keys),
         )
-    again = subprocess.run(
-        [
-            str(cli), "sim", "register-nodes", str(sim_dir), "--namespace", NAMESPACE,
-            "--api-server", cluster.url, "--api-token-file", str(token),
-            "--api-ca-file", str(pki.ca),
-        ],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    report.check(again.returncode == 0, "register-nodes again (idempotent) exits 0", again.stderr)
+    versions = {n: secrets.get(PLATFORM_PREFIX + n, {}).get("metadata", {}) for n in NODES}
+    again = subprocess.run(argv, capture_output=True, text=True)
+    after = {
+        n: cluster.get(f"/api/v1/namespaces/{NAMESPACE}/secrets/{PLATFORM_PREFIX}{n}")["metadata"]
+        for n in NODES
+    }
+    report.check(
+        again.returncode == 0
+        and all(after[n]["resourceVersion"] == versions[n].get("resourceVersion") for n in NODES),
+        "register-nodes again: exits 0 and rewrites no Secret (idempotent)",
+        again.stderr.strip()[-2000:],
+    )
+    return True
+
+
+class StandInKubelet:
+    """The kubelet's device plugin Registration service on a Unix socket (records requests)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.requests: list[bytes] = []
+        self.socket = directory / "kubelet.sock"
+
+        def register(request: bytes, context: Any) -> bytes:
+            self.requests.append(request)
+            return b""  # google.protobuf.Empty
+
+        handler = grpc.method_handlers_generic_handler(
+            "v1beta1.Registration",
+            {
+                "Register": grpc.unary_unary_rpc_method_handler(
+                    register,
+                    request_deserializer=lambda raw: raw,
+                    response_serializer=lambda raw: raw,
+                )
+            },
+        )
+        self._server = grpc.server(ThreadPoolExecutor(max_workers=2))
+        self._server.add_generic_rpc_handlers((handler,))
+        self._server.add_insecure_port(f"unix://{self.socket}")
+        self._server.start()
+
+    def registered(self) -> set[str]:
+        names = set()
+        for raw in self.requests:
+            for name in (ENCLAVE, PROVISION):
+                if name.encode() in raw:
+                    names.add(name)
+        return names
+
+    def stop(self) -> None:
+        self._server.stop(grace=None)
+
+
+def run_device_plugins(
+    cluster: Cluster, pki: Pki, docs: list[dict[str, Any]], cli: Path, work: Path, report: Report
+) -> bool:
+    """The device plugin DaemonSet's command line, once per node, as its service account."""
+    report.step("device plugin per node as its service account, with a stand-in kubelet")
+    plugins = [w for w in workloads(docs) if subcommand(w) == "device-plugin"]
+    if not plugins:
+        report.note("no device plugin in the chart; EPC capacity left out")
+        return False
+    daemonset = plugins[0]
+    account = daemonset["spec"]["template"]["spec"]["serviceAccountName"]
+    token = service_account_token(cluster, account, work)
+    chart_args = main_args(daemonset)
+    epc_bytes = next(a.split("=", 1)[1] for a in chart_args if a.startswith("--epc-bytes="))
+    replaced = ("--node-name", "--host-dir", "--kubelet-dir")
+    kept = [a for a in chart_args if not a.startswith(replaced)]
+    procs = Processes(work / "logs")
+    kubelets: dict[str, StandInKubelet] = {}
+    try:
+        for node in NODES:
+            node_dir = work / "nodes" / node
+            (node_dir / "kubelet").mkdir(parents=True)
+            kubelets[node] = StandInKubelet(node_dir / "kubelet")
+            procs.start(
+                f"device-plugin-{node}",
+                [
+                    str(cli), *kept[kept.index("device-plugin") :],
+                    f"--node-name={node}",
+                    f"--host-dir={node_dir / 'host'}",
+                    f"--kubelet-dir={node_dir / 'kubelet'}",
+                    *api_flags(cluster, pki, token),
+                ],
+            )  # fmt: skip
+        report.note(
+            "ran per node: sgx-quote-helper " + " ".join(kept[kept.index("device-plugin") :])
+        )
+
+        def epc_of(node: str) -> str | None:
+            status = cluster.get(f"/api/v1/nodes/{node}")["status"]
+            value: str | None = status.get("capacity", {}).get(EPC)
+            return value
+
+        wait_until(
+            "both plugins registering and patching EPC",
+            lambda: all(
+                kubelets[n].registered() == {ENCLAVE, PROVISION} and epc_of(n) is not None
+                for n in NODES
+            ),
+            90,
+            procs,
+        )
+        for node in NODES:
+            report.check(
+                kubelets[node].registered() == {ENCLAVE, PROVISION},
+                f"{node}: plugin registered {ENCLAVE} and {PROVISION} with the kubelet",
+            )
+            report.check(
+                epc_of(node) == epc_bytes,
+                f"{node}: Node status.capacity {EPC} = {epc_bytes} (patched by the plugin)",
+                str(epc_of(node)),
+            )
+            host = work / "nodes" / node / "host"
+            modes = {f.name: oct(f.stat().st_mode & 0o777) for f in host.iterdir() if f.is_file()}
+            report.check(
+                modes.get("platform.json") == "0o644"
+                and modes.get("enclave.secret") == "0o644"
+                and modes.get("provision.secret") == "0o640",
+                f"{node}: platform files on the host (provision.secret 0640)",
+                str(modes),
+            )
+        procs.check_alive()
+    finally:
+        procs.stop_all()
+        for kubelet in kubelets.values():
+            kubelet.stop()
+    return True
 
 
 # ---------------------------------------------------------------- main
@@ -1185,13 +1321,22 @@ def run(args: argparse.Namespace) -> int:
             applied = apply_chart(cluster, docs, work, report)
             with PodStatusLoop(cluster) as loop:
                 check_webhook(cluster, report)
+                bootstrapped = run_bootstrap(cluster, pki, applied, cli, work, report)
+                if not (
+                    bootstrapped and run_device_plugins(cluster, pki, applied, cli, work, report)
+                ):
+                    epc = {
+                        "status": {"capacity": {EPC: "98566144"}, "allocatable": {EPC: "98566144"}}
+                    }
+                    for node in NODES:
+                        cluster.merge_patch(f"/api/v1/nodes/{node}/status", epc)
+                    report.note(f"{EPC} patched by this script (no device plugin run)")
                 check_rollout(cluster, applied, report)
                 report.note(f"pod status loop marked {loop.marked} pods Running")
                 if loop.errors:
                     report.note(f"pod status loop errors: {loop.errors[:3]}")
             check_rbac(cluster, applied, report)
             check_reapply(cluster, work, report)
-            run_bootstrap(cluster, pki, applied, cli, work, report)
     elapsed = time.monotonic() - report.started
     print(
         f"\ne2e-k8s: {report.passed} passed, {len(report.failures)} failed "
