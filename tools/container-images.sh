@@ -10,14 +10,20 @@
 #   CA_BUNDLE   PEM bundle that pip inside the build trusts (TLS-intercepting
 #               networks); default the host's system bundle if present, "" for
 #               none. It is a build secret: it never stays in an image.
-#   IMAGE_TAG   tag of both images (default: latest)
+#   IMAGE_TAG   tag of both images (default: the release, e.g. 0.1.0, which the Helm
+#               chart's appVersion names, and latest)
 #   BASE_IMAGE  base image (default docker.io/library/debian:trixie-slim); made
 #               locally with mmdebstrap when absent, as no registry is assumed.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$repo/deploy/docker/containers.conf}"
 BASE_IMAGE="${BASE_IMAGE:-docker.io/library/debian:trixie-slim}"
-IMAGE_TAG="${IMAGE_TAG:-latest}"
+release="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$repo/src/sgx_quote_helper/_version.py")"
+if [ -n "${IMAGE_TAG:-}" ]; then
+    tags=("$IMAGE_TAG")
+else
+    tags=("${release:-latest}" latest)
+fi
 if [ -z "${CA_BUNDLE+set}" ] && [ -s /etc/ssl/certs/ca-certificates.crt ]; then
     CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 fi
@@ -99,12 +105,13 @@ check() {
 build_one() {
     local target="$1" name="$2" start=$SECONDS
     local args=(build --pull=never --layers --target "$target" -f "$repo/deploy/docker/Dockerfile"
-                -t "localhost/$name:$IMAGE_TAG" --build-arg "BASE_IMAGE=$BASE_IMAGE")
+                --build-arg "BASE_IMAGE=$BASE_IMAGE") tag
+    for tag in "${tags[@]}"; do args+=(-t "localhost/$name:$tag"); done
     if [ -n "$CA_BUNDLE" ]; then
         [ -r "$CA_BUNDLE" ] || die "CA_BUNDLE=$CA_BUNDLE is not readable"
         args+=(--secret "id=ca-bundle,src=$CA_BUNDLE")
     fi
-    log "building localhost/$name:$IMAGE_TAG (target $target)"
+    log "building localhost/$name:${tags[0]} (target $target)"
     podman "${args[@]}" "$repo" >&2
     log "built $name in $((SECONDS - start)) s"
 }
