@@ -744,13 +744,16 @@ def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def subcommand(workload: dict[str, Any]) -> str:
-    """The sgx-quote-helper subcommand a workload's main container runs."""
-    container = workload["spec"]["template"]["spec"]["containers"][0]
-    args = [*container.get("command", []), *container.get("args", [])]
-    words = [a for a in args if not a.startswith("-")]
-    if words[:2] == ["sim", "register-nodes"] or "register-nodes" in " ".join(args):
-        return "register-nodes"
+    """The sgx-quote-helper command a workload's main container runs (``sim X`` as ``X``)."""
+    words = [a for a in main_args(workload) if not a.startswith("-")]
+    if words[:1] == ["sim"] and len(words) > 1:
+        return words[1]
     return words[0] if words else "?"
+
+
+def main_args(workload: dict[str, Any]) -> list[str]:
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    return [*container.get("command", []), *container.get("args", [])]
 
 
 # ---------------------------------------------------------------- checks
@@ -1052,11 +1055,6 @@ def service_account_token(cluster: Cluster, account: str, work: Path) -> Path:
     return path
 
 
-def main_args(workload: dict[str, Any]) -> list[str]:
-    container = workload["spec"]["template"]["spec"]["containers"][0]
-    return [*container.get("command", []), *container.get("args", [])]
-
-
 def api_flags(cluster: Cluster, pki: Pki, token: Path) -> list[str]:
     """Where a component finds the API server outside a pod (inside: in-cluster config)."""
     return [
@@ -1155,6 +1153,33 @@ class StandInKubelet:
 
     def stop(self) -> None:
         self._server.stop(grace=None)
+
+
+def check_waiting_for_epc(cluster: Cluster, docs: list[dict[str, Any]], report: Report) -> None:
+    """Before any device plugin ran, the daemon's pods (which request EPC) cannot schedule."""
+    daemon = next((w for w in workloads(docs) if subcommand(w) == "serve"), None)
+    if daemon is None:
+        return
+    selector = ",".join(f"{k}={v}" for k, v in daemon["spec"]["selector"]["matchLabels"].items())
+    path = f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector={selector}"
+    messages: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pods = cluster.get(path)["items"]
+        messages = [
+            condition.get("message", "")
+            for pod in pods
+            for condition in pod.get("status", {}).get("conditions", [])
+            if condition["type"] == "PodScheduled" and condition["status"] == "False"
+        ]
+        if len(messages) == len(NODES) and all(f"Insufficient {EPC}" in m for m in messages):
+            break
+        time.sleep(1)
+    report.check(
+        len(messages) == len(NODES) and all(f"Insufficient {EPC}" in m for m in messages),
+        f"daemon pods wait (Unschedulable: Insufficient {EPC}) while no node has EPC",
+        str(messages),
+    )
 
 
 def run_device_plugins(
@@ -1321,6 +1346,7 @@ def run(args: argparse.Namespace) -> int:
             applied = apply_chart(cluster, docs, work, report)
             with PodStatusLoop(cluster) as loop:
                 check_webhook(cluster, report)
+                check_waiting_for_epc(cluster, applied, report)
                 bootstrapped = run_bootstrap(cluster, pki, applied, cli, work, report)
                 if not (
                     bootstrapped and run_device_plugins(cluster, pki, applied, cli, work, report)
