@@ -6,7 +6,8 @@ PCCS and the quote helper daemon run from the daemon image, the daemon with a
 host directory as ``/var/run/aesmd``; the sample application container mounts
 the same directory, sets ``SGX_AESM_ADDR="1"`` and gets only the enclave half
 of the platform (no provisioning secret), and its quote verifies on the host
-against the simulated root.
+against the simulated root. Daemon and application run as the chart runs them:
+read-only root filesystem, no capabilities, no privilege gain.
 
 Without podman (or where it cannot run containers) every test here is skipped
 with the reason; ``.ci/run`` installs podman first (``tools/container-images.sh
@@ -39,6 +40,8 @@ IMAGE_UID = 10001
 #: Where the simulated device plugin mounts a node's platform (docs/kubernetes.md).
 PLATFORM_MOUNT = "/var/run/sgx-sim/platform"
 REPORT_DATA = b"sgx-quote-helper sample".hex()
+#: The chart's container security context: read-only root, no capabilities, no privilege gain.
+RESTRICTED = ("--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges")
 CLI = (sys.executable, "-m", "sgx_quote_helper")
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
@@ -158,6 +161,7 @@ def _start_pccs_and_daemon(containers: Containers, node: Node) -> str:
         "pccs", "--sim", "/sim", "--listen", node.pccs_url.removeprefix("http://"),
     )  # fmt: skip
     daemon = containers.start(
+        *RESTRICTED,
         "--network", "host",
         "-v", f"{node.sim / 'platform'}:/platform:ro",
         "-v", f"{node.aesmd}:/var/run/aesmd",
@@ -176,7 +180,7 @@ def test_sample_application_quotes_through_the_daemon_container(
     daemon = _start_pccs_and_daemon(containers, node)
     platform = node.sim / "platform"
     sample = podman(
-        "run", "--rm", "--pull=never", "--network", "none",
+        "run", "--rm", "--pull=never", "--network", "none", *RESTRICTED,
         "-v", f"{node.aesmd}:/var/run/aesmd",
         # The enclave device's mounts only: no provisioning secret in the application.
         "-v", f"{platform / 'platform.json'}:{PLATFORM_MOUNT}/platform.json:ro",
