@@ -126,6 +126,7 @@ case "$cmd" in
         make_base_image
         build_one daemon sgx-quote-helper
         build_one sample sgx-quote-helper-sample
+        # The dcap backend's image (Intel's DCAP runtime) will be one more target here.
         ;;
     *) die "unknown command $cmd (check, setup, build, env)" ;;
 esac
