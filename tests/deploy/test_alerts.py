@@ -31,6 +31,7 @@ def _exported(registry: CollectorRegistry) -> set[str]:
 
 
 def _used(text: str) -> set[str]:
+    """Series names of the daemon (job names such as sgx-quote-helper-daemon do not count)."""
     return set(re.findall(r"\bsgx_quote_helper_[a-z_]+", text))
 
 
@@ -63,6 +64,7 @@ def test_alerts_and_dashboard_use_only_exported_series() -> None:
         "sgx_quote_helper_rejected_peers_total",
     ):
         assert name in queries
+    assert 'up{job=~".*sgx-quote-helper-daemon.*"}' in expressions
     for name in (
         "sgx_quote_helper_ready",
         "sgx_quote_helper_pck_chain_not_after_timestamp_seconds",

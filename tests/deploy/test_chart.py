@@ -8,6 +8,7 @@ malformed quantity), and `helm lint --strict` (which enforces values.schema.json
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -275,17 +276,26 @@ def test_quote_helper_daemonset(renders: dict[str, Docs], case: str) -> None:
         "path": "/var/run/aesmd",
         "type": "DirectoryOrCreate",
     }
-    assert volumes["state"]["hostPath"]["type"] == "DirectoryOrCreate"
     (container,) = spec["containers"]
     args = container["args"]
     backend = "sim" if case == "sim" else "dcap"
-    assert args[:2] == ["serve", f"--backend={backend}"]
-    assert "--socket=/var/run/aesmd/aesm.socket" in args
-    assert "--state-dir=/var/lib/sgx-quote-helper/state" in args
+    assert args[:3] == ["serve", f"--backend={backend}", "--socket=/var/run/aesmd/aesm.socket"]
     assert "--admin-listen=0.0.0.0:8090" in args
     mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
     assert mounts["aesmd-socket"] == "/var/run/aesmd"
-    assert mounts["state"] == "/var/lib/sgx-quote-helper/state"
+    if case == "sim":
+        # The sealed attestation key and the PCK chain cache survive pod restarts.
+        assert "--state-dir=/var/lib/sgx-quote-helper/state" in args
+        assert volumes["state"]["hostPath"] == {
+            "path": "/var/lib/sgx-quote-helper/state",
+            "type": "DirectoryOrCreate",
+        }
+        assert mounts["state"] == "/var/lib/sgx-quote-helper/state"
+    else:
+        # Intel's library keeps its key and gets the chain through its quote provider.
+        assert not [arg for arg in args if arg.startswith(("--state-dir", "--pccs", "--plat"))]
+        assert "state" not in volumes
+        assert {"name": "HOME", "value": "/tmp"} in container["env"]
     # Probes: liveness never depends on the PCCS; readiness waits for the PCK chain.
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
@@ -330,7 +340,12 @@ def test_sim_flavour_wiring(renders: dict[str, Docs]) -> None:
     assert "--pccs-url=http://sqh-sgx-quote-helper-pccs.sgx-quote-helper:8081" in args
     init = spec["initContainers"][0]
     assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
-    assert init["command"][:2] == ["chown", "10001:10001"]
+    assert init["command"] == [
+        "chown",
+        "10001:10001",
+        "/var/run/aesmd",
+        "/var/lib/sgx-quote-helper/state",
+    ]
 
     plugin = pod_spec(named(docs, "DaemonSet", "-device-plugin"))
     plugin_args = plugin["containers"][0]["args"]
@@ -492,7 +507,7 @@ def test_aks_legacy_epc_resource(renders: dict[str, Docs]) -> None:
 def test_image_and_monitoring_values(renders: dict[str, Docs]) -> None:
     containers = _containers(renders["intel-non-root-pccs"])
     images = {c["image"] for n, c in containers if "sample" not in n}
-    assert images == {"registry.example.internal/sgx/sgx-quote-helper:1.2.3"}
+    assert images == {"registry.example.internal/sgx/sgx-quote-helper:1.2.3-dcap-intel"}
     (sample,) = [c for n, c in containers if "sample" in n]
     assert sample["image"] == "sgx-sdk-demo:0.1.0"
     assert sample["command"] == ["/opt/app/ecdsa_quote"]
@@ -520,7 +535,7 @@ def test_image_and_monitoring_values(renders: dict[str, Docs]) -> None:
     _, spec = _daemon(renders["intel-non-root-pccs"])
     assert spec["initContainers"][0]["command"][1] == "10001:0"
     assert "--allow-uid=1000" in spec["containers"][0]["args"]
-    assert "--pccs-url=https://pccs.example.internal:8081" in spec["containers"][0]["args"]
+    assert spec["initContainers"][0]["command"] == ["chown", "10001:0", "/var/run/aesmd"]
 
 
 def _render_notes(helm: Helm, tmp_path: Path, *sets: str) -> str:
@@ -558,3 +573,59 @@ def test_notes_tell_how_to_opt_an_application_in(helm: Helm, tmp_path: Path) -> 
     )
     assert "quote-provider" not in legacy
     assert 'kubernetes.azure.com/sgx_epc_mem_in_MiB: "10"' in legacy
+
+
+def test_dcap_quote_provider_configuration(renders: dict[str, Docs]) -> None:
+    """intel: sgx_default_qcnl.conf from values, pods roll when it changes; aks: none."""
+    docs = renders["intel-non-root-pccs"]
+    config = named(docs, "ConfigMap", "-daemon-qcnl")
+    conf = json.loads(config["data"]["sgx_default_qcnl.conf"])
+    assert conf == {
+        "pccs_url": "https://pccs.example.internal:8081/sgx/certification/v4/",
+        "use_secure_cert": True,
+    }
+    ds, spec = _daemon(docs)
+    annotations = ds["spec"]["template"]["metadata"]["annotations"]
+    assert len(annotations["checksum/qcnl"]) == 64
+    (container,) = spec["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "qcnl")
+    assert mount == {
+        "name": "qcnl",
+        "mountPath": "/etc/sgx_default_qcnl.conf",
+        "subPath": "sgx_default_qcnl.conf",
+        "readOnly": True,
+    }
+    volume = next(v for v in spec["volumes"] if v["name"] == "qcnl")
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
+    _, intel = _daemon(renders["intel"])
+    assert (
+        next(v for v in intel["volumes"] if v["name"] == "tmp")["emptyDir"]["sizeLimit"] == "64Mi"
+    )
+    for case in ("aks", "aks-legacy-epc-sample", "sim"):
+        assert not [d for d in renders[case] if d["metadata"]["name"].endswith("-qcnl")]
+
+
+def test_qcnl_follows_values(helm: Helm) -> None:
+    before = helm.template([preset("intel")], ["daemon.pccsUrl=https://a.example:8081"])
+    after = helm.template(
+        [preset("intel")],
+        [
+            "daemon.pccsUrl=https://b.example:8081/",
+            "daemon.pccsInsecure=true",
+            "daemon.qcnl.extra.retry_times=6",
+        ],
+    )
+    conf = json.loads(named(after, "ConfigMap", "-qcnl")["data"]["sgx_default_qcnl.conf"])
+    assert conf == {
+        "pccs_url": "https://b.example:8081/sgx/certification/v4/",
+        "use_secure_cert": False,
+        "retry_times": 6,
+    }
+
+    def checksum(docs: Docs) -> str:
+        value: str = _daemon(docs)[0]["spec"]["template"]["metadata"]["annotations"][
+            "checksum/qcnl"
+        ]
+        return value
+
+    assert checksum(before) != checksum(after)

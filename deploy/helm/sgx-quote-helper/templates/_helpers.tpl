@@ -62,7 +62,7 @@ sgx-quote-helper.io/webhook: skip
 {{- if $image.digest -}}
 {{- printf "%s@%s" $repo $image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $repo (default .root.Chart.AppVersion $image.tag) -}}
+{{- printf "%s:%s%s" $repo (default .root.Chart.AppVersion $image.tag) (default "" $image.tagSuffix) -}}
 {{- end -}}
 {{- end -}}
 
@@ -114,6 +114,15 @@ sgx-quote-helper.io/webhook: skip
 {{- else if .Values.simPccs.enabled -}}
 {{- printf "http://%s.%s:%d" (include "sqh.componentName" (dict "root" . "component" "pccs")) (include "sqh.namespace" .) (int .Values.simPccs.port) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* sgx_default_qcnl.conf (JSON) for Intel's quote provider library. */}}
+{{- define "sqh.qcnlConf" -}}
+{{- $conf := dict "use_secure_cert" (not .Values.daemon.pccsInsecure) -}}
+{{- if .Values.daemon.pccsUrl -}}
+{{- $_ := set $conf "pccs_url" (printf "%s/sgx/certification/v4/" (trimSuffix "/" .Values.daemon.pccsUrl)) -}}
+{{- end -}}
+{{- toPrettyJson (merge (deepCopy .Values.daemon.qcnl.extra) $conf) -}}
 {{- end -}}
 
 {{- define "sqh.serviceAccountName" -}}
