@@ -7,6 +7,7 @@ import datetime
 import http.server
 import ipaddress
 import json
+import ssl
 import threading
 import urllib.parse
 from concurrent import futures
@@ -196,7 +197,9 @@ class StandInApi:
     exists (the device plugin starting before the bootstrap Job ran).
     """
 
-    def __init__(self, nodes: list[str], *, token: str | None = None) -> None:
+    def __init__(
+        self, nodes: list[str], *, token: str | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.nodes: dict[str, dict[str, Any]] = {
             name: {
                 "metadata": {"name": name, "labels": {"sgx": "yes"}},
@@ -214,11 +217,17 @@ class StandInApi:
         self.lock = threading.Lock()
         handler = self._handler()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.scheme = "http"
+        if tls is not None:  # HTTPS, as the real API server serves
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> StandInApi:
         self.thread.start()

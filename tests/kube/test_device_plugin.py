@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import queue
+import socket
 import stat
 import subprocess
 import sys
@@ -22,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from daemon_support import short_dir
 from google.protobuf.descriptor import FieldDescriptor
 from kube_support import StandInApi, StandInKubelet
+from prometheus_client.parser import text_string_to_metric_families
 
 from sgx_quote_helper._cli import main
 from sgx_quote_helper.kube import (
@@ -292,6 +295,13 @@ def test_device_unhealthy_when_its_backing_file_disappears(node: Node) -> None:
             )
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "unhealthy" in (refused.value.details() or "")
+        sample = node.plugin.metrics.registry.get_sample_value
+        devices = "sgx_quote_helper_deviceplugin_devices"
+        enclave_name = {"resource": "sgx.intel.com/enclave"}
+        assert sample(devices, {**enclave_name, "health": "Unhealthy"}) == 3
+        assert sample(devices, {**enclave_name, "health": "Healthy"}) == 0
+        failures = "sgx_quote_helper_deviceplugin_allocation_failures_total"
+        assert sample(failures, {**enclave_name, "reason": "unhealthy"}) == 1
         # The provisioning device does not depend on that file.
         assert provision_updates.empty()
         provision.Allocate(
@@ -383,11 +393,14 @@ def test_missing_kubelet_dir_is_a_clear_error(tmp_path: Path) -> None:
 def test_device_plugin_command_against_api_and_kubelet(platform_files: dict[str, bytes]) -> None:
     for root in short_dir():
         (root / "dp").mkdir()
-        kubelet = StandInKubelet(root / "dp").start()
+        kubelet = StandInKubelet(root / "dp")  # started later: the node's kubelet is slow
         token = root / "token"
         token.write_text("t0ken\n")
         with StandInApi(["node-a"], token="t0ken") as api:
             api.secret_misses = 2  # the bootstrap Job has not run yet: the plugin waits
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                metrics_port = probe.getsockname()[1]
             api.secrets[("sgx", "sgx-sim-platform-node-a")] = platform_secret(
                 "sgx-sim-platform-node-a", "node-a", platform_files
             ) | {"metadata": {"name": "sgx-sim-platform-node-a", "resourceVersion": "1"}}
@@ -399,19 +412,39 @@ def test_device_plugin_command_against_api_and_kubelet(platform_files: dict[str,
                 "--enclave-limit", "4", "--provision-limit", "2", "--health-interval", "0.1",
                 "--retry-interval", "0.2",
                 "--api-server", api.url, "--api-token-file", str(token),
+                "--metrics-listen", f"127.0.0.1:{metrics_port}",
                 "--log-format", "json",
             ]  # fmt: skip
             env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
             process = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
             try:
+                # EPC first, without a kubelet (as Intel's EPC hook in an init container).
+                wait_patches(api, 1)
+                kubelet.start()
                 requests = kubelet.wait_for(2)
                 assert {r.resource_name for r in requests} == {
                     "sgx.intel.com/enclave",
                     "sgx.intel.com/provision",
                 }
-                deadline = time.monotonic() + 20
-                while not api.patches and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                wait_patches(api, 2)  # again once registered
+                scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+                values = {
+                    (s.name, s.labels.get("resource"), s.labels.get("health")): s.value
+                    for family in text_string_to_metric_families(scraped)
+                    for s in family.samples
+                }
+                devices = "sgx_quote_helper_deviceplugin_devices"
+                assert values[(devices, "sgx.intel.com/enclave", "Healthy")] == 4
+                assert values[(devices, "sgx.intel.com/provision", "Healthy")] == 2
+                assert (
+                    values[("sgx_quote_helper_deviceplugin_registrations_total", None, None)] >= 1
+                )
+                # A kubelet restart: registered again, and the EPC capacity patched again.
+                before = len(api.patches)
+                kubelet.stop()
+                kubelet = StandInKubelet(root / "dp").start()
+                assert len(kubelet.wait_for(2)) == 2
+                wait_patches(api, before + 1)
             finally:
                 process.terminate()
                 _, stderr = process.communicate(timeout=20)
@@ -445,6 +478,15 @@ def test_device_plugin_command_against_api_and_kubelet(platform_files: dict[str,
             assert (stat.S_IMODE(info.st_mode), info.st_gid) == (mode, gid), name
             assert (host / name).read_bytes() == platform_files[name]
         assert list((root / "dp").iterdir()) == []
+
+
+def wait_patches(api: StandInApi, count: int) -> None:
+    """Until the Node status was patched at least ``count`` times, all with the same patch."""
+    deadline = time.monotonic() + 20
+    while len(api.patches) < count:
+        assert time.monotonic() < deadline, api.patches
+        time.sleep(0.05)
+    assert all(patch == api.patches[0] for patch in api.patches)
 
 
 @pytest.mark.usefixtures("keep_logging")

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from kube_support import ExampleCa, admission_review, apply_patch, container, pod
+from prometheus_client.parser import text_string_to_metric_families
 
 from sgx_quote_helper._cli import main
 from sgx_quote_helper.kube import (
@@ -324,6 +325,20 @@ def test_over_tls_with_a_verifying_client(tmp_path: Path) -> None:
         assert huge.status_code == 413
         assert http.post(f"{hook.url}/mutate", json=body).status_code == 200
         assert http.get(f"{hook.url}/mutate").status_code == 405
+        refused = admission_review(pod(container("app", **{EPC: "1 MB"})))
+        assert http.post(f"{hook.url}/mutate", json=refused).json()["response"]["allowed"] is False
+        assert http.post(f"{hook.url}/mutate", json=admission_review(pod())).status_code == 200
+        metrics = {
+            (sample.name, sample.labels.get("outcome")): sample.value
+            for family in text_string_to_metric_families(http.get(f"{hook.url}/metrics").text)
+            for sample in family.samples
+        }
+        reviews = "sgx_quote_helper_webhook_reviews_total"
+        assert metrics[(reviews, "mutated")] == 2
+        assert metrics[(reviews, "unchanged")] == 1
+        assert metrics[(reviews, "refused")] == 1
+        assert metrics[(reviews, "bad_request")] == 2
+        assert metrics[("sgx_quote_helper_webhook_patch_operations_total", None)] == 2 * len(patch)
 
     # A client that trusts another CA refuses the certificate.
     other = ExampleCa("another CA")
@@ -351,6 +366,7 @@ def test_renewed_certificate_is_served_without_restart(tmp_path: Path) -> None:
             assert http.get(f"{hook.url}/healthz").status_code == 200
 
 
+@pytest.mark.usefixtures("keep_logging")  # the command configures the package logger
 def test_cli_refuses_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["webhook", "--tls-cert", "c", "--tls-key", "k", "--listen", "nope"]) == 1
     assert "--listen 'nope'" in capsys.readouterr().err

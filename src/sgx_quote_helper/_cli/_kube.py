@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
-import threading
 from pathlib import Path
-from types import FrameType
 
-from sgx_quote_helper._logging import configure_logging, log_event
+from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import (
     DEFAULT_DEVICE_COUNT,
@@ -18,29 +15,22 @@ from sgx_quote_helper.kube import (
     DEFAULT_EPC_BYTES,
     DEFAULT_EPC_RESOURCE,
     DEFAULT_HEALTH_INTERVAL,
+    DEFAULT_HOST_DIR,
     DEFAULT_KUBELET_DIR,
     DEFAULT_PROVISION_RESOURCE,
     DEFAULT_RETRY_INTERVAL,
     DEFAULT_SECRET_PREFIX,
     ApiConfig,
+    DevicePluginConfig,
+    DevicePluginService,
+    KubeError,
     KubernetesApi,
-    KubernetesApiError,
     ResourceNames,
-    SimulatedDevicePlugin,
     TlsFiles,
-    install_platform_files,
-    patch_epc_capacity,
-    read_platform_dir,
-    secret_name,
     serve_webhook,
-    simulated_resources,
-    wait_for_platform_secret,
 )
 
-log = logging.getLogger("sgx_quote_helper.kube.deviceplugin")
-
 DEFAULT_WEBHOOK_LISTEN = "0.0.0.0:8443"
-DEFAULT_HOST_DIR = Path("/var/lib/sgx-quote-helper/sim-devices")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -148,6 +138,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         f"(default {DEFAULT_HEALTH_INTERVAL})",
     )
     plugin.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics (devices by health, allocations, registrations) on "
+        "http://HOST:PORT/metrics (default: off)",
+    )
+    plugin.add_argument(
         "--retry-interval",
         type=float,
         default=DEFAULT_RETRY_INTERVAL,
@@ -221,11 +217,11 @@ def resource_names(args: argparse.Namespace) -> ResourceNames:
     return names
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` as (host, port)."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise UsageError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_WEBHOOK_LISTEN}")
+        raise UsageError(f"{flag} {text!r}: expected HOST:PORT, e.g. {DEFAULT_WEBHOOK_LISTEN}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port_text)
@@ -240,70 +236,44 @@ def _webhook(args: argparse.Namespace) -> int:
 
 
 def _device_plugin(args: argparse.Namespace) -> int:
-    names = resource_names(args)
-    if not args.node_name and args.platform_dir is None:
-        raise UsageError("give --node-name (or set NODE_NAME), or --platform-dir")
-    if args.platform_dir is None and not args.namespace:
-        raise UsageError("give --namespace of the platform Secret (or --platform-dir)")
-    if args.epc_bytes < 0 or args.health_interval <= 0 or args.retry_interval <= 0:
-        raise UsageError("--epc-bytes must be >= 0, --health-interval and --retry-interval > 0")
-    resources = simulated_resources(
-        names, enclave_count=args.enclave_limit, provision_count=args.provision_limit
+    metrics_address = None
+    if args.metrics_listen:
+        metrics_address = parse_listen(args.metrics_listen, "--metrics-listen")
+    config = DevicePluginConfig(
+        node_name=args.node_name,
+        namespace=args.namespace,
+        secret_prefix=args.secret_prefix,
+        platform_dir=args.platform_dir,
+        host_dir=args.host_dir,
+        provision_gid=args.provision_gid,
+        kubelet_dir=args.kubelet_dir,
+        names=resource_names(args),
+        enclave_limit=args.enclave_limit,
+        provision_limit=args.provision_limit,
+        epc_bytes=args.epc_bytes,
+        health_interval=args.health_interval,
+        retry_interval=args.retry_interval,
+        metrics_address=metrics_address,
     )
-    configure_logging(args.log_format, args.log_level)
-    stop = threading.Event()
-    plugin_box: list[SimulatedDevicePlugin] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        for plugin in plugin_box:
-            plugin.stop()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    api: KubernetesApi | None = None
-    if args.platform_dir is None or args.api_server or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        api = api_from_args(args)
     try:
-        files: dict[str, bytes] | None
-        if args.platform_dir is not None:
-            files = read_platform_dir(args.platform_dir)
-        else:
-            assert api is not None
-            files = wait_for_platform_secret(
-                api,
-                args.namespace,
-                secret_name(args.secret_prefix, args.node_name),
-                retry_interval=args.retry_interval,
-                stop=stop,
-            )
-        if files is None:  # SIGTERM while waiting for the Secret
-            return 0
-        install_platform_files(files, args.host_dir, args.provision_gid)
-
-        def report_epc() -> None:
-            if api is None or not args.node_name or args.epc_bytes == 0:
-                return
-            try:
-                patch_epc_capacity(api, args.node_name, names.epc, args.epc_bytes)
-            except KubernetesApiError as exc:
-                # The devices work without it; pods that request EPC stay Pending.
-                log_event(log, logging.WARNING, "deviceplugin.epc_patch_failed", error=str(exc))
-
-        plugin = SimulatedDevicePlugin(
-            resources,
-            host_dir=args.host_dir,
-            kubelet_dir=args.kubelet_dir,
-            health_interval=args.health_interval,
-            on_registered=report_epc,
-        )
-        plugin_box.append(plugin)
-        if stop.is_set():
-            return 0
-        plugin.run()
+        config.check()
+    except KubeError as exc:
+        raise UsageError(str(exc)) from None
+    configure_logging(args.log_format, args.log_level)
+    # The API reads the Secret; with --platform-dir it is used for the EPC patch when a
+    # server was named or the process runs in a pod.
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    api = api_from_args(args) if config.needs_api or args.api_server or in_pod else None
+    try:
+        service = DevicePluginService(config, api)
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, lambda *_: service.stop()) for sig in handled}
+        try:
+            service.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
         if api is not None:
             api.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sgx_quote_helper._logging import log_event
 from sgx_quote_helper.kube import _deviceplugin_pb2 as pb
@@ -99,16 +100,58 @@ def simulated_resources(
     )
 
 
+class DevicePluginMetrics:
+    """The device plugin's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.devices = Gauge(
+            "sgx_quote_helper_deviceplugin_devices",
+            "Simulated devices advertised to the kubelet, by resource and health",
+            ["resource", "health"],
+            registry=r,
+        )
+        self.allocations = Counter(
+            "sgx_quote_helper_deviceplugin_allocations_total",
+            "Containers given devices by Allocate",
+            ["resource"],
+            registry=r,
+        )
+        self.allocation_failures = Counter(
+            "sgx_quote_helper_deviceplugin_allocation_failures_total",
+            "Allocate requests refused (unknown device ids, unhealthy devices)",
+            ["resource", "reason"],
+            registry=r,
+        )
+        self.registrations = Counter(
+            "sgx_quote_helper_deviceplugin_registrations_total",
+            "Completed registrations with the kubelet (one per start and kubelet restart)",
+            registry=r,
+        )
+
+
 class _Health:
     """Whether a resource's backing files exist, with a version bumped on every change."""
 
-    def __init__(self, host_dir: Path, resource: SimulatedResource) -> None:
+    def __init__(
+        self, host_dir: Path, resource: SimulatedResource, metrics: DevicePluginMetrics
+    ) -> None:
         self.host_dir = host_dir
         self.resource = resource
+        self.metrics = metrics
         self.condition = threading.Condition()
         self.version = 0
         self.healthy = self._probe()
         self.closed = False
+        self._export()
+
+    def _export(self) -> None:
+        healthy = self.resource.count if self.healthy else 0
+        self.metrics.devices.labels(self.resource.name, HEALTHY).set(healthy)
+        self.metrics.devices.labels(self.resource.name, UNHEALTHY).set(
+            self.resource.count - healthy
+        )
 
     def _probe(self) -> bool:
         return all((self.host_dir / name).is_file() for name in self.resource.files)
@@ -122,6 +165,7 @@ class _Health:
             self.healthy = healthy
             self.version += 1
             self.condition.notify_all()
+        self._export()
         missing = [n for n in self.resource.files if not (self.host_dir / n).is_file()]
         log_event(
             log,
@@ -195,18 +239,21 @@ class _Servicer:
         for ask in request.container_requests:
             unknown = [d for d in ask.devices_ids if d not in self.known]
             if unknown or not ask.devices_ids:
+                self._refused("unknown_device")
                 context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"{self.resource.name}: unknown device ids {unknown or '(none)'}",
                 )
             if not self.health.healthy:
                 # The stream already told the kubelet (step 2); the API wants Allocate to fail.
+                self._refused("unhealthy")
                 context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"{self.resource.name}: the simulated platform files are missing from "
                     f"{self.host_dir}; the device is unhealthy",
                 )
             responses.append(self.container_response())
+        self.health.metrics.allocations.labels(self.resource.name).inc(len(responses))
         log_event(
             log,
             logging.INFO,
@@ -215,6 +262,9 @@ class _Servicer:
             containers=len(responses),
         )
         return pb.AllocateResponse(container_responses=responses)
+
+    def _refused(self, reason: str) -> None:
+        self.health.metrics.allocation_failures.labels(self.resource.name, reason).inc()
 
     def container_response(self) -> pb.ContainerAllocateResponse:
         """The mounts and environment of one container (several ids share one platform)."""
@@ -295,13 +345,15 @@ class SimulatedDevicePlugin:
         kubelet_dir: Path = DEFAULT_KUBELET_DIR,
         health_interval: float = DEFAULT_HEALTH_INTERVAL,
         on_registered: Callable[[], None] | None = None,
+        metrics: DevicePluginMetrics | None = None,
     ) -> None:
         self.kubelet_dir = kubelet_dir
         self.kubelet_socket = kubelet_dir / KUBELET_SOCKET
         self.host_dir = host_dir
         self.health_interval = health_interval
         self.on_registered = on_registered
-        self.healths = [_Health(host_dir, resource) for resource in resources]
+        self.metrics = metrics or DevicePluginMetrics()
+        self.healths = [_Health(host_dir, resource, self.metrics) for resource in resources]
         self.endpoints = [
             _Endpoint(
                 h.resource, kubelet_dir / h.resource.socket_name, _Servicer(h.resource, host_dir, h)
@@ -416,5 +468,6 @@ class SimulatedDevicePlugin:
                 )
         self._registered_with = kubelet
         self.registrations += 1
+        self.metrics.registrations.inc()
         if self.on_registered is not None:
             self.on_registered()

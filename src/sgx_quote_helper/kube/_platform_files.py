@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sgx_quote_helper._fs import atomic_write
 from sgx_quote_helper.kube._errors import KubeError
 from sgx_quote_helper.platform import (
     DESCRIPTION_FILE,
     ENCLAVE_SECRET_FILE,
     PROVISIONING_SECRET_FILE,
-    atomic_write,
 )
 
 #: What a container with the enclave resource sees (a REPORT needs both).

@@ -1,4 +1,4 @@
-"""The admission webhook's HTTPS server: ``POST /mutate`` (AdmissionReview v1), ``GET /healthz``.
+"""The admission webhook's HTTPS server: ``POST /mutate``, ``GET /healthz``, ``GET /metrics``.
 
 The API server only calls webhooks over TLS. The certificate and key are files
 (a Secret mounted into the pod, e.g. written by cert-manager); they are
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -36,27 +37,61 @@ log = logging.getLogger("sgx_quote_helper.kube.webhook")
 
 MUTATE_PATH = "/mutate"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+#: How a review ended: a patch sent, nothing to change, the pod refused, or a bad request.
+REVIEW_OUTCOMES = ("mutated", "unchanged", "refused", "bad_request")
 #: An AdmissionReview carries the object (and oldObject); etcd caps objects at 1.5 MiB.
 MAX_REVIEW_BYTES = 4 * 1024 * 1024
 CERT_RELOAD_INTERVAL = 10.0
 
 
-def create_webhook_app(names: ResourceNames | None = None) -> Starlette:
+class WebhookMetrics:
+    """The webhook's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.reviews = Counter(
+            "sgx_quote_helper_webhook_reviews_total",
+            "AdmissionReviews answered, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.outcomes = {outcome: self.reviews.labels(outcome) for outcome in REVIEW_OUTCOMES}
+        self.patch_operations = Counter(
+            "sgx_quote_helper_webhook_patch_operations_total",
+            "JSON Patch operations sent to the API server",
+            registry=self.registry,
+        )
+
+
+def create_webhook_app(
+    names: ResourceNames | None = None, metrics: WebhookMetrics | None = None
+) -> Starlette:
     """The ASGI application (no TLS: the server adds it)."""
     resource_names = names or ResourceNames()
+    counters = metrics or WebhookMetrics()
 
     async def mutate(request: Request) -> Response:
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_REVIEW_BYTES:
+                counters.outcomes["bad_request"].inc()
                 return _bad_request(f"the body exceeds {MAX_REVIEW_BYTES} bytes", 413)
         try:
             outcome = review(bytes(body), resource_names)
         except AdmissionReviewError as exc:
+            counters.outcomes["bad_request"].inc()
             log_event(log, logging.WARNING, "webhook.bad_review", reason=str(exc))
             return _bad_request(str(exc), 400)
         answer = outcome.response["response"]
+        if not answer["allowed"]:
+            counters.outcomes["refused"].inc()
+        elif outcome.patch:
+            counters.outcomes["mutated"].inc()
+            counters.patch_operations.inc(len(outcome.patch))
+        else:
+            counters.outcomes["unchanged"].inc()
         log_event(
             log,
             logging.INFO,
@@ -71,10 +106,14 @@ def create_webhook_app(names: ResourceNames | None = None) -> Starlette:
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")
 
+    async def metrics_page(_: Request) -> Response:
+        return Response(generate_latest(counters.registry), media_type=CONTENT_TYPE_LATEST)
+
     return Starlette(
         routes=[
             Route(MUTATE_PATH, mutate, methods=["POST"]),
             Route(HEALTH_PATH, healthz, methods=["GET"]),
+            Route(METRICS_PATH, metrics_page, methods=["GET"]),
         ]
     )
 
