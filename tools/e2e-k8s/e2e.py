@@ -1182,6 +1182,9 @@ def check_waiting_for_epc(cluster: Cluster, docs: list[dict[str, Any]], report: 
     )
 
 
+LISTEN_FLAGS = ("--metrics-listen=", "--admin-listen=", "--listen=")
+
+
 def run_device_plugins(
     cluster: Cluster, pki: Pki, docs: list[dict[str, Any]], cli: Path, work: Path, report: Report
 ) -> bool:
@@ -1205,10 +1208,15 @@ def run_device_plugins(
             node_dir = work / "nodes" / node
             (node_dir / "kubelet").mkdir(parents=True)
             kubelets[node] = StandInKubelet(node_dir / "kubelet")
+            # Listeners (metrics) on a port of their own: two "nodes" share loopback.
+            own = [
+                f"{a.split('=', 1)[0]}=127.0.0.1:{free_port()}" if a.startswith(LISTEN_FLAGS) else a
+                for a in kept[kept.index("device-plugin") :]
+            ]
             procs.start(
                 f"device-plugin-{node}",
                 [
-                    str(cli), *kept[kept.index("device-plugin") :],
+                    str(cli), *own,
                     f"--node-name={node}",
                     f"--host-dir={node_dir / 'host'}",
                     f"--kubelet-dir={node_dir / 'kubelet'}",
