@@ -41,6 +41,9 @@ metadata:
     app.kubernetes.io/part-of: sgx-quote-helper
     # The chart's webhook never mutates pods of its own namespace.
     sgx-quote-helper.io/webhook: disabled
+    # hostPath volumes (the socket and state directories, the device plugin's) are outside
+    # the baseline and restricted Pod Security Standards.
+    pod-security.kubernetes.io/enforce: privileged
 """
 
 KUSTOMIZATION = """apiVersion: kustomize.config.k8s.io/v1beta1

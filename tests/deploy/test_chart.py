@@ -564,6 +564,7 @@ def test_notes_tell_how_to_opt_an_application_in(helm: Helm, tmp_path: Path) -> 
     assert 'sgx.intel.com/enclave: "1"' in notes
     assert "kubectl -n sgx logs job/sqh-sgx-quote-helper-sample" in notes
     assert "cert-manager" in notes
+    assert "pod-security.kubernetes.io/enforce=privileged" in notes
     legacy = _render_notes(
         helm,
         tmp_path / "aks",

@@ -374,13 +374,16 @@ class SimulatedDevicePlugin:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def run(self) -> None:
-        """Serve, register and watch until :meth:`stop` (steps 1-4 of the module docstring)."""
+    def check_kubelet_dir(self) -> None:
         if not self.kubelet_dir.is_dir():
             raise DevicePluginError(
                 f"no kubelet device plugin directory at {self.kubelet_dir}; mount the host's "
                 "/var/lib/kubelet/device-plugins (or give --kubelet-dir)"
             )
+
+    def run(self) -> None:
+        """Serve, register and watch until :meth:`stop` (steps 1-4 of the module docstring)."""
+        self.check_kubelet_dir()
         try:
             self._serve_all()
             while not self._stop.is_set():

@@ -123,6 +123,7 @@ class DevicePluginService:
     def run(self) -> None:
         """Steps 1-3 of the module docstring; returns when stopped."""
         config = self.config
+        self.plugin.check_kubelet_dir()  # fail at once, not after waiting for the Secret
         metrics_server: Any = None
         try:
             if config.metrics_address is not None:
