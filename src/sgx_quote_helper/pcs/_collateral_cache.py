@@ -75,7 +75,7 @@ class _Issued:
             return None
 
 
-class CollateralCache:
+class IssuedCollateralCache:
     """Signed collateral and CRLs of the manufacturer in ``store``, issued when needed."""
 
     def __init__(self, store: ManufacturerStore) -> None:

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sgx_quote_helper._time import Clock, to_utc_seconds, utc_now
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery, SignedCollateral
-from sgx_quote_helper.pcs._collateral_cache import CollateralCache
+from sgx_quote_helper.pcs._collateral_cache import IssuedCollateralCache
 from sgx_quote_helper.pcs._errors import (
     InvalidRequestError,
     ManufacturerDirectoryError,
@@ -79,7 +79,7 @@ class Manufacturer:
     def __init__(self, store: ManufacturerStore) -> None:
         self._store = store
         self._issuer = PckIssuer(store)
-        self._collateral = CollateralCache(store)
+        self._collateral = IssuedCollateralCache(store)
         self.sim_dir = store.sim_dir
         self.pcs_dir = store.pcs_dir
         self.pccs_url = store.pccs_url
