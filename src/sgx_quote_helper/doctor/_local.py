@@ -333,6 +333,24 @@ def _socket_usable(
     return CheckResult.make("socket", status, summary, fix=fix, details=details)
 
 
+def _no_directory(path: str, parent: str, details: dict[str, Any]) -> CheckResult:
+    details["directory_exists"] = False
+    return CheckResult.make(
+        "socket",
+        CheckStatus.FAIL,
+        f"no socket at {path}: its directory {parent} does not exist",
+        fix=[
+            SOCKET_MOUNT_ADVICE,
+            "On AKS the confcom add-on needs the quote helper enabled explicitly "
+            "(--enable-sgxquotehelper); with kind, add /var/run/aesmd to extraMounts.",
+            "On the node itself: is the quote helper (sgx-quote-helper serve) or aesmd "
+            "installed and running?",
+        ],
+        details=details,
+        codes=_UNAVAILABLE,
+    )
+
+
 def _missing_socket(
     path: str,
     parent: str,
@@ -353,21 +371,7 @@ def _missing_socket(
             codes=_UNAVAILABLE,
         )
     if not os.path.isdir(parent):
-        details["directory_exists"] = False
-        return CheckResult.make(
-            name,
-            CheckStatus.FAIL,
-            f"no socket at {path}: its directory {parent} does not exist",
-            fix=[
-                SOCKET_MOUNT_ADVICE,
-                "On AKS the confcom add-on needs the quote helper enabled explicitly "
-                "(--enable-sgxquotehelper); with kind, add /var/run/aesmd to extraMounts.",
-                "On the node itself: is the quote helper (sgx-quote-helper serve) or aesmd "
-                "installed and running?",
-            ],
-            details=details,
-            codes=_UNAVAILABLE,
-        )
+        return _no_directory(path, parent, details)
     details["directory_exists"] = True
     others = [n for n in sockets_in(parent) if n != os.path.basename(path)]
     details["other_sockets"] = others
