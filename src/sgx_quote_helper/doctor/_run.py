@@ -114,14 +114,6 @@ def run_doctor(options: DoctorOptions | None = None) -> DoctorReport:
         )
         run(result)
 
-    run(_tcb_or_skipped(opts, quote, collateral, now))
-    return DoctorReport(tuple(results))
-
-
-def _tcb_or_skipped(
-    opts: DoctorOptions, quote: bytes | None, collateral: Collateral | None, now: datetime | None
-) -> CheckResult:
-    """The TCB check when its three inputs and the test quote and collateral are there."""
     missing = [
         flag
         for flag, value in (
@@ -131,10 +123,13 @@ def _tcb_or_skipped(
         )
         if value is None
     ]
-    if missing or opts.root_ca is None:
-        return skipped("tcb", f"needs {', '.join(missing)}")
-    if quote is None:
-        return skipped("tcb", "no test quote (see quote)")
-    if collateral is None:
-        return skipped("tcb", "no collateral for the quote (see pccs)")
-    return check_tcb(quote, collateral, opts.root_ca, now=now)
+    if missing:
+        run(skipped("tcb", f"needs {', '.join(missing)}"))
+    elif quote is None:
+        run(skipped("tcb", "no test quote (see quote)"))
+    elif collateral is None:
+        run(skipped("tcb", "no collateral for the quote (see pccs)"))
+    else:
+        assert opts.root_ca is not None
+        run(check_tcb(quote, collateral, opts.root_ca, now=now))
+    return DoctorReport(tuple(results))
