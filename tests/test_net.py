@@ -13,12 +13,12 @@ def _nodelay(sock: socket.socket) -> bool:
 
 
 def test_accepted_connections_have_nagle_off() -> None:
-    with listen_tcp("127.0.0.1", 0) as listener:
-        with socket.create_connection(listener.getsockname()[:2]):
-            accepted, _ = listener.accept()
-            with accepted:
-                assert accepted.proto == socket.IPPROTO_TCP
-                assert _nodelay(accepted)
+    listener = listen_tcp("127.0.0.1", 0)
+    with listener, socket.create_connection(listener.getsockname()[:2]):
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.proto == socket.IPPROTO_TCP
+            assert _nodelay(accepted)
 
 
 def test_asyncio_server_on_the_socket_has_nagle_off() -> None:
