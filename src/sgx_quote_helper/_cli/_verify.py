@@ -74,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="verify at this time: Unix seconds or ISO 8601 (UTC if no offset); default: now",
     )
     parser.add_argument(
-        "--cache-dir", metavar="DIR", help="cache PCCS collateral here until its nextUpdate (at most an hour)"
+        "--cache-dir",
+        metavar="DIR",
+        help="cache PCCS collateral here until its nextUpdate (at most an hour)",
     )
     parser.add_argument("--pccs-ca-file", metavar="FILE", help="CA certificate(s) for PCCS TLS")
     parser.add_argument(
