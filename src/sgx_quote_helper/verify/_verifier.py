@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -280,11 +281,24 @@ def _check_root(chain: list[x509.Certificate], anchor: TrustAnchor) -> None:
             f"the quote's PCK chain has {len(chain)} certificates, not leaf, PCK CA and root"
         )
     root = chain[-1]
-    if not anchor.is_certificate(root.public_bytes(serialization.Encoding.DER)):
+    if not anchor.is_certificate(_der(root)):
         raise UntrustedRoot(
             f"the quote's PCK chain ends at {_subject(root)!r}, which is not "
             f"the trust anchor {anchor.describe()}"
         )
+
+
+# Certificates parsed from the same PEM are the same objects (sgx._quote keeps
+# recent ones), so these per-certificate answers are remembered as well.
+@functools.lru_cache(maxsize=1024)
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ca_type(leaf: x509.Certificate) -> str:
+    # dcap-qvl's rule: the PCK CA named in the leaf's issuer (section 5).
+    return "platform" if "Platform" in leaf.issuer.rfc4514_string() else "processor"
 
 
 def _subject(cert: x509.Certificate) -> str:
@@ -334,7 +348,6 @@ def _build_result(
     try:
         platform = claims["platform"]
         pck = platform["pck"]
-        leaf_issuer = chain[0].issuer.rfc4514_string()
         result = VerificationResult(
             status=status,
             qv_result=status.qv_result,
@@ -345,8 +358,7 @@ def _build_result(
             header=parsed.header,
             qe_report=parsed.qe_report,
             fmspc=_bytes(pck["fmspc"]).hex().upper(),
-            # dcap-qvl's rule: the PCK CA named in the leaf's issuer (section 5).
-            ca_type="platform" if "Platform" in leaf_issuer else "processor",
+            ca_type=_ca_type(chain[0]),
             ppid=_bytes(pck["ppid"]),
             pck_cpu_svn=_bytes(pck["cpu_svn"]),
             pck_pce_svn=int(pck["pce_svn"]),
