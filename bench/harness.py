@@ -192,7 +192,7 @@ def _hold_idle_connections(path: str, count: int, ready: int, release: int) -> N
         os.setgid(NOBODY)
         os.setuid(NOBODY)
         held: list[socket.socket] = []
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 10
         while len(held) < count and time.monotonic() < deadline:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.setblocking(False)
