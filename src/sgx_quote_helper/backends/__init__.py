@@ -12,6 +12,7 @@ import os
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
     AttestationKeyStatus,
+    BackendCall,
     BackendInfo,
     InitQuoteResult,
     QuoteBackend,
@@ -62,6 +63,7 @@ def create_backend(
 __all__ = [
     "BACKEND_NAMES",
     "AttestationKeyStatus",
+    "BackendCall",
     "BackendInfo",
     "InitQuoteResult",
     "PckSource",

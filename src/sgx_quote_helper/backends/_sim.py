@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
+    BackendCall,
     BackendInfo,
     InitQuoteResult,
     QuoteError,
@@ -107,6 +108,12 @@ class SimBackend:
         return BackendInfo(
             name="sim", qe_svn=self._qe.qe_svn, pce_svn=self._pce.pce_svn, simulated=True
         )
+
+    def may_block(self, call: BackendCall) -> bool:
+        # Only initialization waits: on the PCK source (a PCCS over the
+        # network, or the embedded manufacturer) and on writing the sealed
+        # key. Quotes are a CMAC and an ECDSA signature in memory.
+        return call is BackendCall.INIT_QUOTE
 
     def supported_att_key_ids(self) -> list[AttKeyIdExt]:
         return [DEFAULT_ECDSA_ATT_KEY_ID]

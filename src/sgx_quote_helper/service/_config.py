@@ -61,9 +61,13 @@ class ServiceConfig:
     log_level: str = "info"
     #: Seconds to let in-flight requests finish after SIGTERM.
     drain_timeout: float = 10.0
-    #: Seconds a client has to send its whole request frame.
-    read_timeout: float = 15.0
+    #: Seconds a client has to send its whole request frame, counted from the
+    #: accept (and to take its whole reply). Intel's client writes its request
+    #: right after connecting; see docs/daemon.md for the choice.
+    read_timeout: float = 2.0
     max_connections: int = 256
+    #: Connections one peer uid may hold open at once.
+    max_connections_per_uid: int = 128
     #: Quote requests processed at once; more wait (backpressure), never queue unboundedly.
     max_inflight: int = 64
     qe_svn: int = QE_SVN
@@ -249,6 +253,7 @@ _CONVERTERS: dict[str, Any] = {
     "drain_timeout": _positive_seconds,
     "read_timeout": _positive_seconds,
     "max_connections": _at_least_one,
+    "max_connections_per_uid": _at_least_one,
     "max_inflight": _at_least_one,
     "qe_svn": _to_svn,
     "pce_svn": _to_svn,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from sgx_quote_helper._logging import RateLimitedLog
 from sgx_quote_helper.aesm import (
     ATT_KEY_ID_BASE_SIZE,
     PUB_KEY_ID_SIZE,
@@ -41,7 +42,12 @@ from sgx_quote_helper.aesm import (
     check_select_att_key_id,
     select_att_key_id,
 )
-from sgx_quote_helper.backends._base import InitQuoteResult, QuoteBackend, QuoteError
+from sgx_quote_helper.backends._base import (
+    BackendCall,
+    InitQuoteResult,
+    QuoteBackend,
+    QuoteError,
+)
 from sgx_quote_helper.sgx import AttKeyId, QeReportInfo
 from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
 
@@ -65,9 +71,19 @@ class AesmLogic:
     apply (aesm-wire.md section 6.2).
     """
 
-    def __init__(self, backend: QuoteBackend, is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        backend: QuoteBackend,
+        is_ready: Callable[[], bool],
+        *,
+        log: RateLimitedLog | None = None,
+    ) -> None:
         self._backend = backend
         self._is_ready = is_ready
+        # A client can make every request fail (a forged REPORT): its log
+        # lines are rate-limited like every other line a peer can cause.
+        self._log = log or RateLimitedLog(_log)
+        self._blocking = {call: backend.may_block(call) for call in BackendCall}
         supported = backend.supported_att_key_ids()
         self._supported = [key_id.to_bytes() for key_id in supported]
         # The validators have matched the first 158 bytes against a supported
@@ -84,6 +100,25 @@ class AesmLogic:
         result = self._backend.init_quote(att_key_id)
         self._initialized[att_key_id.to_bytes()] = result
         return result
+
+    def may_block(self, request: Request) -> bool:
+        """Whether answering ``request`` calls the backend in a way that may block.
+
+        What the backend declares (``QuoteBackend.may_block``) for the call the
+        request leads to: InitQuoteEx answered from the initialized key, and
+        every request that never reaches the backend, do not block.
+        """
+        match request:
+            case GetQuoteExRequest():
+                return self._blocking[BackendCall.GET_QUOTE]
+            case GetQuoteSizeExRequest():
+                return self._blocking[BackendCall.QUOTE_SIZE]
+            case InitQuoteExRequest(b_pub_key_id=True):
+                return self._blocking[BackendCall.INIT_QUOTE] and (
+                    request.att_key_id is None
+                    or request.att_key_id[:ATT_KEY_ID_BASE_SIZE] not in self._initialized
+                )
+        return False
 
     def handle(self, request: Request) -> Response:
         match request:
@@ -200,21 +235,16 @@ class AesmLogic:
             self._initialized.pop(_base(att_key_id), None)
         return self._aesm_code(exc, call)
 
-    @staticmethod
-    def _aesm_code(exc: QuoteError, call: str) -> int:
+    def _aesm_code(self, exc: QuoteError, call: str) -> int:
         aesm = quote3_to_aesm(exc.code)
         level = logging.INFO if exc.code == Quote3Error.INVALID_REPORT else logging.WARNING
-        _log.log(
+        self._log.log(
             level,
             "request.failed",
-            extra={
-                "fields": {
-                    "type": call,
-                    "quote3_error": f"0x{exc.code:04X}",
-                    "aesm_error": int(aesm),
-                    "detail": exc.detail,
-                }
-            },
+            type=call,
+            quote3_error=f"0x{exc.code:04X}",
+            aesm_error=int(aesm),
+            detail=exc.detail,
         )
         return int(aesm)
 
