@@ -51,6 +51,10 @@ class InitQuoteResult:
     #: The ``ECDSA_ID``: SHA-256(attestation public key ‖ QE auth data), 32 bytes,
     #: which equals the first half of the QE report's report data.
     pub_key_id: bytes
+    #: True when no usable key was persisted and this call generated one (a
+    #: fresh platform, or a sealed blob that failed to unseal): where DCAP
+    #: would have answered ATT_KEY_NOT_INITIALIZED to a quote before it.
+    key_generated: bool = False
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,11 @@ class SimBackend:
                     f"{exc}; check that it exists and is writable by the quote helper",
                 ) from exc
             self.last_init = result
-        return InitQuoteResult(target_info=result.target_info, pub_key_id=result.pub_key_id)
+        return InitQuoteResult(
+            target_info=result.target_info,
+            pub_key_id=result.pub_key_id,
+            key_generated=result.key_source != "loaded",
+        )
 
     def quote_size(self, att_key_id: AttKeyId) -> int:
         self._check_key_id(att_key_id)

@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import logging
 import socket
 import struct
+import termios
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from sgx_quote_helper._logging import RateLimitedLog, log_event
 from sgx_quote_helper.aesm import (
@@ -62,7 +64,23 @@ _log = logging.getLogger("sgx_quote_helper.service")
 
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 #: Seconds of queued quotes answered before the loop looks for new clients.
-_QUOTE_SLICE = 0.0005
+#: A new connection passes through about four loop iterations (accept, the
+#: transport's set-up, readiness, read), each of which may run one slice.
+_QUOTE_SLICE = 0.0002
+
+
+#: Oldest candidates looked at for eviction before giving up (bounded work
+#: per accepted connection).
+_EVICTION_SCAN = 32
+_FIONREAD = struct.pack("i", 0)
+
+
+def _unread_bytes(fd: int) -> int:
+    """Bytes waiting in the kernel's receive buffer of ``fd`` (0 if unknown)."""
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, _FIONREAD))[0])
+    except OSError:
+        return 0
 
 
 class PeerCredentials(NamedTuple):
@@ -89,11 +107,21 @@ class AdmissionLimits(NamedTuple):
 class AesmConnection(asyncio.Protocol):
     """One client: read one request frame, have it answered, close."""
 
-    __slots__ = ("_hub", "accepted", "decoder", "peer", "replied", "request_read", "transport")
+    __slots__ = (
+        "_hub",
+        "accepted",
+        "decoder",
+        "fd",
+        "peer",
+        "replied",
+        "request_read",
+        "transport",
+    )
 
     def __init__(self, hub: ConnectionHub) -> None:
         self._hub = hub
         self.transport: asyncio.Transport | None = None
+        self.fd = -1
         self.peer = UNKNOWN_PEER
         self.decoder = FrameDecoder(max_body_size=MAX_REQUEST_BODY_SIZE)
         self.accepted = 0.0  # loop time
@@ -101,8 +129,8 @@ class AesmConnection(asyncio.Protocol):
         self.replied = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's do not derive from asyncio.Transport).
+        self.transport = cast(asyncio.Transport, transport)
         self._hub.admit(self)
 
     def data_received(self, data: bytes) -> None:
@@ -119,8 +147,6 @@ class AesmConnection(asyncio.Protocol):
             return
         assert isinstance(body, bytes)
         self.request_read = True
-        assert self.transport is not None
-        self.transport.pause_reading()
         self._hub.dispatch(self, body)
 
     def eof_received(self) -> bool:
@@ -191,9 +217,9 @@ class ConnectionHub:
         transport = conn.transport
         assert transport is not None
         try:
-            raw = transport.get_extra_info("socket").getsockopt(
-                socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size
-            )
+            sock = transport.get_extra_info("socket")
+            conn.fd = sock.fileno()
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
             conn.peer = PeerCredentials(*_UCRED.unpack(raw))
         except (OSError, AttributeError, struct.error):
             conn.peer = UNKNOWN_PEER
@@ -247,10 +273,25 @@ class ConnectionHub:
         conn.transport.abort()
 
     def _evict(self, candidates: dict[AesmConnection, None] | None, reason: str) -> bool:
-        """Close the oldest of ``candidates`` (no whole request yet); False if none."""
+        """Close the oldest of ``candidates`` that is stalled; False if none is.
+
+        Candidates have not sent a whole request as far as the daemon has
+        read. One whose bytes are already in its socket buffer (a client the
+        daemon has not got to yet, under load) is not stalled and is spared;
+        one whose peer already closed, or that sent part of a request and
+        stopped, is.
+        """
         if not candidates:
             return False
-        victim = next(iter(candidates))
+        victim = None
+        for scanned, conn in enumerate(candidates):
+            if scanned == _EVICTION_SCAN:
+                break
+            if not _unread_bytes(conn.fd):
+                victim = conn
+                break
+        if victim is None:
+            return False
         peer = victim.peer
         assert self._loop is not None
         self.metrics.evicted(reason)
@@ -366,6 +407,8 @@ class ConnectionHub:
         if self.logic.may_block(event):
             loop = self._loop
             assert loop is not None
+            assert conn.transport is not None
+            conn.transport.pause_reading()  # nothing more is read from it
             self._pool.submit(self._answer, event).add_done_callback(
                 lambda done: loop.call_soon_threadsafe(
                     self._answered_in_worker, conn, event, done, started

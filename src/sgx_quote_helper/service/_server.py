@@ -70,6 +70,7 @@ _READY_RETRY_MIN, _READY_RETRY_MAX = 0.5, 30.0
 PCK_REFRESH_INTERVAL = 3600.0
 #: Lines of one log event a peer can cause per interval; the rest are counted.
 _LOG_BURST, _LOG_INTERVAL = 10, 10.0
+_FD_LOG_INTERVAL = 60.0
 #: The message asyncio's accept loop reports EMFILE and the like with.
 _ACCEPT_EXHAUSTED = "socket.accept() out of system resource"
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -102,6 +103,8 @@ class QuoteHelperServer:
         self.started = asyncio.Event()
         #: Log lines a peer can cause (refusals, evictions, bad frames) are rate-limited.
         self.peer_log = RateLimitedLog(_log, burst=_LOG_BURST, interval=_LOG_INTERVAL)
+        #: Running out of descriptors is said once a minute per listener.
+        self._fd_log = RateLimitedLog(_log, burst=1, interval=_FD_LOG_INTERVAL)
         self._logic = AesmLogic(backend, self._is_ready, log=self.peer_log)
         # Backend calls that may block (QuoteBackend.may_block) run here.
         self._pool = ThreadPoolExecutor(
@@ -235,6 +238,7 @@ class QuoteHelperServer:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         self.peer_log.flush(force=True)
+        self._fd_log.flush(force=True)
         if self._loop is not None:
             self._loop.set_exception_handler(self._previous_handler)
         self._release()
@@ -268,6 +272,7 @@ class QuoteHelperServer:
 
     def _flush_log(self) -> None:
         self.peer_log.flush()
+        self._fd_log.flush()
         assert self._loop is not None
         self._flush_timer = self._loop.call_later(_LOG_INTERVAL, self._flush_log)
 
@@ -283,7 +288,7 @@ class QuoteHelperServer:
             fd = sock.fileno() if sock is not None else -1
             listener = "aesm" if fd == self._listener_fd else "admin"
             self.metrics.accept_errors.labels(listener=listener).inc()
-            self.peer_log.log(
+            self._fd_log.log(
                 logging.ERROR,
                 f"accept.out_of_resources.{listener}",
                 error=errno.errorcode.get(exc.errno or 0, str(exc.errno)),
@@ -291,6 +296,14 @@ class QuoteHelperServer:
                 hint="raise the daemon's open-files limit (ulimit -n / LimitNOFILE) "
                 "or lower --max-connections",
             )
+            return
+        callback = getattr(context.get("handle"), "_callback", None)
+        if getattr(callback, "__name__", "") == "_start_serving" and isinstance(
+            exc, (ValueError, OSError)
+        ):
+            # A retry asyncio scheduled after such a failure ran after its
+            # listener was closed (at shutdown): nothing is left to resume.
+            log_event(_log, logging.DEBUG, "accept.retry_after_close", error=str(exc))
             return
         if self._previous_handler is not None:
             self._previous_handler(loop, context)
