@@ -72,6 +72,13 @@ _QUOTE_SLICE = 0.0002
 #: Oldest candidates looked at for eviction before giving up (bounded work
 #: per accepted connection).
 _EVICTION_SCAN = 32
+#: Seconds after its accept before a connection that sent nothing counts as
+#: stalled (a client is normally read within a few loop iterations).
+_EVICTION_GRACE = 0.25
+#: With no stalled connection to evict, a uid or the daemon may exceed its
+#: limit by this factor (connections still in asyncio's pipeline settle
+#: within milliseconds); beyond it new connections are refused.
+_HARD_LIMIT_FACTOR = 2
 _FIONREAD = struct.pack("i", 0)
 
 
@@ -112,6 +119,7 @@ class AesmConnection(asyncio.Protocol):
         "accepted",
         "decoder",
         "fd",
+        "partial",
         "peer",
         "replied",
         "request_read",
@@ -122,6 +130,7 @@ class AesmConnection(asyncio.Protocol):
         self._hub = hub
         self.transport: asyncio.Transport | None = None
         self.fd = -1
+        self.partial = False  # some bytes of its request were read
         self.peer = UNKNOWN_PEER
         self.decoder = FrameDecoder(max_body_size=MAX_REQUEST_BODY_SIZE)
         self.accepted = 0.0  # loop time
@@ -136,6 +145,7 @@ class AesmConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.request_read:
             return  # one request per connection: bytes after it are never used
+        self.partial = True
         decoder = self.decoder
         decoder.receive_data(data)
         try:
@@ -192,7 +202,7 @@ class ConnectionHub:
         #: Admitted connections without a whole request yet, oldest first.
         self._waiting: dict[AesmConnection, None] = {}
         self._waiting_by_uid: dict[int, dict[AesmConnection, None]] = {}
-        self._open_by_uid: collections.Counter[int] = collections.Counter()
+        self._open_by_uid: dict[int, int] = {}
         #: Replies the client has not taken yet (the kernel buffer was full).
         self._flushing: dict[AesmConnection, float] = {}
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -232,17 +242,27 @@ class ConnectionHub:
         ):
             self._refuse(conn, "not_allowed")
             return
-        if self._open_by_uid[peer.uid] >= limits.max_connections_per_uid and not self._evict(
-            self._waiting_by_uid.get(peer.uid), "uid_quota"
+        # At a limit, the oldest stalled connection makes room; with none
+        # stalled, the limit stretches (see _HARD_LIMIT_FACTOR), then refuses.
+        held = self._open_by_uid.get(peer.uid, 0)
+        if (
+            held >= limits.max_connections_per_uid
+            and not self._evict(self._waiting_by_uid.get(peer.uid), "uid_quota")
+            and held >= limits.max_connections_per_uid * _HARD_LIMIT_FACTOR
         ):
             self._refuse(conn, "uid_quota")
             return
-        if len(self.open) >= limits.max_connections and not self._evict(self._waiting, "capacity"):
+        total = len(self.open)
+        if (
+            total >= limits.max_connections
+            and not self._evict(self._waiting, "capacity")
+            and total >= limits.max_connections * _HARD_LIMIT_FACTOR
+        ):
             self._refuse(conn, "capacity")
             return
         conn.accepted = loop.time()
         self.open.add(conn)
-        self._open_by_uid[peer.uid] += 1
+        self._open_by_uid[peer.uid] = self._open_by_uid.get(peer.uid, 0) + 1  # after evictions
         self._waiting[conn] = None
         by_uid = self._waiting_by_uid.get(peer.uid)
         if by_uid is None:
@@ -276,18 +296,22 @@ class ConnectionHub:
         """Close the oldest of ``candidates`` that is stalled; False if none is.
 
         Candidates have not sent a whole request as far as the daemon has
-        read. One whose bytes are already in its socket buffer (a client the
-        daemon has not got to yet, under load) is not stalled and is spared;
-        one whose peer already closed, or that sent part of a request and
-        stopped, is.
+        read. A stalled one has had its chance: the daemon read part of a
+        request from it, or it is older than ``_EVICTION_GRACE``, and nothing
+        more waits in its socket buffer. A connection just accepted (asyncio
+        reads it a few loop iterations later) or whose bytes are already in
+        the kernel (a client the daemon has not got to yet, under load) is
+        spared.
         """
         if not candidates:
             return False
+        assert self._loop is not None
+        settled = self._loop.time() - _EVICTION_GRACE
         victim = None
         for scanned, conn in enumerate(candidates):
             if scanned == _EVICTION_SCAN:
                 break
-            if not _unread_bytes(conn.fd):
+            if (conn.partial or conn.accepted <= settled) and not _unread_bytes(conn.fd):
                 victim = conn
                 break
         if victim is None:
