@@ -58,13 +58,13 @@ def attack(path: str, stop: float, stalled: int) -> dict[str, int]:
                     except OSError:
                         refused += 1
             for key, _ in selector.select(0):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                held = key.fileobj
+                assert isinstance(held, socket.socket)
                 with contextlib.suppress(OSError):
-                    if sock.recv(1):
+                    if held.recv(1):
                         continue  # a reply to one byte? keep it anyway
-                selector.unregister(sock)
-                sock.close()
+                selector.unregister(held)
+                held.close()
                 reopened += 1
     finally:
         for key in list(selector.get_map().values()):
