@@ -32,8 +32,7 @@ from daemon_support import (
 )
 
 from sgx_quote_helper._cli import main
-from sgx_quote_helper.errors import UsageError
-from sgx_quote_helper.service import StartupError, build_server, load_config
+from sgx_quote_helper.service import StartupError, build_server
 
 NOBODY = 65534
 COUNT_REPLY = bytes.fromhex("07000000 aa0104 0800 1001")
@@ -271,14 +270,6 @@ def test_unusable_platform_or_state_dir_fails_before_binding(
     with pytest.raises(StartupError, match=r"state directory .* is not usable"):
         build_server(make_config(state_dir=str(blocker / "state")))
     assert not (run_dir / "aesm.socket").exists()
-
-
-def test_unavailable_backends_say_so_before_asking_for_sim_inputs(run_dir: Path) -> None:
-    config = load_config(
-        {"backend": "proxy", "upstream": str(run_dir / "upstream.socket")}, environ={}
-    )
-    with pytest.raises(UsageError, match="'proxy' backend is not available yet"):
-        build_server(config)
 
 
 def test_shutdown_answers_clients_already_in_the_backlog(make_config: MakeConfig) -> None:

@@ -7,62 +7,67 @@ import os
 from pathlib import Path
 
 from sgx_quote_helper._version import __version__
-from sgx_quote_helper.service import ENV_PREFIX, load_config, run_daemon
+from sgx_quote_helper.service import (
+    CONFIG_FILE_ENV,
+    CONFIG_FILE_FLAG,
+    CONFIG_FILE_HELP,
+    DEFAULT_SOCKET,
+    OPTIONS,
+    load_config,
+    run_daemon,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the quote helper daemon on the AESM socket",
-        description="Serve AESM quote-ex requests on a Unix socket (default "
-        "/var/run/aesmd/aesm.socket). Every option can also be given as an environment "
-        "variable SGX_QUOTE_HELPER_<OPTION> or in a TOML --config file; flags win, then "
+        description=f"Serve AESM quote-ex requests on a Unix socket (default {DEFAULT_SOCKET}). "
+        "Every option can also be given as an environment variable "
+        "SGX_QUOTE_HELPER_<OPTION> or in a TOML --config file; flags win, then "
         "the environment, then the file. SIGTERM or SIGINT drains in-flight requests "
         "and exits 0; a second signal exits at once.",
     )
-    add = parser.add_argument
-    add(
-        "--config",
+    parser.add_argument(
+        CONFIG_FILE_FLAG,
+        dest="config_file",
+        metavar="FILE",
         type=Path,
-        help=f"TOML file with settings named like the flags (or ${ENV_PREFIX}CONFIG)",
+        help=f"{CONFIG_FILE_HELP} (or ${CONFIG_FILE_ENV})",
     )
-    add(
+    parser.add_argument(
         "--version",
         action="store_true",
         help="print the release and the QE/PCE SVNs this configuration hosts, and exit",
     )
-    add("--socket", help="Unix socket path (default /var/run/aesmd/aesm.socket)")
-    add("--socket-mode", help="octal mode of the socket (default 777, as aesmd)")
-    add("--socket-owner", help="user name or uid to own the socket")
-    add("--socket-group", help="group name or gid to own the socket")
-    add("--allow-uid", action="append", default=[], help="only serve this uid (repeatable)")
-    add("--allow-gid", action="append", default=[], help="only serve this gid (repeatable)")
-    add("--backend", help="sim (default), dcap or proxy")
-    add("--platform", help="simulated platform directory (DIR/platform of `sim init`)")
-    add("--pccs-url", help="PCCS base URL for the PCK certificate chain")
-    add("--pccs-insecure", action="store_const", const="true", help="do not verify PCCS TLS")
-    add("--pccs-ca-file", help="CA bundle to verify the PCCS TLS certificate")
-    add("--upstream", help="upstream AESM socket (proxy backend)")
-    add("--state-dir", help="directory for the sealed attestation key and caches")
-    add("--admin-listen", help="HOST:PORT or unix:PATH for /metrics, /healthz, /readyz")
-    add("--log-format", help="text (default) or json")
-    add("--log-level", help="debug, info (default), warning or error")
-    add("--drain-timeout", help="seconds to finish in-flight requests on SIGTERM")
-    add("--read-timeout", help="seconds a client has to send its whole request (default 2)")
-    add("--max-connections", help="concurrent client connections")
-    add("--max-connections-per-uid", help="concurrent client connections of one peer uid")
-    add("--max-inflight", help="quote requests processed at once")
-    add("--qe-svn", help="QE3 ISVSVN this (simulated) release hosts")
-    add("--pce-svn", help="PCE ISVSVN this (simulated) release hosts")
+    # One flag per setting of the daemon's configuration table; values stay
+    # text here and are converted and checked with the environment's and the file's.
+    for option in OPTIONS:
+        entry = option.setting
+        repeatable = " (repeatable)" if entry.repeatable else ""
+        text = f"{option.help}{repeatable} [default: {entry.default_text}; ${option.env}]"
+        text = text.replace("%", "%%")  # argparse formats help with %
+        if entry.switch:
+            parser.add_argument(
+                option.flag, dest=option.name, action="store_const", const="true", help=text
+            )
+        else:
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                metavar=entry.metavar,
+                action="append" if entry.repeatable else "store",
+                help=text,
+            )
     parser.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    flags = {key: value for key, value in vars(args).items() if key not in ("func", "command")}
-    config_file = flags.pop("config")
-    if config_file is None and os.environ.get(ENV_PREFIX + "CONFIG"):
-        config_file = Path(os.environ[ENV_PREFIX + "CONFIG"])
-    if flags.pop("version"):
+    flags = {option.name: getattr(args, option.name) for option in OPTIONS}
+    config_file: Path | None = args.config_file
+    if config_file is None and os.environ.get(CONFIG_FILE_ENV):
+        config_file = Path(os.environ[CONFIG_FILE_ENV])
+    if args.version:
         # The SVNs after flags, environment and file are merged: what this
         # daemon would host (DESIGN.md section 4, "Versions").
         config = load_config(flags, config_file=config_file, validate=False)

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import tempfile
 from pathlib import Path
 
 from sgx_quote_helper._logging import configure_logging
-from sgx_quote_helper.backends import create_backend
+from sgx_quote_helper.backends import backend_factory
 from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.service._config import (
+    CONFIG_FILE_ENV,
+    CONFIG_FILE_FLAG,
+    CONFIG_FILE_HELP,
     DEFAULT_SOCKET,
     ENV_PREFIX,
+    OPTIONS,
     ConfigError,
+    Option,
     ServiceConfig,
+    Setting,
     load_config,
 )
 from sgx_quote_helper.service._connection import PeerCredentials
@@ -47,10 +54,6 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
     """Everything that can fail before binding: directories, PCK source, backend, metrics."""
     metrics = DaemonMetrics()
     state_dir = config.effective_state_dir()
-    if config.backend != "sim":
-        # Only the simulated backend is available in this release; say so
-        # before asking for what only the sim backend needs.
-        create_backend(config.backend, upstream=config.upstream)
     _check_directories(config, state_dir)
     # Held while the daemon runs: a second daemon on this state directory
     # would race this one on the attestation key.
@@ -87,15 +90,8 @@ def _build_locked(
         on_outcome=count,
     )
     try:
-        backend = create_backend(
-            config.backend,
-            platform_dir=config.platform,
-            state_dir=state_dir,
-            pck_source=source,
-            qe_svn=config.qe_svn,
-            pce_svn=config.pce_svn,
-            upstream=config.upstream,
-        )
+        options = dataclasses.replace(config.backend_options(), pck_source=source)
+        backend = backend_factory(config.backend).create(options)
     except BaseException:
         source.close()
         raise
@@ -131,13 +127,19 @@ def run_daemon(config: ServiceConfig) -> int:
 
 
 __all__ = [
+    "CONFIG_FILE_ENV",
+    "CONFIG_FILE_FLAG",
+    "CONFIG_FILE_HELP",
     "DEFAULT_SOCKET",
     "ENV_PREFIX",
+    "OPTIONS",
     "ConfigError",
     "DaemonMetrics",
+    "Option",
     "PeerCredentials",
     "QuoteHelperServer",
     "ServiceConfig",
+    "Setting",
     "StartupError",
     "build_server",
     "load_config",
