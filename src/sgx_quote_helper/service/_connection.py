@@ -121,7 +121,6 @@ class AesmConnection(asyncio.Protocol):
         "fd",
         "partial",
         "peer",
-        "replied",
         "request_read",
         "transport",
     )
@@ -135,7 +134,6 @@ class AesmConnection(asyncio.Protocol):
         self.decoder = FrameDecoder(max_body_size=MAX_REQUEST_BODY_SIZE)
         self.accepted = 0.0  # loop time
         self.request_read = False
-        self.replied = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's do not derive from asyncio.Transport).
@@ -270,8 +268,7 @@ class ConnectionHub:
         by_uid[conn] = None
         self.idle.clear()
         self.metrics.connection_from(peer.uid)
-        if self._deadline_timer is None:
-            self._schedule(conn.accepted + limits.request_timeout)
+        self._schedule(conn.accepted + limits.request_timeout)
         if _log.isEnabledFor(logging.DEBUG):
             log_event(
                 _log, logging.DEBUG, "peer.connected", pid=peer.pid, uid=peer.uid, gid=peer.gid
@@ -518,7 +515,6 @@ class ConnectionHub:
             log_event(_log, logging.DEBUG, "quote.served", uid=conn.peer.uid, result=code)
         transport = conn.transport
         assert transport is not None
-        conn.replied = True
         transport.write(frame)
         if transport.get_write_buffer_size():
             # The client has not taken the whole reply: it gets the same time
