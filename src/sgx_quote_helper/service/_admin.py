@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper.service._config import AdminAddress
 from sgx_quote_helper.service._metrics import DaemonMetrics
 
@@ -100,21 +101,22 @@ class AdminServer:
                 raise
         else:
             host, port = listen
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((host, port))
-            except BaseException:
-                sock.close()
-                raise
+            sock = listen_tcp(host, port)
         return sock
 
     async def start(self) -> None:
         """Bind (raising ``OSError``) and serve in the background."""
         self._socket = self._bind()
+        # A modest backlog: asyncio also tries that many accept()s per
+        # readiness event, and as many retries when they fail for lack of
+        # descriptors (uvicorn's default is 2048).
         config = uvicorn.Config(
-            self._app, log_level="warning", access_log=False, lifespan="off", log_config=None
+            self._app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            log_config=None,
+            backlog=64,
         )
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
