@@ -483,7 +483,10 @@ def test_sample_job_is_the_corrected_aks_sample(renders: dict[str, Docs]) -> Non
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
     assert volume["hostPath"]["path"] == "/var/run/aesmd"
     assert container["image"].startswith("sgx-quote-helper-sample:")
-    assert "sgx-quote-helper quote" in container["command"][2]
+    # The sample image's own application (its entry point), given the report data.
+    assert "command" not in container
+    assert "args" not in container
+    assert {"name": "SAMPLE_REPORT_DATA", "value": "73616d706c65"} in container["env"]
 
 
 def test_aks_legacy_epc_resource(renders: dict[str, Docs]) -> None:
