@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from itertools import chain
 
 from deploy_support import ROOT
 
@@ -45,7 +44,8 @@ def test_troubleshooting_quotes_what_doctor_really_says() -> None:
     rows = _doctor_column()
     assert len(rows) == 16  # every report of the project's Kubernetes notes (spec section 6)
     source = "\n".join(path.read_text() for path in sorted(DOCTOR_SOURCE.glob("*.py")))
-    labels = {StatusCode.of(member).label() for member in chain(SgxStatus, AesmError, Quote3Error)}
+    members: list[SgxStatus | AesmError | Quote3Error] = [*SgxStatus, *AesmError, *Quote3Error]
+    labels = {StatusCode.of(member).label() for member in members}
     options = subprocess.run(
         [sys.executable, "-m", "sgx_quote_helper", "doctor", "--help"],
         capture_output=True,
