@@ -180,6 +180,7 @@ def test_size_and_quote_need_init(backend: SimBackend, platform_dir: Path) -> No
 def test_init_quote(backend: SimBackend, manufacturer: TinyManufacturer) -> None:
     result = backend.init_quote(KEY_ID)
     assert result.target_info == quoting_enclave_identity(10).target_info()
+    assert result.pub_key_id is not None
     assert len(result.pub_key_id) == 32
     query = manufacturer.queries[-1]
     assert query.qe_id == QE_ID

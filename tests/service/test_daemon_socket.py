@@ -28,7 +28,6 @@ from daemon_support import (
 )
 
 from sgx_quote_helper._cli import main
-from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.service import StartupError, build_server, load_config
 
 NOBODY = 65534
@@ -233,12 +232,12 @@ def test_unusable_platform_or_state_dir_fails_before_binding(
     assert not (run_dir / "aesm.socket").exists()
 
 
-def test_unavailable_backends_say_so_before_asking_for_sim_inputs(run_dir: Path) -> None:
+def test_the_proxy_backend_needs_no_sim_inputs(run_dir: Path) -> None:
     config = load_config(
         {"backend": "proxy", "upstream": str(run_dir / "upstream.socket")}, environ={}
     )
-    with pytest.raises(UsageError, match="'proxy' backend is not available yet"):
-        build_server(config)
+    server = build_server(config)
+    assert server.backend.info().name == "proxy"
 
 
 def test_shutdown_leaves_no_reader_on_the_closed_listener(make_config: MakeConfig) -> None:

@@ -43,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--pccs-insecure", action="store_const", const="true", help="do not verify PCCS TLS")
     add("--pccs-ca-file", help="CA bundle to verify the PCCS TLS certificate")
     add("--upstream", help="upstream AESM socket (proxy backend)")
+    add(
+        "--upstream-timeout",
+        help="seconds one upstream exchange may take before the client gets "
+        "AESM_SERVICE_UNAVAILABLE (proxy backend; default 10)",
+    )
     add("--state-dir", help="directory for the sealed attestation key and caches")
     add("--admin-listen", help="HOST:PORT or unix:PATH for /metrics, /healthz, /readyz")
     add("--log-format", help="text (default) or json")

@@ -1,23 +1,26 @@
 """Quoting backends: the :class:`QuoteBackend` interface and its implementations.
 
-``sim`` (the simulated platform) is available; ``dcap`` (Intel's DCAP quote
-library on SGX hardware) and ``proxy`` (an upstream AESM socket) will be added
-behind the same :func:`create_backend` seam.
+``sim`` (the simulated platform), ``dcap`` (Intel's DCAP quote library on SGX
+hardware) and ``proxy`` (an upstream AESM socket), all built by
+:func:`create_backend`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
     AttestationKeyStatus,
+    BackendHealth,
     BackendInfo,
     InitQuoteResult,
     QuoteBackend,
     QuoteError,
     QuoteResult,
 )
+from sgx_quote_helper.backends._proxy import DEFAULT_UPSTREAM_TIMEOUT, ProxyBackend
 from sgx_quote_helper.backends._sim import PckSource, SimBackend
 from sgx_quote_helper.errors import UsageError
 
@@ -34,6 +37,8 @@ def create_backend(
     qe_svn: int = QE_SVN,
     pce_svn: int = PCE_SVN,
     upstream: str | os.PathLike[str] | None = None,
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
+    on_upstream_failure: Callable[[str], None] | None = None,
 ) -> QuoteBackend:
     """The backend called ``name``, built from the options that apply to it."""
     if name == "sim":
@@ -51,8 +56,11 @@ def create_backend(
         return SimBackend(
             platform_dir, state_dir, pck_source=pck_source, qe_svn=qe_svn, pce_svn=pce_svn
         )
-    if name in ("dcap", "proxy"):
-        # ``upstream`` will configure the proxy backend.
+    if name == "proxy":
+        if upstream is None:
+            raise UsageError("the proxy backend needs --upstream PATH (the upstream AESM socket)")
+        return ProxyBackend(upstream, timeout=upstream_timeout, on_failure=on_upstream_failure)
+    if name == "dcap":
         raise UsageError(
             f"the {name!r} backend is not available yet in this release; use --backend sim"
         )
@@ -61,10 +69,13 @@ def create_backend(
 
 __all__ = [
     "BACKEND_NAMES",
+    "DEFAULT_UPSTREAM_TIMEOUT",
     "AttestationKeyStatus",
+    "BackendHealth",
     "BackendInfo",
     "InitQuoteResult",
     "PckSource",
+    "ProxyBackend",
     "QuoteBackend",
     "QuoteError",
     "QuoteResult",

@@ -6,10 +6,11 @@ quoting. It mirrors DCAP's ``sgx_ql_init_quote`` / ``sgx_ql_get_quote_size`` /
 ``sgx_ql_get_quote``, which is what AESM's ECDSA bundle calls (aesm-wire.md
 section 6.2, "Server ECDSA path").
 
-Implementations: ``sim`` (the simulated platform), later ``dcap`` (Intel's
+Implementations: ``sim`` (the simulated platform), ``dcap`` (Intel's
 ``libsgx_dcap_ql.so.1`` on real hardware) and ``proxy`` (an upstream AESM).
 Failures are raised as :class:`QuoteError` carrying the DCAP ``quote3_error_t``
-(the daemon maps it to the AESM error code with ``quote3_to_aesm``).
+(the daemon maps it to the AESM error code with ``quote3_to_aesm``), or the
+AESM code itself where a backend already has one (an upstream's reply).
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ class QuoteError(SgxQuoteHelperError):
     """A quoting failure, with the DCAP ``quote3_error_t`` it corresponds to.
 
     ``code`` is a ``Quote3Error`` value; ``detail`` says what to check.
+    ``aesm_code``, when set, is the ``aesm_error_t`` to answer instead of the
+    one Intel's table derives from ``code``: an upstream AESM's own reply
+    (relayed unchanged), or a service-level condition that has no
+    ``quote3_error_t`` to AESM mapping (AESM_SERVICE_UNAVAILABLE, AESM_BUSY).
     """
 
-    def __init__(self, code: int, detail: str) -> None:
+    def __init__(self, code: int, detail: str, *, aesm_code: int | None = None) -> None:
         super().__init__(detail)
         self.code = int(code)
         self.detail = detail
+        self.aesm_code = None if aesm_code is None else int(aesm_code)
 
     def diagnostics(self) -> str:
         from sgx_quote_helper.sgx._status import Quote3Error
@@ -48,8 +54,11 @@ class InitQuoteResult:
 
     target_info: TargetInfo
     #: The ``ECDSA_ID``: SHA-256(attestation public key ‖ QE auth data), 32 bytes,
-    #: which equals the first half of the QE report's report data.
-    pub_key_id: bytes
+    #: which equals the first half of the QE report's report data. ``None`` when
+    #: the backend cannot learn it (Intel's ``sgx_qe_get_target_info`` does not
+    #: return it); the reply then omits ``pub_key_id``, which Intel's client
+    #: treats as "buffer left untouched".
+    pub_key_id: bytes | None
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,25 @@ class QuoteBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BackendHealth(Protocol):
+    """Optional: a backend whose quoting depends on something that can go away.
+
+    The ``proxy`` backend implements it (its upstream AESM may stop answering).
+    The daemon's readiness is its own readiness *and* ``healthy()``; while
+    unhealthy, the daemon calls ``probe()`` (blocking, in a worker thread)
+    every few seconds so that readiness comes back without client traffic.
+    """
+
+    def healthy(self) -> bool:
+        """Whether the last exchange with the dependency succeeded."""
+        ...
+
+    def probe(self) -> None:
+        """Check the dependency now (blocking) and update ``healthy()``."""
+        ...
 
 
 @runtime_checkable

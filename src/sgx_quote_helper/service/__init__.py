@@ -44,6 +44,16 @@ def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
 def build_server(config: ServiceConfig) -> QuoteHelperServer:
     """Everything that can fail before binding: directories, PCK source, backend, metrics."""
     metrics = DaemonMetrics()
+    if config.backend == "proxy":
+        # Quoting happens upstream: no platform, PCK source or state here.
+        assert config.upstream is not None  # checked by the config
+        backend = create_backend(
+            "proxy",
+            upstream=config.upstream,
+            upstream_timeout=config.upstream_timeout,
+            on_upstream_failure=metrics.upstream_failed,
+        )
+        return QuoteHelperServer(config, backend, metrics=metrics)
     state_dir = config.effective_state_dir()
     if config.backend != "sim":
         # Only the simulated backend is available in this release; say so

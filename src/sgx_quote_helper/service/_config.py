@@ -55,6 +55,8 @@ class ServiceConfig:
     pccs_insecure: bool = False
     pccs_ca_file: Path | None = None
     upstream: Path | None = None
+    #: Seconds one exchange with the upstream AESM (proxy backend) may take.
+    upstream_timeout: float = 10.0
     state_dir: Path | None = None
     admin_listen: str | None = None
     log_format: str = "text"
@@ -242,6 +244,7 @@ _CONVERTERS: dict[str, Any] = {
     "pccs_insecure": _to_bool,
     "pccs_ca_file": _optional_path,
     "upstream": _optional_path,
+    "upstream_timeout": _positive_seconds,
     "state_dir": _optional_path,
     "admin_listen": _admin_listen,
     "log_format": _choice(LOG_FORMATS),

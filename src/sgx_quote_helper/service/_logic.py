@@ -41,7 +41,12 @@ from sgx_quote_helper.aesm import (
     check_select_att_key_id,
     select_att_key_id,
 )
-from sgx_quote_helper.backends._base import InitQuoteResult, QuoteBackend, QuoteError
+from sgx_quote_helper.backends._base import (
+    BackendHealth,
+    InitQuoteResult,
+    QuoteBackend,
+    QuoteError,
+)
 from sgx_quote_helper.sgx import AttKeyId, QeReportInfo
 from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
 
@@ -75,13 +80,28 @@ class AesmLogic:
         # key id object, done once here.
         self._key_ids = {key_id.base.to_bytes(): key_id.base for key_id in supported}
         self._initialized: dict[bytes, InitQuoteResult] = {}
+        # What key-dependent requests answer until the daemon is ready: the
+        # code of the last failed initialization (aesmd answers every call
+        # with the library's current failure). Before one: a backend behind a
+        # dependency that has not answered yet (an upstream AESM) is
+        # unavailable; otherwise the PCK chain is missing, which aesmd reports
+        # as a network error.
+        self._not_ready_aesm = int(
+            AesmError.SERVICE_UNAVAILABLE
+            if isinstance(backend, BackendHealth)
+            else AesmError.NETWORK_ERROR
+        )
 
     def initialize(self, att_key_id: AttKeyId) -> InitQuoteResult:
         """Generate or load and certify the attestation key (blocking; may do I/O).
 
         Raises :class:`QuoteError`; the daemon retries until it succeeds.
         """
-        result = self._backend.init_quote(att_key_id)
+        try:
+            result = self._backend.init_quote(att_key_id)
+        except QuoteError as exc:
+            self._not_ready_aesm = _aesm_for(exc)
+            raise
         self._initialized[att_key_id.to_bytes()] = result
         return result
 
@@ -121,7 +141,7 @@ class AesmLogic:
         return self._key_ids[_base(att_key_id)]
 
     def _not_ready_code(self) -> int:
-        return int(AesmError.NETWORK_ERROR) if not self._is_ready() else 0
+        return self._not_ready_aesm if not self._is_ready() else 0
 
     def _init_quote_ex(self, request: InitQuoteExRequest) -> InitQuoteExResponse:
         code = check_init_quote_ex(request, self._supported)
@@ -202,7 +222,7 @@ class AesmLogic:
 
     @staticmethod
     def _aesm_code(exc: QuoteError, call: str) -> int:
-        aesm = quote3_to_aesm(exc.code)
+        aesm = _aesm_for(exc)
         level = logging.INFO if exc.code == Quote3Error.INVALID_REPORT else logging.WARNING
         _log.log(
             level,
@@ -217,6 +237,11 @@ class AesmLogic:
             },
         )
         return int(aesm)
+
+
+def _aesm_for(exc: QuoteError) -> int:
+    """The wire code: the backend's own AESM code if it has one, else Intel's mapping."""
+    return exc.aesm_code if exc.aesm_code is not None else int(quote3_to_aesm(exc.code))
 
 
 def _base(att_key_id: bytes | None) -> bytes:
