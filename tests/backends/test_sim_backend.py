@@ -458,8 +458,7 @@ def test_create_backend(platform_dir: Path, tmp_path: Path, manufacturer: TinyMa
     assert isinstance(backend, SimBackend)
     with pytest.raises(UsageError, match="--state-dir"):
         create_backend("sim", platform_dir=platform_dir, pck_source=manufacturer)
-    for name in ("dcap", "proxy"):
-        with pytest.raises(UsageError, match="not available yet"):
-            create_backend(name)
+    with pytest.raises(UsageError, match="--upstream"):
+        create_backend("proxy")
     with pytest.raises(UsageError, match="unknown backend"):
         create_backend("epid")
