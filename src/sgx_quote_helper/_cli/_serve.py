@@ -37,16 +37,57 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--socket-group", help="group name or gid to own the socket")
     add("--allow-uid", action="append", default=[], help="only serve this uid (repeatable)")
     add("--allow-gid", action="append", default=[], help="only serve this gid (repeatable)")
-    add("--backend", help="sim (default), dcap or proxy")
+    add(
+        "--backend",
+        help="sim (default: the simulated platform), dcap (Intel's quote library on an SGX "
+        "node) or proxy (an upstream AESM socket)",
+    )
     add("--platform", help="simulated platform directory (DIR/platform of `sim init`)")
     add("--pccs-url", help="PCCS base URL for the PCK certificate chain")
     add("--pccs-insecure", action="store_const", const="true", help="do not verify PCCS TLS")
     add("--pccs-ca-file", help="CA bundle to verify the PCCS TLS certificate")
-    add("--upstream", help="upstream AESM socket (proxy backend)")
-    add(
+    proxy = parser.add_argument_group(
+        "proxy backend", "forward to an upstream AESM socket (see docs/backends.md)"
+    )
+    proxy.add_argument("--upstream", help="the upstream AESM socket (required)")
+    proxy.add_argument(
         "--upstream-timeout",
         help="seconds one upstream exchange may take before the client gets "
-        "AESM_SERVICE_UNAVAILABLE (proxy backend; default 10)",
+        "AESM_SERVICE_UNAVAILABLE (default 10)",
+    )
+    dcap = parser.add_argument_group(
+        "dcap backend", "Intel's DCAP quote library on an SGX node (see docs/backends.md)"
+    )
+    dcap.add_argument(
+        "--dcap-library", help="the quote library (default libsgx_dcap_ql.so.1, from ld.so's path)"
+    )
+    dcap.add_argument(
+        "--dcap-qe3-logic-library",
+        help="library with sgx_ql_get_quote, needed for qe_report_info (default: found through "
+        "--dcap-library, which links libsgx_qe3_logic.so; empty: do not use)",
+    )
+    dcap.add_argument(
+        "--dcap-quote-provider",
+        help="quote provider library to check for (default libdcap_quoteprov.so.1)",
+    )
+    for enclave, what in (
+        ("qe3", "QE3 enclave (libsgx_qe3.signed.so)"),
+        ("pce", "PCE enclave (libsgx_pce.signed.so)"),
+        ("qpl", "quote provider library the quote library loads"),
+        ("ide", "ID enclave (libsgx_id_enclave.signed.so)"),
+    ):
+        dcap.add_argument(
+            f"--dcap-{enclave}-path", help=f"full path of the {what} (sgx_ql_set_path)"
+        )
+    dcap.add_argument("--sgx-enclave-device", help="default /dev/sgx_enclave")
+    dcap.add_argument("--sgx-provision-device", help="default /dev/sgx_provision")
+    dcap.add_argument(
+        "--dcap-queue-depth",
+        help="callers that may wait for the single-threaded QE (default 64); beyond: AESM_BUSY",
+    )
+    dcap.add_argument(
+        "--dcap-queue-timeout",
+        help="seconds a caller waits for its turn at the QE (default 30); then AESM_BUSY",
     )
     add("--state-dir", help="directory for the sealed attestation key and caches")
     add("--admin-listen", help="HOST:PORT or unix:PATH for /metrics, /healthz, /readyz")

@@ -20,6 +20,7 @@ from sgx_quote_helper.backends._base import (
     QuoteError,
     QuoteResult,
 )
+from sgx_quote_helper.backends._dcap import DcapBackend, DcapOptions, DcapStartupError
 from sgx_quote_helper.backends._proxy import DEFAULT_UPSTREAM_TIMEOUT, ProxyBackend
 from sgx_quote_helper.backends._sim import PckSource, SimBackend
 from sgx_quote_helper.errors import UsageError
@@ -39,6 +40,7 @@ def create_backend(
     upstream: str | os.PathLike[str] | None = None,
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
     on_upstream_failure: Callable[[str], None] | None = None,
+    dcap: DcapOptions | None = None,
 ) -> QuoteBackend:
     """The backend called ``name``, built from the options that apply to it."""
     if name == "sim":
@@ -61,9 +63,7 @@ def create_backend(
             raise UsageError("the proxy backend needs --upstream PATH (the upstream AESM socket)")
         return ProxyBackend(upstream, timeout=upstream_timeout, on_failure=on_upstream_failure)
     if name == "dcap":
-        raise UsageError(
-            f"the {name!r} backend is not available yet in this release; use --backend sim"
-        )
+        return DcapBackend(dcap or DcapOptions())
     raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
 
 
@@ -73,6 +73,9 @@ __all__ = [
     "AttestationKeyStatus",
     "BackendHealth",
     "BackendInfo",
+    "DcapBackend",
+    "DcapOptions",
+    "DcapStartupError",
     "InitQuoteResult",
     "PckSource",
     "ProxyBackend",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import tempfile
 from pathlib import Path
 
-from sgx_quote_helper._logging import configure_logging
-from sgx_quote_helper.backends import create_backend
+from sgx_quote_helper._logging import configure_logging, log_event
+from sgx_quote_helper.backends import DcapOptions, create_backend
 from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.service._config import (
     DEFAULT_SOCKET,
@@ -41,6 +42,23 @@ def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
         ) from None
 
 
+def dcap_options(config: ServiceConfig) -> DcapOptions:
+    """The dcap backend's options from the daemon's configuration."""
+    return DcapOptions(
+        library=config.dcap_library,
+        qe3_logic_library=config.dcap_qe3_logic_library,
+        quote_provider=config.dcap_quote_provider,
+        qe3_path=config.dcap_qe3_path,
+        pce_path=config.dcap_pce_path,
+        qpl_path=config.dcap_qpl_path,
+        ide_path=config.dcap_ide_path,
+        enclave_device=config.sgx_enclave_device,
+        provision_device=config.sgx_provision_device,
+        queue_depth=config.dcap_queue_depth,
+        queue_timeout=config.dcap_queue_timeout,
+    )
+
+
 def build_server(config: ServiceConfig) -> QuoteHelperServer:
     """Everything that can fail before binding: directories, PCK source, backend, metrics."""
     metrics = DaemonMetrics()
@@ -54,11 +72,12 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
             on_upstream_failure=metrics.upstream_failed,
         )
         return QuoteHelperServer(config, backend, metrics=metrics)
+    if config.backend == "dcap":
+        # Intel's library keeps its own state (the attestation key) and gets
+        # the PCK chain through its quote provider library.
+        backend = create_backend("dcap", dcap=dcap_options(config))
+        return QuoteHelperServer(config, backend, metrics=metrics)
     state_dir = config.effective_state_dir()
-    if config.backend != "sim":
-        # Only the simulated backend is available in this release; say so
-        # before asking for what only the sim backend needs.
-        create_backend(config.backend, upstream=config.upstream)
     _check_directories(config, state_dir)
 
     def count(outcome: str) -> None:
@@ -93,10 +112,17 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
 
 def run_daemon(config: ServiceConfig) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
-    # A webhook may inject SGX_AESM_ADDR into every container, this one
-    # included; with it set, Intel's quote library would call this daemon.
-    os.environ.pop("SGX_AESM_ADDR", None)
     configure_logging(config.log_format, config.log_level)
+    # A webhook may inject SGX_AESM_ADDR into every container, this one
+    # included; with it set, Intel's quote library (dcap backend) would send
+    # this daemon's quote requests back to the daemon.
+    if os.environ.pop("SGX_AESM_ADDR", None) is not None:
+        log_event(
+            logging.getLogger("sgx_quote_helper.service"),
+            logging.INFO,
+            "daemon.sgx_aesm_addr_unset",
+            reason="this daemon quotes in-process; the variable is for its clients",
+        )
     server = build_server(config)
     # Everything loaded so far (modules, keys, the backend) lives as long as
     # the process: keep it out of the cyclic collector's full passes, which

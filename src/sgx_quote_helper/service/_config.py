@@ -57,6 +57,21 @@ class ServiceConfig:
     upstream: Path | None = None
     #: Seconds one exchange with the upstream AESM (proxy backend) may take.
     upstream_timeout: float = 10.0
+    # dcap backend: Intel's quote library, its enclaves and the SGX devices.
+    dcap_library: str = "libsgx_dcap_ql.so.1"
+    #: None: found through dcap_library; "": do not use the QE3 logic library.
+    dcap_qe3_logic_library: str | None = None
+    dcap_quote_provider: str = "libdcap_quoteprov.so.1"
+    dcap_qe3_path: Path | None = None
+    dcap_pce_path: Path | None = None
+    dcap_qpl_path: Path | None = None
+    dcap_ide_path: Path | None = None
+    sgx_enclave_device: Path = Path("/dev/sgx_enclave")
+    sgx_provision_device: Path = Path("/dev/sgx_provision")
+    #: Callers that may wait for the quoting enclave; beyond, AESM_BUSY.
+    dcap_queue_depth: int = 64
+    #: Seconds a caller waits for its turn at the quoting enclave.
+    dcap_queue_timeout: float = 30.0
     state_dir: Path | None = None
     admin_listen: str | None = None
     log_format: str = "text"
@@ -231,6 +246,19 @@ def _optional_path(value: Any) -> Path | None:
     return Path(str(value)) if str(value) else None
 
 
+def _to_library(value: Any) -> str:
+    """A shared library: a file name the dynamic loader searches, or a path."""
+    text = str(value).strip()
+    if not text:
+        raise ValueError("the library name is empty")
+    return text
+
+
+def _to_optional_library(value: Any) -> str:
+    """Like :func:`_to_library`, but empty means "none" (not "the default")."""
+    return str(value).strip()
+
+
 _CONVERTERS: dict[str, Any] = {
     "socket": _to_socket,
     "socket_mode": _to_mode,
@@ -245,6 +273,17 @@ _CONVERTERS: dict[str, Any] = {
     "pccs_ca_file": _optional_path,
     "upstream": _optional_path,
     "upstream_timeout": _positive_seconds,
+    "dcap_library": _to_library,
+    "dcap_qe3_logic_library": _to_optional_library,
+    "dcap_quote_provider": _to_library,
+    "dcap_qe3_path": _optional_path,
+    "dcap_pce_path": _optional_path,
+    "dcap_qpl_path": _optional_path,
+    "dcap_ide_path": _optional_path,
+    "sgx_enclave_device": _to_socket,
+    "sgx_provision_device": _to_socket,
+    "dcap_queue_depth": _at_least_one,
+    "dcap_queue_timeout": _positive_seconds,
     "state_dir": _optional_path,
     "admin_listen": _admin_listen,
     "log_format": _choice(LOG_FORMATS),
