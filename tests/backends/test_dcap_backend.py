@@ -32,6 +32,7 @@ from sgx_quote_helper.backends._dcap import (
     DcapStartupError,
     check_devices,
 )
+from sgx_quote_helper.doctor import CheckStatus, check_node
 from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, QeReportInfo, TargetInfo
 from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
 
@@ -505,3 +506,52 @@ def test_close_waits_for_the_call_in_flight(options: DcapOptions, shim: ShimCont
     with pytest.raises(QuoteError) as caught:
         backend.quote_size(KEY)
     assert caught.value.aesm_code == AesmError.SERVICE_UNAVAILABLE
+
+
+# ---- doctor's node check: the same start-up checks ----
+
+
+def test_doctor_node_check_on_a_working_node(options: DcapOptions, shim: ShimControl) -> None:
+    result = check_node(options, {})
+    assert result.status is CheckStatus.PASS, result.to_dict()
+    assert result.details["library_version"] == SHIM_VERSION
+    assert result.details["qe_mr_enclave"] == SHIM_TARGET_INFO[:32].hex()
+    assert SHIM_VERSION in result.summary
+    # The QE was released again.
+    assert shim.calls()[-1] == "sgx_qe_set_enclave_load_policy policy=1"
+
+
+def test_doctor_node_check_names_what_is_missing(
+    options: DcapOptions, shim: ShimControl, tmp_path: Path
+) -> None:
+    no_provision = DcapOptions(**{**options.__dict__, "provision_device": tmp_path / "none"})
+    result = check_node(no_provision, {})
+    assert result.status is CheckStatus.FAIL
+    assert "does not exist" in result.summary
+    assert "sgx.intel.com/provision" in result.fix[0]
+
+    shim.script("sgx_qe_get_target_info", Quote3Error.ENCLAVE_LOAD_ERROR)
+    result = check_node(options, {})
+    assert result.status is CheckStatus.FAIL
+    assert [code.label() for code in result.codes] == ["SGX_QL_ENCLAVE_LOAD_ERROR 0xE016"]
+    assert "libsgx-ae-qe3" in result.fix[0]
+
+
+def test_doctor_node_check_is_skipped_without_sgx(tmp_path: Path) -> None:
+    result = check_node(
+        DcapOptions(
+            library=str(tmp_path / "libsgx_dcap_ql.so.1"), enclave_device=tmp_path / "none"
+        ),
+        {},
+    )
+    assert result.status is CheckStatus.SKIP
+    assert "not an SGX node" in result.summary
+
+
+def test_doctor_node_check_in_an_out_of_process_container(
+    options: DcapOptions, shim: ShimControl
+) -> None:
+    result = check_node(options, {"SGX_AESM_ADDR": ""})
+    assert result.status is CheckStatus.PASS
+    assert "SGX_AESM_ADDR is set" in result.summary
+    assert not any(call.startswith("sgx_qe_get_target_info") for call in shim.calls())

@@ -20,7 +20,13 @@ from sgx_quote_helper.backends._base import (
     QuoteError,
     QuoteResult,
 )
-from sgx_quote_helper.backends._dcap import DcapBackend, DcapOptions, DcapStartupError
+from sgx_quote_helper.backends._dcap import (
+    DcapBackend,
+    DcapOptions,
+    DcapStartupError,
+    check_quote_provider,
+)
+from sgx_quote_helper.backends._dcap import check_devices as check_dcap_devices
 from sgx_quote_helper.backends._proxy import DEFAULT_UPSTREAM_TIMEOUT, ProxyBackend
 from sgx_quote_helper.backends._sim import PckSource, SimBackend
 from sgx_quote_helper.errors import UsageError
@@ -83,5 +89,7 @@ __all__ = [
     "QuoteError",
     "QuoteResult",
     "SimBackend",
+    "check_dcap_devices",
+    "check_quote_provider",
     "create_backend",
 ]
