@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from sgx_quote_helper.backends import (
+    BACKEND_NAMES,
     BackendInfo,
     QuoteBackend,
     QuoteError,
@@ -458,7 +459,8 @@ def test_create_backend(platform_dir: Path, tmp_path: Path, manufacturer: TinyMa
     assert isinstance(backend, SimBackend)
     with pytest.raises(UsageError, match="--state-dir"):
         create_backend("sim", platform_dir=platform_dir, pck_source=manufacturer)
+    assert BACKEND_NAMES == ("sim", "dcap", "proxy")
     with pytest.raises(UsageError, match="--upstream"):
         create_backend("proxy")
-    with pytest.raises(UsageError, match="unknown backend"):
+    with pytest.raises(UsageError, match=r"unknown backend .* choose one of sim, dcap, proxy"):
         create_backend("epid")

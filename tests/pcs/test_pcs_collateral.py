@@ -13,13 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
+from sgx_quote_helper.pccs import SignedCollateral, signed_text
 from sgx_quote_helper.pcs import (
     EvaluationDataNumberNotFoundError,
     FmspcNotFoundError,
     Manufacturer,
     RegisteredPlatform,
-    SignedCollateral,
-    compact_json,
 )
 from sgx_quote_helper.pcs._pki import CLOCK_SKEW
 
@@ -105,14 +104,17 @@ def _check_signed_document(
     assert body["signature"] == body["signature"].lower()
     # Re-serializing the inner object (as verifiers do) reproduces the signed text.
     assert json.dumps(body[kind], separators=(",", ":")) == collateral.text
-    assert compact_json(body[kind]) == collateral.text
+    assert signed_text(body[kind]) == collateral.text
     assert collateral.text.isascii()
     _verify_raw(collateral, signer)
-    assert collateral.verify(signer.public_key())  # type: ignore[arg-type]
+    assert isinstance(public_key := signer.public_key(), ec.EllipticCurvePublicKey)
+    assert collateral.verify(public_key)
     # A re-ordered object no longer verifies: the order is part of what is signed.
     reordered = dict(reversed(list(body[kind].items())))
-    tampered = SignedCollateral(kind, compact_json(reordered), collateral.signature)
-    assert not tampered.verify(signer.public_key())  # type: ignore[arg-type]
+    tampered = SignedCollateral(
+        kind, signed_text(reordered), collateral.signature, collateral.issuer_chain_pem
+    )
+    assert not tampered.verify(public_key)
 
 
 def test_tcb_info_v3_exact_text_order_and_signature(

@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
+from sgx_quote_helper.pccs import SignedCollateral
 from sgx_quote_helper.pcs import (
     Manufacturer,
     RegisteredPlatform,
     RunningService,
-    SignedCollateral,
     serve_in_thread,
 )
 
@@ -204,7 +204,8 @@ def test_tcb_info(
         ]
         body = json.loads(response.content)
         text = json.dumps(body["tcbInfo"], separators=(",", ":"))
-        signed = SignedCollateral("tcbInfo", text, bytes.fromhex(body["signature"]))
+        chain = service.manufacturer.tcb_issuer_chain_pem()
+        signed = SignedCollateral("tcbInfo", text, bytes.fromhex(body["signature"]), chain)
         assert signed.verify(service.manufacturer.tcb_signing_public_key)
         assert body["tcbInfo"]["fmspc"] == fmspc.upper()
 

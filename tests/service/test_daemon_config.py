@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +17,10 @@ from daemon_support import wait_for
 
 from sgx_quote_helper._cli import main
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
-from sgx_quote_helper.service import ConfigError, ServiceConfig, load_config
+from sgx_quote_helper.backends import BACKEND_NAMES, BACKENDS
+from sgx_quote_helper.service import OPTIONS, ConfigError, Option, ServiceConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_toml(path: Path, text: str) -> Path:
@@ -96,7 +101,12 @@ def test_admin_listen_forms() -> None:
         ("env", "READ_TIMEOUT", "nan", "finite"),
         ("env", "MAX_CONNECTIONS", "0", "at least 1"),
         ("env", "LOG_FORMAT", "xml", "one of text, json"),
-        ("env", "BACKEND", "sgx", "one of sim, dcap, proxy"),
+        ("env", "BACKEND", "sgx", "one of sim"),
+        ("env", "DRAIN_TIMEOUT", "1e9", "at most 86400 seconds"),
+        ("env", "READ_TIMEOUT", "inf", "finite"),
+        ("env", "MAX_INFLIGHT", "5000", "at most 4096"),
+        ("env", "ALLOW_UID", "4294967295", "at most 4294967294"),
+        ("env", "QE_SVN", "-1", "at least 0"),
         ("env", "ALLOW_UID", "no-such-user-here", "no such user"),
         ("env", "SOCKET_GROUP", "no-such-group-here", "no such group"),
         ("env", "ADMIN_LISTEN", "9464", "HOST:PORT or unix:PATH"),
@@ -131,10 +141,47 @@ def test_file_errors_are_clear(tmp_path: Path) -> None:
 
 
 def test_settings_across_options_are_checked() -> None:
-    with pytest.raises(ConfigError, match="needs --platform"):
+    with pytest.raises(ConfigError, match="the sim backend needs --platform"):
         load_config({}, environ={})
-    with pytest.raises(ConfigError, match="needs --upstream"):
+
+
+def test_only_registered_backends_are_offered() -> None:
+    assert BACKEND_NAMES == ("sim", "dcap", "proxy")
+    with pytest.raises(ConfigError, match=f"--backend .*must be one of {', '.join(BACKENDS)}"):
+        load_config({"platform": "/p", "backend": "epid"}, environ={})
+    option = next(option for option in OPTIONS if option.name == "backend")
+    assert option.setting.metavar == "|".join(BACKEND_NAMES)
+
+
+def test_each_backend_names_what_it_needs() -> None:
+    with pytest.raises(ConfigError, match="the proxy backend needs --upstream PATH"):
         load_config({"backend": "proxy"}, environ={})
+    config = load_config({"backend": "dcap"}, environ={})  # nothing required
+    dcap = config.backend_options().dcap
+    assert dcap is not None
+    assert (dcap.library, str(dcap.enclave_device)) == ("libsgx_dcap_ql.so.1", "/dev/sgx_enclave")
+
+
+def test_backend_settings_from_every_source(tmp_path: Path) -> None:
+    file = write_toml(
+        tmp_path / "d.toml",
+        'backend = "dcap"\ndcap-queue-depth = 3\nsgx-enclave-device = "/dev/x"\n',
+    )
+    config = load_config(
+        {"dcap_qe3_logic_library": ""},
+        environ={"SGX_QUOTE_HELPER_DCAP_LIBRARY": "/opt/libsgx_dcap_ql.so.1"},
+        config_file=file,
+    )
+    dcap = config.backend_options().dcap
+    assert dcap is not None
+    assert dcap.library == "/opt/libsgx_dcap_ql.so.1"
+    assert dcap.qe3_logic_library == ""  # switched off, not the default
+    assert dcap.queue_depth == 3
+    assert str(dcap.enclave_device) == "/dev/x"
+    with pytest.raises(ConfigError, match="--dcap-queue-depth"):
+        load_config({"backend": "dcap", "dcap_queue_depth": "0"}, environ={})
+    with pytest.raises(ConfigError, match="--upstream-timeout"):
+        load_config({"backend": "proxy", "upstream": "/s", "upstream_timeout": "-1"}, environ={})
 
 
 def test_cli_reports_a_bad_value_in_one_line(
@@ -190,3 +237,95 @@ def test_serve_drops_an_inherited_sgx_aesm_addr(
     assert code == 0
     assert "SGX_AESM_ADDR" not in os.environ
     assert not path.exists()
+
+
+# One non-default value per setting, as a user would write it, and what it
+# becomes. A new setting must be added here, so that its flag, environment
+# variable and TOML key are all shown to work.
+SAMPLES: dict[str, tuple[str, object]] = {
+    "socket": ("/run/x/aesm.socket", Path("/run/x/aesm.socket")),
+    "socket_mode": ("0660", 0o660),
+    "socket_owner": ("65534", 65534),
+    "socket_group": ("root", 0),
+    "allow_uid": ("root", (0,)),
+    "allow_gid": ("65534", (65534,)),
+    "backend": ("DCAP", "dcap"),
+    "platform": ("/p2", Path("/p2")),
+    "pccs_url": ("https://pccs:8081", "https://pccs:8081"),
+    "pccs_insecure": ("true", True),
+    "pccs_ca_file": ("/ca.pem", Path("/ca.pem")),
+    "state_dir": ("/s", Path("/s")),
+    "admin_listen": ("127.0.0.1:9", "127.0.0.1:9"),
+    "log_format": ("json", "json"),
+    "log_level": ("debug", "debug"),
+    "drain_timeout": ("2.5", 2.5),
+    "read_timeout": ("1", 1.0),
+    "max_connections": ("7", 7),
+    "max_inflight": ("3", 3),
+    "qe_svn": ("4", 4),
+    "pce_svn": ("5", 5),
+    "upstream": ("/run/host-aesmd/aesm.socket", Path("/run/host-aesmd/aesm.socket")),
+    "upstream_timeout": ("0.5", 0.5),
+    "dcap_library": ("/opt/intel/libsgx_dcap_ql.so.1", "/opt/intel/libsgx_dcap_ql.so.1"),
+    "dcap_qe3_logic_library": ("libsgx_qe3_logic.so", "libsgx_qe3_logic.so"),
+    "dcap_quote_provider": ("libsgx_dcap_quoteprov.so.1", "libsgx_dcap_quoteprov.so.1"),
+    "dcap_qe3_path": ("/q/libsgx_qe3.signed.so", Path("/q/libsgx_qe3.signed.so")),
+    "dcap_pce_path": ("/q/libsgx_pce.signed.so", Path("/q/libsgx_pce.signed.so")),
+    "dcap_qpl_path": ("/q/libdcap_quoteprov.so.1", Path("/q/libdcap_quoteprov.so.1")),
+    "dcap_ide_path": ("/q/libsgx_id_enclave.signed.so", Path("/q/libsgx_id_enclave.signed.so")),
+    "sgx_enclave_device": ("/dev/sgx/enclave", Path("/dev/sgx/enclave")),
+    "sgx_provision_device": ("/dev/sgx/provision", Path("/dev/sgx/provision")),
+    "dcap_queue_depth": ("8", 8),
+    "dcap_queue_timeout": ("2", 2.0),
+}
+
+
+def test_every_setting_has_a_sample() -> None:
+    assert set(SAMPLES) == {option.name for option in OPTIONS}
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda option: option.name)
+def test_each_setting_is_read_from_its_flag_environment_and_toml_key(
+    option: Option, tmp_path: Path
+) -> None:
+    text, expected = SAMPLES[option.name]
+    assert getattr(ServiceConfig(), option.name) != expected
+    base: dict[str, object] = {} if option.name == "platform" else {"platform": "/p"}
+    flag_value: object = [text] if option.setting.repeatable else text
+    by_flag = load_config(base | {option.name: flag_value}, environ={})
+    by_env = load_config(base, environ={option.env: text})
+    toml_value = f"[{text!r}]" if option.setting.repeatable else repr(text)
+    file = write_toml(tmp_path / "s.toml", f"{option.toml_key} = {toml_value}\n")
+    by_file = load_config(base, environ={}, config_file=file)
+    for config in (by_flag, by_env, by_file):
+        assert getattr(config, option.name) == expected
+
+
+def test_defaults_read_back_as_their_shown_text() -> None:
+    # The docs show each default as text; that text must mean the default.
+    for option in OPTIONS:
+        default = getattr(ServiceConfig(), option.name)
+        if default not in (None, ()) and not option.setting.switch:
+            assert option.setting.parse(option.setting.default_text.split(" ")[0]) == default
+
+
+def test_serve_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for option in OPTIONS:
+        assert option.flag in text
+        assert option.env in text
+
+
+def test_daemon_docs_table_is_fresh() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_daemon_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    table = (ROOT / "docs" / "daemon.md").read_text(encoding="utf-8")
+    for option in OPTIONS:
+        assert f"`{option.env}`" in table

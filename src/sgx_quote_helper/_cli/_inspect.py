@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
+from sgx_quote_helper._time import format_time
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.sgx._encoding import InputEncoding, decode_binary_input
 from sgx_quote_helper.sgx._pck_extension import SgxExtension
@@ -226,17 +226,13 @@ def _tdx_body(out: _Text, body: Report2Body) -> None:
         out.hex_row(f.name, getattr(body, f.name))
 
 
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _certificates(out: _Text, certificates: list[x509.Certificate]) -> None:
     for index, cert in enumerate(certificates):
         out.row(f"[{index}] subject", cert.subject.rfc4514_string())
         out.row("    issuer", cert.issuer.rfc4514_string())
         out.row(
             "    valid",
-            f"{_when(cert.not_valid_before_utc)} to {_when(cert.not_valid_after_utc)}",
+            f"{format_time(cert.not_valid_before_utc)} to {format_time(cert.not_valid_after_utc)}",
         )
         out.row("    serial", f"{cert.serial_number:x}")
 

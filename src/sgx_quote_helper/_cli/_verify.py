@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper._time import parse_time as parse_iso_time
+from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs import Collateral, PccsClient
 from sgx_quote_helper.sgx._encoding import decode_binary_input
 from sgx_quote_helper.verify import (
@@ -110,14 +111,11 @@ def parse_time(text: str) -> datetime:
     if re.fullmatch(r"[0-9]+", value):
         return datetime.fromtimestamp(int(value), UTC)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as exc:
+        return parse_iso_time(value, "--at")
+    except ParseError as exc:
         raise UsageError(
             f"--at must be Unix seconds or ISO 8601 (e.g. 2025-07-01T00:00:00Z), got {text!r}"
         ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _read(path: str, what: str) -> bytes:

@@ -1,38 +1,67 @@
 """Quoting backends: the :class:`QuoteBackend` interface and its implementations.
 
-``sim`` (the simulated platform), ``dcap`` (Intel's DCAP quote library on SGX
-hardware) and ``proxy`` (an upstream AESM socket), all built by
-:func:`create_backend`.
+Every backend is registered once, in :data:`BACKENDS` below: its name (what
+``--backend`` takes), a summary, the options it needs and how it is built.
+Only registered backends are offered: ``sim`` (the simulated platform), ``dcap``
+(Intel's DCAP quote library on SGX hardware) and ``proxy`` (an upstream AESM
+socket).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
     AttestationKeyStatus,
+    BackendFactory,
     BackendHealth,
     BackendInfo,
+    BackendOptions,
     InitQuoteResult,
+    PckSource,
     QuoteBackend,
     QuoteError,
     QuoteResult,
 )
 from sgx_quote_helper.backends._dcap import (
+    DCAP_BACKEND,
     DcapBackend,
     DcapOptions,
     DcapStartupError,
     check_quote_provider,
 )
 from sgx_quote_helper.backends._dcap import check_devices as check_dcap_devices
-from sgx_quote_helper.backends._proxy import DEFAULT_UPSTREAM_TIMEOUT, ProxyBackend
-from sgx_quote_helper.backends._sim import PckSource, SimBackend
+from sgx_quote_helper.backends._proxy import DEFAULT_UPSTREAM_TIMEOUT, PROXY_BACKEND, ProxyBackend
+from sgx_quote_helper.backends._sim import SIM_BACKEND, SimBackend
 from sgx_quote_helper.errors import UsageError
 
+#: The registered backends, by name; the first is the default.
+BACKENDS: Mapping[str, BackendFactory] = {
+    factory.name: factory for factory in (SIM_BACKEND, DCAP_BACKEND, PROXY_BACKEND)
+}
 #: Backend names accepted by ``--backend``.
-BACKEND_NAMES = ("sim", "dcap", "proxy")
+BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
+DEFAULT_BACKEND = BACKEND_NAMES[0]
+
+
+def backend_factory(name: str) -> BackendFactory:
+    """The registered backend called ``name``; ``UsageError`` for any other name."""
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}"
+        ) from None
+
+
+def check_backend_options(name: str, options: BackendOptions) -> None:
+    """Raise ``UsageError`` naming what backend ``name`` needs and ``options`` lacks."""
+    missing = backend_factory(name).missing_options(options)
+    if missing:
+        raise UsageError(f"the {name} backend needs {', '.join(missing)}")
 
 
 def create_backend(
@@ -49,36 +78,32 @@ def create_backend(
     dcap: DcapOptions | None = None,
 ) -> QuoteBackend:
     """The backend called ``name``, built from the options that apply to it."""
-    if name == "sim":
-        missing = [
-            option
-            for option, value in (
-                ("--platform", platform_dir),
-                ("--state-dir", state_dir),
-                ("a PCK certificate source (--pccs-url or an embedded manufacturer)", pck_source),
-            )
-            if value is None
-        ]
-        if missing or platform_dir is None or state_dir is None or pck_source is None:
-            raise UsageError(f"the sim backend needs {', '.join(missing)}")
-        return SimBackend(
-            platform_dir, state_dir, pck_source=pck_source, qe_svn=qe_svn, pce_svn=pce_svn
+    factory = backend_factory(name)
+    return factory.create(
+        BackendOptions(
+            platform_dir=None if platform_dir is None else Path(platform_dir),
+            state_dir=None if state_dir is None else Path(state_dir),
+            pck_source=pck_source,
+            qe_svn=qe_svn,
+            pce_svn=pce_svn,
+            upstream=None if upstream is None else Path(upstream),
+            upstream_timeout=upstream_timeout,
+            on_upstream_failure=on_upstream_failure,
+            dcap=dcap,
         )
-    if name == "proxy":
-        if upstream is None:
-            raise UsageError("the proxy backend needs --upstream PATH (the upstream AESM socket)")
-        return ProxyBackend(upstream, timeout=upstream_timeout, on_failure=on_upstream_failure)
-    if name == "dcap":
-        return DcapBackend(dcap or DcapOptions())
-    raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    )
 
 
 __all__ = [
+    "BACKENDS",
     "BACKEND_NAMES",
+    "DEFAULT_BACKEND",
     "DEFAULT_UPSTREAM_TIMEOUT",
     "AttestationKeyStatus",
+    "BackendFactory",
     "BackendHealth",
     "BackendInfo",
+    "BackendOptions",
     "DcapBackend",
     "DcapOptions",
     "DcapStartupError",
@@ -89,6 +114,8 @@ __all__ = [
     "QuoteError",
     "QuoteResult",
     "SimBackend",
+    "backend_factory",
+    "check_backend_options",
     "check_dcap_devices",
     "check_quote_provider",
     "create_backend",

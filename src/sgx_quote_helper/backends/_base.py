@@ -6,20 +6,30 @@ quoting. It mirrors DCAP's ``sgx_ql_init_quote`` / ``sgx_ql_get_quote_size`` /
 ``sgx_ql_get_quote``, which is what AESM's ECDSA bundle calls (aesm-wire.md
 section 6.2, "Server ECDSA path").
 
-Implementations: ``sim`` (the simulated platform), ``dcap`` (Intel's
-``libsgx_dcap_ql.so.1`` on real hardware) and ``proxy`` (an upstream AESM).
-Failures are raised as :class:`QuoteError` carrying the DCAP ``quote3_error_t``
-(the daemon maps it to the AESM error code with ``quote3_to_aesm``), or the
-AESM code itself where a backend already has one (an upstream's reply).
+Each implementation registers one :class:`BackendFactory` in the package's
+``__init__`` (its name, a one-line summary, the options it needs and how it is
+built); ``--backend`` offers exactly the registered names: ``sim`` (the
+simulated platform), ``dcap`` (Intel's ``libsgx_dcap_ql.so.1`` on real
+hardware) and ``proxy`` (an upstream AESM). Failures are raised as
+:class:`QuoteError` carrying the DCAP ``quote3_error_t`` (the daemon maps it to
+the AESM error code with ``quote3_to_aesm``), or the AESM code itself where a
+backend already has one (an upstream's reply).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.sgx import AttKeyId, AttKeyIdExt, QeReportInfo, TargetInfo
+
+if TYPE_CHECKING:
+    from sgx_quote_helper.backends._dcap import DcapOptions
 
 
 class QuoteError(SgxQuoteHelperError):
@@ -147,3 +157,52 @@ class AttestationKeyStatus(Protocol):
     def att_key_blob_errors(self) -> int:
         """Sealed key blobs found unusable (and replaced) since start."""
         ...
+
+
+#: Where the PCK certificate comes from: a PCCS client, or an embedded manufacturer.
+PckSource = Callable[[PckCertificateQuery], PckCertificate]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Everything a backend may be built from; each backend takes what applies to it.
+
+    A backend that needs a new input adds a field here (and a setting to the
+    daemon's configuration table that fills it).
+    """
+
+    #: A simulated platform directory (``DIR/platform`` of ``sim init``).
+    platform_dir: Path | None = None
+    #: Where the backend keeps its sealed attestation key.
+    state_dir: Path | None = None
+    #: The PCK certificate chain for quotes' certification data.
+    pck_source: PckSource | None = None
+    #: QE3 and PCE ISVSVNs the (simulated) release hosts.
+    qe_svn: int = QE_SVN
+    pce_svn: int = PCE_SVN
+    #: The upstream AESM socket (``proxy``) and the budget of one exchange with it.
+    upstream: Path | None = None
+    upstream_timeout: float = 10.0
+    #: Called with a reason each time the upstream gives no usable reply (a metric).
+    on_upstream_failure: Callable[[str], None] | None = None
+    #: Intel's libraries, enclaves and devices (``dcap``); ``None``: the defaults.
+    dcap: DcapOptions | None = None
+
+
+@dataclass(frozen=True)
+class BackendFactory:
+    """One registered backend: the single place that names it."""
+
+    #: What ``--backend`` takes.
+    name: str
+    #: One line for ``--backend``'s help and the daemon's docs.
+    summary: str
+    #: The options a user must give for this backend, named as flags (for
+    #: example ``--platform DIR``), that are missing from ``options``.
+    missing_options: Callable[[BackendOptions], list[str]]
+    #: Build the backend; raises ``UsageError`` for missing inputs.
+    create: Callable[[BackendOptions], QuoteBackend]
+    #: Whether the daemon must give it a PCK certificate source and a state
+    #: directory (the simulated QE); Intel's library and an upstream AESM get
+    #: their certificates themselves.
+    uses_pck_source: bool = False

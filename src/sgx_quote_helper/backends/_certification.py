@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from sgx_quote_helper._fs import atomic_write
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 
@@ -167,12 +166,7 @@ class CachedPckSource:
         document["fmspc"] = certificate.fmspc.hex()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".pck-", suffix=".tmp")
-            with os.fdopen(fd, "w") as stream:
-                json.dump(document, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temp, path)
+            atomic_write(path, json.dumps(document).encode(), mode=0o600)
         except OSError as exc:
             # A cache that cannot be written costs resilience, not correctness.
             _log.warning(

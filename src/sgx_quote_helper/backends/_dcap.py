@@ -61,7 +61,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sgx_quote_helper._logging import log_event
-from sgx_quote_helper.backends._base import BackendInfo, InitQuoteResult, QuoteError, QuoteResult
+from sgx_quote_helper.backends._base import (
+    BackendFactory,
+    BackendInfo,
+    InitQuoteResult,
+    QuoteError,
+    QuoteResult,
+)
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
@@ -784,7 +790,15 @@ def _trim(quote: bytes) -> bytes:
     return quote[:length]
 
 
+DCAP_BACKEND = BackendFactory(
+    name="dcap",
+    summary="Intel's DCAP quote library (libsgx_dcap_ql.so.1) on SGX hardware",
+    missing_options=lambda options: [],
+    create=lambda options: DcapBackend(options.dcap),
+)
+
 __all__ = [
+    "DCAP_BACKEND",
     "DEFAULT_ENCLAVE_DEVICE",
     "DEFAULT_LIBRARY",
     "DEFAULT_PROVISION_DEVICE",

@@ -57,12 +57,14 @@ from sgx_quote_helper.aesm import (
     frame_request,
 )
 from sgx_quote_helper.backends._base import (
+    BackendFactory,
     BackendInfo,
+    BackendOptions,
     InitQuoteResult,
     QuoteError,
     QuoteResult,
 )
-from sgx_quote_helper.errors import ParseError
+from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
     AttKeyId,
@@ -370,4 +372,23 @@ def _read_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
     return bytes(received)
 
 
-__all__ = ["DEFAULT_UPSTREAM_TIMEOUT", "FAILURE_REASONS", "ProxyBackend"]
+def _missing_options(options: BackendOptions) -> list[str]:
+    return ["--upstream PATH"] if options.upstream is None else []
+
+
+def _create(options: BackendOptions) -> ProxyBackend:
+    if options.upstream is None:
+        raise UsageError("the proxy backend needs --upstream PATH (the upstream AESM socket)")
+    return ProxyBackend(
+        options.upstream, timeout=options.upstream_timeout, on_failure=options.on_upstream_failure
+    )
+
+
+PROXY_BACKEND = BackendFactory(
+    name="proxy",
+    summary="an upstream AESM socket: the host's aesmd or another quote helper (needs --upstream)",
+    missing_options=_missing_options,
+    create=_create,
+)
+
+__all__ = ["DEFAULT_UPSTREAM_TIMEOUT", "FAILURE_REASONS", "PROXY_BACKEND", "ProxyBackend"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -23,12 +22,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
+    BackendFactory,
     BackendInfo,
+    BackendOptions,
     InitQuoteResult,
+    PckSource,
     QuoteError,
     QuoteResult,
 )
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.platform import (
     ATTESTATION_KEY_FILE,
@@ -53,9 +55,6 @@ from sgx_quote_helper.sgx import (
 from sgx_quote_helper.sgx._status import Quote3Error
 
 log = logging.getLogger(__name__)
-
-#: Where the PCK certificate comes from: a PCCS client, or an embedded manufacturer.
-PckSource = Callable[[PckCertificateQuery], PckCertificate]
 
 _TCBM_SIZE = 18
 #: The one attestation key id (``sgx_ql_att_key_id_t``) the simulated QE3 supports.
@@ -270,3 +269,40 @@ def _point(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
+
+
+def _missing_options(options: BackendOptions) -> list[str]:
+    if options.platform_dir is None:
+        return ["--platform DIR (a directory from `sim init`)"]
+    return []
+
+
+def _create(options: BackendOptions) -> SimBackend:
+    platform_dir, state_dir, pck_source = (
+        options.platform_dir,
+        options.state_dir,
+        options.pck_source,
+    )
+    if platform_dir is None or state_dir is None or pck_source is None:
+        missing = _missing_options(options)
+        if state_dir is None:
+            missing.append("--state-dir")
+        if pck_source is None:
+            missing.append("a PCK certificate source (--pccs-url or an embedded manufacturer)")
+        raise UsageError(f"the sim backend needs {', '.join(missing)}")
+    return SimBackend(
+        platform_dir,
+        state_dir,
+        pck_source=pck_source,
+        qe_svn=options.qe_svn,
+        pce_svn=options.pce_svn,
+    )
+
+
+SIM_BACKEND = BackendFactory(
+    name="sim",
+    summary="the simulated SGX platform of `sim init` (needs --platform)",
+    missing_options=_missing_options,
+    create=_create,
+    uses_pck_source=True,
+)

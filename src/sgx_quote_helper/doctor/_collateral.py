@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptography import x509
 
+from sgx_quote_helper._time import format_time, parse_time
 from sgx_quote_helper.doctor._result import (
     CheckResult,
     CheckStatus,
@@ -56,13 +57,9 @@ class ValidityItem:
     def to_dict(self) -> dict[str, str]:
         return {
             "name": self.name,
-            "issued": _iso(self.issued),
-            "next_update": _iso(self.next_update),
+            "issued": format_time(self.issued),
+            "next_update": format_time(self.next_update),
         }
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ago(delta: timedelta) -> str:
@@ -84,22 +81,11 @@ def _crl_item(name: str, der: bytes) -> ValidityItem:
     return ValidityItem(name, crl.last_update_utc, next_update, Quote3Error.SGX_CRL_EXPIRED)
 
 
-def _parse_time(value: Any, what: str) -> datetime:
-    """An ISO 8601 time of TCB Info / QE Identity (``2025-06-19T10:56:11Z``), in UTC."""
-    if not isinstance(value, str):
-        raise ParseError(f"{what} is not a time string: {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ParseError(f"{what} is not an ISO 8601 time: {value!r}") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def _signed_item(name: str, document: Mapping[str, Any], code: Quote3Error) -> ValidityItem:
     return ValidityItem(
         name,
-        _parse_time(document.get("issueDate"), f"{name} issueDate"),
-        _parse_time(document.get("nextUpdate"), f"{name} nextUpdate"),
+        parse_time(document.get("issueDate"), f"{name} issueDate"),
+        parse_time(document.get("nextUpdate"), f"{name} nextUpdate"),
         code,
     )
 
@@ -134,14 +120,14 @@ def assess_validity(
         if item.next_update <= now:
             status = CheckStatus.FAIL
             problems.append(
-                f"{item.name} expired: nextUpdate {_iso(item.next_update)} "
+                f"{item.name} expired: nextUpdate {format_time(item.next_update)} "
                 f"({_ago(item.next_update - now)})"
             )
             codes.append(item.expired_code)
         elif item.issued > now:
             status = CheckStatus.FAIL
             problems.append(
-                f"{item.name} is not valid yet: issued {_iso(item.issued)} "
+                f"{item.name} is not valid yet: issued {format_time(item.issued)} "
                 f"({_ago(item.issued - now)})"
             )
             codes.append(item.expired_code)
@@ -151,7 +137,7 @@ def assess_validity(
                 status = CheckStatus.WARN
                 problems.append(
                     f"{item.name} expires {_ago(item.next_update - now)} "
-                    f"(nextUpdate {_iso(item.next_update)})"
+                    f"(nextUpdate {format_time(item.next_update)})"
                 )
                 codes.append(item.expired_code)
     return status, problems, codes_of(*codes)
@@ -231,7 +217,7 @@ def check_pccs(
                 items = [
                     _signed_item(
                         "QE Identity",
-                        qe_identity.object(),
+                        qe_identity.inner,
                         Quote3Error.SGX_ENCLAVE_IDENTITY_EXPIRED,
                     ),
                     _crl_item("PCK CRL (processor CA)", pccs.get_pck_crl("processor").crl),
@@ -266,7 +252,8 @@ def check_pccs(
     if status is CheckStatus.PASS:
         summary = (
             f"the PCCS at {url} serves collateral{target}, valid until "
-            f"{_iso(earliest.next_update)} ({earliest.name}, {_ago(earliest.next_update - now)})"
+            f"{format_time(earliest.next_update)} "
+            f"({earliest.name}, {_ago(earliest.next_update - now)})"
         )
         return CheckResult.make(name, status, summary, details=details), collateral
     if status is CheckStatus.WARN:

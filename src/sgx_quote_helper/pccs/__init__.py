@@ -14,7 +14,6 @@ from sgx_quote_helper.pccs._client import (
     CaType,
     PccsClient,
     PckCrl,
-    SignedCollateral,
     UpdateType,
     normalize_base_url,
     quote_fmspc_and_ca,
@@ -28,6 +27,7 @@ from sgx_quote_helper.pccs._errors import (
     PccsResponseError,
     PccsUnreachable,
 )
+from sgx_quote_helper.pccs._signed import SignedCollateral, signed_bytes, signed_text
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 
 __all__ = [
@@ -51,4 +51,6 @@ __all__ = [
     "UpdateType",
     "normalize_base_url",
     "quote_fmspc_and_ca",
+    "signed_bytes",
+    "signed_text",
 ]

@@ -18,9 +18,8 @@ import os
 import ssl
 from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Literal, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -28,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from sgx_quote_helper.errors import ParseError, UsageError
-from sgx_quote_helper.pccs._collateral import Collateral, parse_time, signed_text
+from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
     PccsError,
     PccsHttpError,
@@ -37,6 +36,7 @@ from sgx_quote_helper.pccs._errors import (
     PccsResponseError,
     PccsUnreachable,
 )
+from sgx_quote_helper.pccs._signed import SignedCollateral, signed_text
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.sgx._pck_extension import SgxExtension
 from sgx_quote_helper.sgx._quote import Quote
@@ -63,38 +63,6 @@ class PckCrl:
 
     crl: bytes
     issuer_chain_pem: str
-
-
-@dataclass(frozen=True)
-class SignedCollateral:
-    """A TCB Info or QE Identity: the signed compact text, its signature and chain."""
-
-    #: Compact JSON of the inner object, exactly the bytes the signature covers.
-    text: str
-    #: Raw ``r||s``, 64 bytes.
-    signature: bytes
-    #: PEM: TCB Signing certificate, then root.
-    issuer_chain_pem: str
-
-    def object(self) -> dict[str, Any]:
-        value = json.loads(self.text)
-        assert isinstance(value, dict)
-        return value
-
-    @property
-    def issue_date(self) -> datetime:
-        return parse_time(self.object().get("issueDate"), "issueDate")
-
-    @property
-    def next_update(self) -> datetime:
-        return parse_time(self.object().get("nextUpdate"), "nextUpdate")
-
-    @property
-    def tcb_evaluation_data_number(self) -> int:
-        value = self.object().get("tcbEvaluationDataNumber")
-        if not isinstance(value, int):
-            raise ParseError("no tcbEvaluationDataNumber")
-        return value
 
 
 # -- URL rules ---------------------------------------------------------------
@@ -357,7 +325,7 @@ def _tcb_info_plan(
     # API v4 names the header TCB-Info-Issuer-Chain, v3 SGX-TCB-Info-Issuer-Chain.
     chain = _issuer_chain(request, response, "TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain")
     text, signature = _signed_body(request, response, "tcbInfo")
-    return SignedCollateral(text=text, signature=signature, issuer_chain_pem=chain)
+    return SignedCollateral("tcbInfo", text, signature, issuer_chain_pem=chain)
 
 
 def _qe_identity_plan(
@@ -369,7 +337,7 @@ def _qe_identity_plan(
     _check_status(request, response)
     chain = _issuer_chain(request, response, "SGX-Enclave-Identity-Issuer-Chain")
     text, signature = _signed_body(request, response, "enclaveIdentity")
-    return SignedCollateral(text=text, signature=signature, issuer_chain_pem=chain)
+    return SignedCollateral("enclaveIdentity", text, signature, issuer_chain_pem=chain)
 
 
 def _root_ca_crl_plan() -> _Plan[bytes]:

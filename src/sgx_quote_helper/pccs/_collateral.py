@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import dcap_qvl
 from cryptography import x509
 
+from sgx_quote_helper._time import parse_time
 from sgx_quote_helper.errors import ParseError
 
 _BINARY_FIELDS = ("root_ca_crl", "pck_crl", "tcb_info_signature", "qe_identity_signature")
@@ -39,28 +40,6 @@ FIELD_ORDER = (
     "qe_identity",
     "qe_identity_signature",
 )
-
-
-def signed_text(inner: Any) -> str:
-    """The text the TCB Signing key signs for an inner ``tcbInfo``/``enclaveIdentity``.
-
-    Compact, keys in document order (``json.loads`` keeps it), non-ASCII left as is,
-    exactly as dcap-qvl re-emits it with serde_json ``preserve_order`` (section 9).
-    """
-    return json.dumps(inner, separators=(",", ":"), ensure_ascii=False)
-
-
-def parse_time(value: Any, what: str) -> datetime:
-    """An ISO 8601 UTC time from TCB Info / QE Identity (``2025-06-19T10:56:11Z``)."""
-    if not isinstance(value, str):
-        raise ParseError(f"{what} is not a time string: {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ParseError(f"{what} is not an ISO 8601 time: {value!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _load_object(text: str, what: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ Typical use::
         ...  # service.url
 """
 
+from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pcs._app import (
     RunningService,
     create_app,
@@ -24,7 +25,6 @@ from sgx_quote_helper.pcs._app import (
     serve,
     serve_in_thread,
 )
-from sgx_quote_helper.pcs._collateral import SignedCollateral, compact_json
 from sgx_quote_helper.pcs._errors import (
     EvaluationDataNumberNotFoundError,
     FmspcNotFoundError,
@@ -64,7 +64,6 @@ from sgx_quote_helper.pcs._policy import (
     Validity,
 )
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
-from sgx_quote_helper.pcs._time import Clock, utc_now
 
 __all__ = [
     "CA_CERTIFICATES",
@@ -99,10 +98,8 @@ __all__ = [
     "Revocation",
     "Revocations",
     "RunningService",
-    "SignedCollateral",
     "TcbPolicy",
     "Validity",
-    "compact_json",
     "create_app",
     "percent_encode",
     "serve",

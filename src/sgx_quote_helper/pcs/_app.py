@@ -37,11 +37,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pccs._types import PckCertificateQuery
 from sgx_quote_helper.pcs._errors import InvalidRequestError, NotFoundError, PcsError
 from sgx_quote_helper.pcs._manufacturer import Manufacturer
 from sgx_quote_helper.pcs._openapi import openapi_document
-from sgx_quote_helper.pcs._time import Clock, utc_now
 
 logger = logging.getLogger("sgx_quote_helper.pcs.http")
 
@@ -181,7 +181,7 @@ class PccsApplication:
         signed = await self._call(
             self.manufacturer.tcb_info, fmspc, tcb_evaluation_data_number=number
         )
-        chain = percent_encode(self.manufacturer.tcb_issuer_chain_pem())
+        chain = percent_encode(signed.issuer_chain_pem)
         return Response(
             signed.body,
             media_type="application/json",
@@ -191,7 +191,7 @@ class PccsApplication:
     async def qe_identity(self, request: Request) -> Response:
         number = _evaluation_number(request)
         signed = await self._call(self.manufacturer.qe_identity, tcb_evaluation_data_number=number)
-        chain = percent_encode(self.manufacturer.tcb_issuer_chain_pem())
+        chain = percent_encode(signed.issuer_chain_pem)
         return Response(
             signed.body,
             media_type="application/json",

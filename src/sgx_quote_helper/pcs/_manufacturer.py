@@ -45,14 +45,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._time import Clock, format_time, parse_time, to_utc_seconds, utc_now
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
+from sgx_quote_helper.pccs import SignedCollateral
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
-from sgx_quote_helper.pcs._collateral import (
-    SignedCollateral,
-    qe_identity_inner,
-    sign_collateral,
-    tcb_info_inner,
-)
+from sgx_quote_helper.pcs._collateral import qe_identity_inner, sign_collateral, tcb_info_inner
 from sgx_quote_helper.pcs._errors import (
     EvaluationDataNumberNotFoundError,
     FmspcNotFoundError,
@@ -77,12 +75,7 @@ from sgx_quote_helper.pcs._pki import (
 )
 from sgx_quote_helper.pcs._policy import CA_CERTIFICATES, TcbPolicy
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry, default_sgx_type
-from sgx_quote_helper.pcs._time import Clock, format_time, to_utc_seconds, utc_now
-from sgx_quote_helper.platform import (
-    atomic_write,
-    derive_pck_private_key,
-    derive_provisioning_secret,
-)
+from sgx_quote_helper.platform import derive_pck_private_key, derive_provisioning_secret
 from sgx_quote_helper.sgx._pck_extension import PlatformConfiguration
 
 logger = logging.getLogger("sgx_quote_helper.pcs")
@@ -799,12 +792,16 @@ class Manufacturer:
 
         def issue(_number: int, issue_date: datetime, next_update: datetime) -> str:
             signed = sign_collateral(
-                kind, build(issue_date, next_update), self._authorities["tcb-signing"].private_key
+                kind,
+                build(issue_date, next_update),
+                self._authorities["tcb-signing"].private_key,
+                chain,
             )
             return json.dumps({"text": signed.text, "signature": signed.signature.hex()})
 
+        chain = self.tcb_issuer_chain_pem()
         stored = json.loads(self._artifact(artifact, name, inputs, issue).data)
-        return SignedCollateral(kind, stored["text"], bytes.fromhex(stored["signature"]))
+        return SignedCollateral(kind, stored["text"], bytes.fromhex(stored["signature"]), chain)
 
     @staticmethod
     def _check_evaluation_number(policy: TcbPolicy, number: int | None) -> None:
@@ -1066,7 +1063,7 @@ def _read_issued(path: Path) -> _Issued | None:
         document = json.loads(path.read_bytes())
         return _Issued(
             inputs=str(document["inputs"]),
-            issued_at=datetime.fromisoformat(document["issuedAt"]),
+            issued_at=parse_time(document["issuedAt"], "issuedAt"),
             number=int(document["number"]),
             data=str(document["data"]),
         )

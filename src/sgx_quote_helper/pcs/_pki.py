@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sgx_quote_helper.pcs._time import to_utc_seconds
+from sgx_quote_helper._time import to_utc_seconds
 from sgx_quote_helper.sgx._pck_extension import SgxExtension
 
 MANUFACTURER_ORGANIZATION = "Simulated SGX Manufacturer"

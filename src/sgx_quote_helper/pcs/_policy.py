@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from sgx_quote_helper._time import format_time, parse_time, to_utc_seconds
 from sgx_quote_helper.pcs._errors import PolicyError
-from sgx_quote_helper.pcs._time import format_time, parse_time, to_utc_seconds
 
 POLICY_FORMAT = 1
 

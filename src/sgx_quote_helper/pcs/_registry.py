@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sgx_quote_helper._time import format_time, parse_time
 from sgx_quote_helper.pcs._errors import ManufacturerDirectoryError
 from sgx_quote_helper.pcs._pki import CA_TYPES
-from sgx_quote_helper.pcs._time import format_time, parse_time
 from sgx_quote_helper.sgx._pck_extension import PlatformConfiguration, SgxExtension, SgxType
 
 REGISTRY_FORMAT = 1

@@ -39,7 +39,6 @@ from sgx_quote_helper.platform._errors import (
     ReportMacError,
     SealError,
 )
-from sgx_quote_helper.platform._fsutil import atomic_write
 from sgx_quote_helper.platform._keys import derive_pck_private_key, derive_provisioning_secret
 from sgx_quote_helper.platform._pce import PceInfo, ProvisioningCertificationEnclave
 from sgx_quote_helper.platform._platform import (
@@ -93,7 +92,6 @@ __all__ = [
     "ReportVerifier",
     "SealError",
     "SimulatedCpu",
-    "atomic_write",
     "build_identity",
     "create_platform",
     "demo_app_identity",

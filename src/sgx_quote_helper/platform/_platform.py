@@ -26,9 +26,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sgx_quote_helper._fs import atomic_write
 from sgx_quote_helper.platform._cpu import SimulatedCpu
 from sgx_quote_helper.platform._errors import PlatformDirectoryError, ProvisioningAccessError
-from sgx_quote_helper.platform._fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -30,12 +30,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sgx_quote_helper._fs import atomic_write
 from sgx_quote_helper._version import QE_SVN
 from sgx_quote_helper.errors import ParseError
 from sgx_quote_helper.platform._cpu import ReportVerifier, SimulatedCpu
 from sgx_quote_helper.platform._enclave import EnclaveIdentity, quoting_enclave_identity
 from sgx_quote_helper.platform._errors import PlatformError, SealError
-from sgx_quote_helper.platform._fsutil import atomic_write
 from sgx_quote_helper.platform._pce import ProvisioningCertificationEnclave
 from sgx_quote_helper.platform._sealing import MAX_SEALED_SIZE, seal, unseal
 from sgx_quote_helper.sgx import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import os
@@ -10,13 +11,19 @@ import tempfile
 from pathlib import Path
 
 from sgx_quote_helper._logging import configure_logging, log_event
-from sgx_quote_helper.backends import DcapOptions, create_backend
+from sgx_quote_helper.backends import backend_factory
 from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.service._config import (
+    CONFIG_FILE_ENV,
+    CONFIG_FILE_FLAG,
+    CONFIG_FILE_HELP,
     DEFAULT_SOCKET,
     ENV_PREFIX,
+    OPTIONS,
     ConfigError,
+    Option,
     ServiceConfig,
+    Setting,
     load_config,
 )
 from sgx_quote_helper.service._metrics import DaemonMetrics
@@ -42,41 +49,17 @@ def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
         ) from None
 
 
-def dcap_options(config: ServiceConfig) -> DcapOptions:
-    """The dcap backend's options from the daemon's configuration."""
-    return DcapOptions(
-        library=config.dcap_library,
-        qe3_logic_library=config.dcap_qe3_logic_library,
-        quote_provider=config.dcap_quote_provider,
-        qe3_path=config.dcap_qe3_path,
-        pce_path=config.dcap_pce_path,
-        qpl_path=config.dcap_qpl_path,
-        ide_path=config.dcap_ide_path,
-        enclave_device=config.sgx_enclave_device,
-        provision_device=config.sgx_provision_device,
-        queue_depth=config.dcap_queue_depth,
-        queue_timeout=config.dcap_queue_timeout,
-    )
-
-
 def build_server(config: ServiceConfig) -> QuoteHelperServer:
     """Everything that can fail before binding: directories, PCK source, backend, metrics."""
     metrics = DaemonMetrics()
-    if config.backend == "proxy":
-        # Quoting happens upstream: no platform, PCK source or state here.
-        assert config.upstream is not None  # checked by the config
-        backend = create_backend(
-            "proxy",
-            upstream=config.upstream,
-            upstream_timeout=config.upstream_timeout,
-            on_upstream_failure=metrics.upstream_failed,
-        )
-        return QuoteHelperServer(config, backend, metrics=metrics)
-    if config.backend == "dcap":
-        # Intel's library keeps its own state (the attestation key) and gets
-        # the PCK chain through its quote provider library.
-        backend = create_backend("dcap", dcap=dcap_options(config))
-        return QuoteHelperServer(config, backend, metrics=metrics)
+    factory = backend_factory(config.backend)
+    options = dataclasses.replace(
+        config.backend_options(), on_upstream_failure=metrics.upstream_failed
+    )
+    if not factory.uses_pck_source:
+        # Intel's library (through its quote provider) and an upstream AESM
+        # get the PCK chain themselves: no PCK source, no state directory.
+        return QuoteHelperServer(config, factory.create(options), metrics=metrics)
     state_dir = config.effective_state_dir()
     _check_directories(config, state_dir)
 
@@ -92,15 +75,7 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
         on_outcome=count,
     )
     try:
-        backend = create_backend(
-            config.backend,
-            platform_dir=config.platform,
-            state_dir=state_dir,
-            pck_source=source,
-            qe_svn=config.qe_svn,
-            pce_svn=config.pce_svn,
-            upstream=config.upstream,
-        )
+        backend = factory.create(dataclasses.replace(options, pck_source=source))
     except BaseException:
         source.close()
         raise
@@ -139,13 +114,19 @@ def run_daemon(config: ServiceConfig) -> int:
 
 
 __all__ = [
+    "CONFIG_FILE_ENV",
+    "CONFIG_FILE_FLAG",
+    "CONFIG_FILE_HELP",
     "DEFAULT_SOCKET",
     "ENV_PREFIX",
+    "OPTIONS",
     "ConfigError",
     "DaemonMetrics",
+    "Option",
     "PeerCredentials",
     "QuoteHelperServer",
     "ServiceConfig",
+    "Setting",
     "StartupError",
     "build_server",
     "load_config",

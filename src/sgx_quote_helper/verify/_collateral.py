@@ -25,9 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from sgx_quote_helper._fs import atomic_write
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError
 from sgx_quote_helper.pccs import Collateral, PccsClient, UpdateType, quote_fmspc_and_ca
-from sgx_quote_helper.platform import atomic_write
 from sgx_quote_helper.verify._anchor import TrustAnchor
 
 _FORMAT = 1

@@ -11,6 +11,7 @@ from typing import Any, Self
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from sgx_quote_helper._time import parse_time
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs import Collateral, PccsClient
 from sgx_quote_helper.sgx._quote import PckCertChain, Quote
@@ -259,9 +260,7 @@ def _level(level: Any) -> TcbLevelResult:
     return TcbLevelResult(
         status=TcbStatus.parse(str(level.get("tcbStatus"))),
         advisory_ids=tuple(str(a) for a in level.get("advisoryIDs") or ()),
-        tcb_date=datetime.fromisoformat(date.replace("Z", "+00:00"))
-        if isinstance(date, str)
-        else None,
+        tcb_date=parse_time(date, "tcbDate") if isinstance(date, str) else None,
     )
 
 
