@@ -71,12 +71,13 @@ from sgx_quote_helper.backends._base import (
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
+    AesmError,
     AttKeyId,
     AttKeyIdExt,
     QeReportInfo,
+    Quote3Error,
     TargetInfo,
 )
-from sgx_quote_helper.sgx._status import AesmError, Quote3Error
 
 _log = logging.getLogger("sgx_quote_helper.backends.dcap")
 

@@ -67,12 +67,14 @@ from sgx_quote_helper.backends._base import (
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
+    AesmError,
     AttKeyId,
     AttKeyIdExt,
     QeReportInfo,
+    Quote3Error,
     TargetInfo,
+    quote3_to_aesm,
 )
-from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
 
 _log = logging.getLogger("sgx_quote_helper.backends.proxy")
 

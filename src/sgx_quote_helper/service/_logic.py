@@ -41,7 +41,7 @@ from sgx_quote_helper.aesm import (
     check_select_att_key_id,
     select_att_key_id,
 )
-from sgx_quote_helper.backends._base import (
+from sgx_quote_helper.backends import (
     BackendHealth,
     InitQuoteResult,
     QuoteBackend,

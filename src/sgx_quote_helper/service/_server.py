@@ -63,7 +63,7 @@ from sgx_quote_helper.aesm import (
     error_response,
     frame_response,
 )
-from sgx_quote_helper.backends._base import AttestationKeyStatus, BackendHealth, QuoteBackend
+from sgx_quote_helper.backends import AttestationKeyStatus, BackendHealth, QuoteBackend
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.service._admin import AdminServer
 from sgx_quote_helper.service._config import ServiceConfig
