@@ -465,7 +465,7 @@ class QeCallQueue:
         self._lock = threading.Lock()
 
     def call(self, function: Callable[[], _T]) -> _T:
-        if not self._slots.acquire(timeout=self._timeout):
+        if not self._slots.acquire(blocking=False):
             raise _busy("the queue of callers waiting for the quoting enclave is full")
         try:
             with self._lock:
@@ -543,7 +543,11 @@ class DcapBackend:
         # 3. The quote library (name, version) and the QE3 logic entry points.
         self._lib = QuoteLibrary(opts)
         # 4. A quote provider library.
-        provider = check_quote_provider(opts)
+        try:
+            provider = check_quote_provider(opts)
+        except BaseException:
+            self._lib.unload()  # nothing was loaded into the enclave yet
+            raise
         log_event(
             _log,
             logging.INFO,
