@@ -309,3 +309,57 @@ def test_proxy_needs_an_upstream() -> None:
 
     with pytest.raises(ConfigError, match="--upstream"):
         load_config({"backend": "proxy"}, environ={})
+
+
+def test_a_ready_proxy_whose_upstream_stalls_answers_promptly_and_recovers(
+    run_dir: Path, upstream: RunningDaemon, make_report: MakeReport
+) -> None:
+    # In front of the real upstream: relay while `relaying` is set, else
+    # accept and never answer.
+    relaying = threading.Event()
+    relaying.set()
+    release = threading.Event()
+
+    def switchable(conn: socket.socket) -> None:
+        request = _read_frame(conn)
+        if not relaying.is_set():
+            release.wait(timeout=30)
+            return
+        reply = intel_client(upstream.socket, request)
+        if reply is not None:
+            conn.sendall(reply)
+
+    path = run_dir / "switch.socket"
+    try:
+        with (
+            fake_upstream(path, switchable),
+            # Long enough for the relayed exchanges on a loaded machine.
+            run_daemon(proxy_config(run_dir, path, upstream_timeout="3")) as proxy,
+        ):
+            init = _fields(intel_client(proxy.socket, init_quote_ex(True, 32)), 15)
+            assert init[1] == 0
+            assert isinstance(init[2], bytes)
+            report = make_report(init[2], REPORT_DATA)
+            assert _fields(intel_client(proxy.socket, get_quote_ex(report, 8192)), 17)[1] == 0
+            assert _ready(proxy) == 200
+
+            relaying.clear()
+            reply = _fields(intel_client(proxy.socket, get_quote_ex(report, 8192)), 17)
+            assert reply == {1: SERVICE_UNAVAILABLE}
+            assert proxy.metric("sgx_quote_helper_upstream_failures_total", reason="timeout") >= 1
+            assert _ready(proxy) == 503
+            assert (
+                proxy.metric(
+                    "sgx_quote_helper_requests_total",
+                    type="GET_QUOTE_EX",
+                    result="SERVICE_UNAVAILABLE",
+                )
+                == 1
+            )
+
+            release.set()
+            relaying.set()
+            wait_for(lambda: _ready(proxy) == 200, 30, "readiness after the upstream recovered")
+            assert _fields(intel_client(proxy.socket, get_quote_ex(report, 8192)), 17)[1] == 0
+    finally:
+        release.set()
