@@ -158,11 +158,11 @@ def test_a_failing_startup_call_is_one_line_naming_the_code_and_fix(
     shim.script(function, code)
     with pytest.raises(DcapStartupError) as caught:
         DcapBackend(DcapOptions(**{**options.__dict__, "qe3_path": qe3}), environ={})
-    text = caught.value.diagnostics()
-    assert "\n" not in text
-    assert check in text
-    assert f"SGX_QL_{Quote3Error(code).name} 0x{code:04X}" in text
-    assert "fix:" in text
+    line = str(caught.value)  # one line: the check, the problem, the code
+    assert "\n" not in line
+    assert check in line
+    assert f"SGX_QL_{Quote3Error(code).name} 0x{code:04X}" in line
+    assert "\n  check: " in caught.value.diagnostics()  # the fix
     # Whatever was loaded is released again.
     assert shim.calls()[-1] == "sgx_qe_set_enclave_load_policy policy=1"
 
@@ -210,7 +210,7 @@ def test_missing_devices_and_libraries_are_named(
     for bad, message in cases:
         with pytest.raises(DcapStartupError, match=message) as caught:
             DcapBackend(bad, environ={})
-        assert "fix:" in caught.value.diagnostics()
+        assert "\n  check: " in caught.value.diagnostics()
 
 
 def test_devices_must_be_accessible_to_the_daemons_user(run_dir: Path) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.explain import guide
 
 # One entry per command module; each is imported and asked to register itself.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = func(args)
     except SgxQuoteHelperError as exc:
-        print(f"sgx-quote-helper: error: {exc.diagnostics()}", file=sys.stderr)
+        print(f"sgx-quote-helper: error: {exc.diagnostics(guide)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

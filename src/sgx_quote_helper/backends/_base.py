@@ -18,44 +18,87 @@ backend already has one (an upstream's reply).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import CodedError, ErrorCode
 from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
-from sgx_quote_helper.sgx import AttKeyId, AttKeyIdExt, QeReportInfo, TargetInfo
+from sgx_quote_helper.sgx import (
+    AesmError,
+    AttKeyId,
+    AttKeyIdExt,
+    QeReportInfo,
+    Quote3Error,
+    TargetInfo,
+)
 
 if TYPE_CHECKING:
     from sgx_quote_helper.backends._dcap import DcapOptions
 
 
-class QuoteError(SgxQuoteHelperError):
+class QuoteError(CodedError):
     """A quoting failure, with the DCAP ``quote3_error_t`` it corresponds to.
 
-    ``code`` is a ``Quote3Error`` value; ``detail`` says what to check.
-    ``aesm_code``, when set, is the ``aesm_error_t`` to answer instead of the
-    one Intel's table derives from ``code``: an upstream AESM's own reply
-    (relayed unchanged), or a service-level condition that has no
-    ``quote3_error_t`` to AESM mapping (AESM_SERVICE_UNAVAILABLE, AESM_BUSY).
+    ``code`` is a ``Quote3Error`` value (an ``int``, so that a backend can pass
+    on a value Intel's library returned that this package does not know);
+    ``detail`` says what happened and what to check. ``aesm_code``, when set,
+    is the ``aesm_error_t`` to answer instead of the one Intel's table derives
+    from ``code``: an upstream AESM's own reply (relayed unchanged), or a
+    service-level condition without a ``quote3_error_t`` to AESM mapping
+    (AESM_SERVICE_UNAVAILABLE, AESM_BUSY).
     """
 
-    def __init__(self, code: int, detail: str, *, aesm_code: int | None = None) -> None:
-        super().__init__(detail)
+    def __init__(
+        self,
+        code: int,
+        detail: str,
+        *,
+        hints: Sequence[str] | None = None,
+        aesm_code: int | None = None,
+    ) -> None:
+        super().__init__(detail, hints=hints)
         self.code = int(code)
         self.detail = detail
         self.aesm_code = None if aesm_code is None else int(aesm_code)
 
-    def diagnostics(self) -> str:
-        from sgx_quote_helper.sgx._status import Quote3Error
+    def codes(self) -> tuple[ErrorCode, ...]:
+        codes: list[ErrorCode] = [quote3_code(self.code)]
+        if self.aesm_code is not None:
+            # The wire code this failure is answered with, when it is not
+            # Intel's mapping of ``code``.
+            with contextlib.suppress(ValueError):
+                codes.append(AesmError(self.aesm_code))
+        return tuple(codes)
 
-        try:
-            name = f"SGX_QL_{Quote3Error(self.code).name}"
-        except ValueError:
-            name = "unknown quote3_error_t"
-        return f"{self.detail} [{name} 0x{self.code:04X}]"
+
+def quote3_code(code: int) -> ErrorCode:
+    """``code`` as a ``Quote3Error`` member, or a stand-in naming an unknown value."""
+    try:
+        return Quote3Error(code)
+    except ValueError:
+        return _UnknownQuote3Error(code)
+
+
+@dataclass(frozen=True)
+class _UnknownQuote3Error:
+    """A ``quote3_error_t`` value outside the enum (a newer DCAP release's code)."""
+
+    value: int
+
+    @property
+    def c_name(self) -> str:
+        return "unknown quote3_error_t"
+
+    @property
+    def display_value(self) -> str:
+        return f"0x{self.value:04X}"
+
+    def __int__(self) -> int:
+        return self.value
 
 
 @dataclass(frozen=True)

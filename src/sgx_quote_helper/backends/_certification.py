@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sgx_quote_helper._fs import atomic_write
-from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.errors import CodedError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 
 PckCertificateSource = Callable[[PckCertificateQuery], PckCertificate]
@@ -31,7 +31,7 @@ PckCertificateSource = Callable[[PckCertificateQuery], PckCertificate]
 _log = logging.getLogger("sgx_quote_helper.backends.certification")
 
 
-class PckChainUnavailable(SgxQuoteHelperError):
+class PckChainUnavailable(CodedError):
     """No PCK certificate chain could be had from the PCCS or the cache."""
 
 
@@ -98,7 +98,8 @@ class CachedPckSource:
                 self._on_outcome("failed")
                 raise PckChainUnavailable(
                     f"cannot get the PCK certificate chain from {self.description} and no "
-                    f"cached chain exists: {exc.diagnostics()}"
+                    f"cached chain exists: {exc}",
+                    hints=exc.hints if isinstance(exc, CodedError) else (),
                 ) from exc
             self._on_outcome("cache")
             _log.warning(

@@ -67,8 +67,9 @@ from sgx_quote_helper.backends._base import (
     InitQuoteResult,
     QuoteError,
     QuoteResult,
+    quote3_code,
 )
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import CodedError
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
     AesmError,
@@ -214,19 +215,23 @@ def _quote3_label(code: int) -> str:
         return f"quote3_error_t 0x{code:04X}"
 
 
-class DcapStartupError(SgxQuoteHelperError):
-    """A start-up check of the dcap backend failed: what, why and the fix, on one line."""
+class DcapStartupError(CodedError):
+    """A start-up check of the dcap backend failed: which, why, the code, and the fix.
+
+    ``str()`` is one line (the check, the problem and the ``quote3_error_t`` of
+    the failing library call, if any); the fix is the hint (``check:``).
+    """
 
     def __init__(self, check: str, problem: str, fix: str, *, code: int | None = None) -> None:
-        super().__init__(f"{check}: {problem}")
+        super().__init__(
+            f"dcap backend, {check}: {problem}",
+            codes=() if code is None else (quote3_code(code),),
+            hints=[fix],
+        )
         self.check = check
         self.problem = problem
         self.fix = fix
         self.code = code
-
-    def diagnostics(self) -> str:
-        label = f" [{_quote3_label(self.code)}]" if self.code is not None else ""
-        return f"dcap backend, {self.check}: {self.problem}{label}; fix: {self.fix}"
 
 
 @dataclass(frozen=True)
