@@ -579,6 +579,10 @@ class DcapBackend:
         # quote's header (qe_svn, pce_svn), which verification reads.
         return BackendInfo(name="dcap", qe_svn=0, pce_svn=0, simulated=False)
 
+    def may_block(self, call: object) -> bool:
+        """Every call enters Intel's library (and waits for the QE): a worker thread."""
+        return True
+
     def supported_att_key_ids(self) -> list[AttKeyIdExt]:
         return [DEFAULT_ECDSA_ATT_KEY_ID]
 

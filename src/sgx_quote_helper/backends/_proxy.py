@@ -151,6 +151,10 @@ class ProxyBackend:
         # but no AESM request reports them, so 0 stands for "not known here".
         return BackendInfo(name="proxy", qe_svn=0, pce_svn=0, simulated=False)
 
+    def may_block(self, call: object) -> bool:
+        """Every call is a round trip to the upstream: a worker thread."""
+        return True
+
     def supported_att_key_ids(self) -> list[AttKeyIdExt]:
         return [DEFAULT_ECDSA_ATT_KEY_ID]
 
