@@ -363,3 +363,13 @@ def test_a_ready_proxy_whose_upstream_stalls_answers_promptly_and_recovers(
             assert _fields(intel_client(proxy.socket, get_quote_ex(report, 8192)), 17)[1] == 0
     finally:
         release.set()
+
+
+def test_a_probe_of_an_unusable_upstream_reports_instead_of_raising(run_dir: Path) -> None:
+    from sgx_quote_helper.backends import ProxyBackend
+
+    reasons: list[str] = []
+    backend = ProxyBackend(run_dir / "none.socket", timeout=1, on_failure=reasons.append)
+    backend.probe()  # the daemon's health watch must survive it
+    assert not backend.healthy()
+    assert reasons == ["unreachable"]

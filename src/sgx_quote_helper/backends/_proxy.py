@@ -64,7 +64,7 @@ from sgx_quote_helper.backends._base import (
     QuoteError,
     QuoteResult,
 )
-from sgx_quote_helper.errors import ParseError, UsageError
+from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
     AesmError,
@@ -94,8 +94,9 @@ _QUOTE_FIXED_SIZE = 436
 _R = TypeVar("_R", bound=Response)
 
 
-class UpstreamFailure(Exception):
-    """An exchange with the upstream that produced no usable reply."""
+class UpstreamFailure(SgxQuoteHelperError):
+    """An exchange with the upstream that produced no usable reply (internal:
+    it becomes a :class:`QuoteError` with AESM_SERVICE_UNAVAILABLE)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -236,8 +237,8 @@ class ProxyBackend:
         """One cheap request (GetSupportedAttKeyIDNum, no QE involved)."""
         try:
             self._exchange(GetSupportedAttKeyIDNumRequest(timeout=CLIENT_TIMEOUT_MS))
-        except UpstreamFailure:
-            return  # counted and logged by _exchange
+        except QuoteError:
+            return  # counted, logged and reflected in healthy() by _exchange
 
     # -- helpers ---------------------------------------------------------------
 

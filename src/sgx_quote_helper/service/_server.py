@@ -475,8 +475,12 @@ class QuoteHelperServer:
         """Probe an unhealthy backend's dependency until it answers again."""
         while True:
             await asyncio.sleep(HEALTH_PROBE_INTERVAL)
-            if not health.healthy():
+            if health.healthy():
+                continue
+            try:
                 await asyncio.to_thread(health.probe)
+            except Exception:  # a probe must never end the watch
+                _log.exception("backend.probe_failed")
 
     def _key_initialized(self) -> None:
         created: float | None = None
