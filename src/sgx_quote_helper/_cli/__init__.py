@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "_quote",
     "_doctor",
     "_demo",
+    "_kube",
 )
 
 

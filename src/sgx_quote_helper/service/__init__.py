@@ -73,6 +73,7 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
         pccs_insecure=config.pccs_insecure,
         pccs_ca_file=config.pccs_ca_file,
         on_outcome=count,
+        on_chain=lambda certificate: metrics.pck_chain_loaded(certificate.chain_pem()),
     )
     try:
         backend = factory.create(dataclasses.replace(options, pck_source=source))
