@@ -16,6 +16,7 @@ from pathlib import Path
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
     AttestationKeyStatus,
+    BackendCall,
     BackendFactory,
     BackendHealth,
     BackendInfo,
@@ -100,6 +101,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "DEFAULT_UPSTREAM_TIMEOUT",
     "AttestationKeyStatus",
+    "BackendCall",
     "BackendFactory",
     "BackendHealth",
     "BackendInfo",

@@ -62,6 +62,7 @@ from typing import Any, TypeVar
 
 from sgx_quote_helper._logging import log_event
 from sgx_quote_helper.backends._base import (
+    BackendCall,
     BackendFactory,
     BackendInfo,
     InitQuoteResult,
@@ -579,7 +580,7 @@ class DcapBackend:
         # quote's header (qe_svn, pce_svn), which verification reads.
         return BackendInfo(name="dcap", qe_svn=0, pce_svn=0, simulated=False)
 
-    def may_block(self, call: object) -> bool:
+    def may_block(self, call: BackendCall) -> bool:
         """Every call enters Intel's library (and waits for the QE): a worker thread."""
         return True
 

@@ -57,6 +57,7 @@ from sgx_quote_helper.aesm import (
     frame_request,
 )
 from sgx_quote_helper.backends._base import (
+    BackendCall,
     BackendFactory,
     BackendInfo,
     BackendOptions,
@@ -152,7 +153,7 @@ class ProxyBackend:
         # but no AESM request reports them, so 0 stands for "not known here".
         return BackendInfo(name="proxy", qe_svn=0, pce_svn=0, simulated=False)
 
-    def may_block(self, call: object) -> bool:
+    def may_block(self, call: BackendCall) -> bool:
         """Every call is a round trip to the upstream: a worker thread."""
         return True
 
