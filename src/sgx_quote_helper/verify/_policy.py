@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -312,51 +312,62 @@ class UnsafeNoAppraisal:
         return "UnsafeNoAppraisal()"
 
 
-class AllOf:
-    """Every child policy accepts; all failures are reported, not just the first."""
+def _child_failures(
+    policies: Sequence[Policy], result: VerificationResult
+) -> Iterator[tuple[ClaimFailure, ...] | None]:
+    """Each child policy's verdict in order: ``None`` where it accepts, else its failures."""
+    for policy in policies:
+        try:
+            policy.appraise(result)
+        except AppraisalError as exc:
+            yield exc.failures
+        else:
+            yield None
+
+
+class _Combination:
+    """Child policies combined; ``_empty_message`` says why none is refused."""
+
+    _empty_message = ""
 
     def __init__(self, *policies: Policy) -> None:
         if not policies:
-            raise UsageError("an empty AllOf would accept every quote; give it at least one rule")
+            raise UsageError(self._empty_message)
         self.policies = policies
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(map(repr, self.policies))})"
+
+
+class AllOf(_Combination):
+    """Every child policy accepts; all failures are reported, not just the first."""
+
+    _empty_message = "an empty AllOf would accept every quote; give it at least one rule"
+
     def appraise(self, result: VerificationResult) -> None:
-        failures: list[ClaimFailure] = []
-        for policy in self.policies:
-            try:
-                policy.appraise(result)
-            except AppraisalError as exc:
-                failures.extend(exc.failures)
+        failures = [
+            failure
+            for verdict in _child_failures(self.policies, result)
+            for failure in verdict or ()
+        ]
         if failures:
             raise AppraisalError(failures)
 
-    def __repr__(self) -> str:
-        return f"AllOf({', '.join(map(repr, self.policies))})"
 
-
-class AnyOf:
+class AnyOf(_Combination):
     """At least one child policy accepts (e.g. old or new MRENCLAVE during a rollout)."""
 
-    def __init__(self, *policies: Policy) -> None:
-        if not policies:
-            raise UsageError("an empty AnyOf can accept nothing; give it at least one rule")
-        self.policies = policies
+    _empty_message = "an empty AnyOf can accept nothing; give it at least one rule"
 
     def appraise(self, result: VerificationResult) -> None:
         failures: list[ClaimFailure] = []
-        for policy in self.policies:
-            try:
-                policy.appraise(result)
-            except AppraisalError as exc:
-                failures.extend(exc.failures)
-            else:
+        for verdict in _child_failures(self.policies, result):
+            if verdict is None:
                 return
+            failures.extend(verdict)
         raise AppraisalError(
             failures, summary=f"none of {len(self.policies)} alternatives accepted the quote"
         )
-
-    def __repr__(self) -> str:
-        return f"AnyOf({', '.join(map(repr, self.policies))})"
 
 
 # -- policy files ------------------------------------------------------------
