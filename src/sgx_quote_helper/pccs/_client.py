@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self, TypeVar
+from typing import Generic, Literal, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -51,6 +51,8 @@ CaType = Literal["processor", "platform"]
 UpdateType = Literal["standard", "early"]
 
 _T = TypeVar("_T")
+_TransportT = TypeVar("_TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+_HttpT = TypeVar("_HttpT", httpx.Client, httpx.AsyncClient)
 
 
 # -- values ------------------------------------------------------------------
@@ -460,7 +462,11 @@ def _transport_error(request: _Request, exc: httpx.HTTPError, timeout: float) ->
     return PccsError(f"request for {request.what} failed: {exc}", url=url)
 
 
-class _ClientBase:
+class _ClientBase(Generic[_TransportT, _HttpT]):
+    """What the sync and async clients share; each opens its own httpx client."""
+
+    _client: _HttpT
+
     def __init__(
         self,
         base_url: str,
@@ -469,6 +475,7 @@ class _ClientBase:
         verify_tls: bool = True,
         ca_file: str | os.PathLike[str] | None = None,
         api_key: str | None = None,
+        transport: _TransportT | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
@@ -480,6 +487,10 @@ class _ClientBase:
         self._service_headers: dict[str, str] = (
             {"Ocp-Apim-Subscription-Key": api_key} if api_key else {}
         )
+        self._client = self._open(transport)
+
+    def _open(self, transport: _TransportT | None) -> _HttpT:
+        raise NotImplementedError
 
     def _url(self, request: _Request) -> str:
         if request.url is not None:
@@ -490,7 +501,7 @@ class _ClientBase:
         return {} if request.url is not None else self._service_headers
 
 
-class PccsClient(_ClientBase):
+class PccsClient(_ClientBase[httpx.BaseTransport, httpx.Client]):
     """Synchronous client of a PCCS v4 service (or Intel PCS).
 
     ``base_url`` follows dcap-qvl's rules (:func:`normalize_base_url`). TLS is
@@ -499,21 +510,9 @@ class PccsClient(_ClientBase):
     Every failure raises a :class:`PccsError` leaf.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        verify_tls: bool = True,
-        ca_file: str | os.PathLike[str] | None = None,
-        api_key: str | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            base_url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file, api_key=api_key
-        )
-        self._client = httpx.Client(
-            timeout=timeout, verify=self._verify, transport=transport, headers=self._headers
+    def _open(self, transport: httpx.BaseTransport | None) -> httpx.Client:
+        return httpx.Client(
+            timeout=self.timeout, verify=self._verify, transport=transport, headers=self._headers
         )
 
     def close(self) -> None:
@@ -594,24 +593,12 @@ class PccsClient(_ClientBase):
         )
 
 
-class AsyncPccsClient(_ClientBase):
+class AsyncPccsClient(_ClientBase[httpx.AsyncBaseTransport, httpx.AsyncClient]):
     """The asynchronous twin of :class:`PccsClient` (``httpx.AsyncClient``)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        verify_tls: bool = True,
-        ca_file: str | os.PathLike[str] | None = None,
-        api_key: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            base_url, timeout=timeout, verify_tls=verify_tls, ca_file=ca_file, api_key=api_key
-        )
-        self._client = httpx.AsyncClient(
-            timeout=timeout, verify=self._verify, transport=transport, headers=self._headers
+    def _open(self, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=self.timeout, verify=self._verify, transport=transport, headers=self._headers
         )
 
     async def aclose(self) -> None:
