@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.pccs import DEFAULT_TIMEOUT
+from sgx_quote_helper.platform import EnclaveIdentity, demo_app_identity, load_manifest
 from sgx_quote_helper.service import OPTIONS
 from sgx_quote_helper.sgx import REPORT_DATA_SIZE
 
@@ -31,6 +32,21 @@ def add_pccs_client_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TIMEOUT,
         help=f"default: {DEFAULT_TIMEOUT:g}",
     )
+
+
+def add_enclave_option(parser: argparse.ArgumentParser) -> None:
+    """``--enclave FILE``: the simulated application enclave that makes the REPORT."""
+    parser.add_argument(
+        "--enclave",
+        metavar="FILE",
+        help="enclave manifest (TOML, see docs/enclave-manifest.md); default: the built-in "
+        "demo application enclave",
+    )
+
+
+def enclave_identity(manifest: str | None) -> EnclaveIdentity:
+    """The identity ``--enclave`` names, or the built-in demo application enclave's."""
+    return demo_app_identity() if manifest is None else load_manifest(manifest)
 
 
 def add_report_data_and_output(parser: argparse.ArgumentParser, what: str) -> None:

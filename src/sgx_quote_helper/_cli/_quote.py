@@ -16,12 +16,14 @@ import sys
 from sgx_quote_helper import client
 from sgx_quote_helper._cli._options import (
     PLATFORM_ENV,
+    add_enclave_option,
     add_report_data_and_output,
+    enclave_identity,
     report_data_argument,
     write_output,
 )
 from sgx_quote_helper.errors import UsageError
-from sgx_quote_helper.platform import Platform, demo_app_identity, load_manifest
+from sgx_quote_helper.platform import Platform
 from sgx_quote_helper.sgx import QuoteHeader
 
 
@@ -40,11 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the simulated platform directory (DIR/platform of `sim init DIR`); "
         f"default ${PLATFORM_ENV}",
     )
-    parser.add_argument(
-        "--enclave",
-        metavar="FILE",
-        help="enclave manifest (TOML); default: the built-in demo application enclave",
-    )
+    add_enclave_option(parser)
     add_report_data_and_output(parser, "quote")
     _add_mode_options(parser)
     parser.set_defaults(func=run_quote)
@@ -90,7 +88,7 @@ def run_quote(args: argparse.Namespace) -> int:
             "give --platform DIR (the `platform` directory of `sim init DIR`) or set "
             f"{PLATFORM_ENV}: the simulated enclave makes its REPORT on that platform's CPU"
         )
-    identity = demo_app_identity() if args.enclave is None else load_manifest(args.enclave)
+    identity = enclave_identity(args.enclave)
     # The application side only reads the enclave secret (like /dev/sgx_enclave).
     platform = Platform.load(platform_dir, need_provisioning=False)
 

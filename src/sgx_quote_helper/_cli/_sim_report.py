@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 
 from sgx_quote_helper._cli._options import (
+    add_enclave_option,
     add_report_data_and_output,
+    enclave_identity,
     hex_argument,
     report_data_argument,
     write_output,
 )
 from sgx_quote_helper.errors import UsageError
-from sgx_quote_helper.platform import Platform, demo_app_identity, load_manifest
+from sgx_quote_helper.platform import Platform
 from sgx_quote_helper.sgx import TargetInfo
 
 
@@ -39,12 +41,7 @@ def add_report_command(sim_subparsers: argparse._SubParsersAction[argparse.Argum
         metavar="DIR",
         help="the platform directory (DIR/platform of `sim init DIR`)",
     )
-    parser.add_argument(
-        "--enclave",
-        metavar="FILE",
-        help="enclave manifest (TOML, see docs/enclave-manifest.md); default: the built-in "
-        "demo application enclave",
-    )
+    add_enclave_option(parser)
     parser.add_argument(
         "--target-info",
         required=True,
@@ -63,7 +60,7 @@ def run_report(args: argparse.Namespace) -> int:
             f"({2 * TargetInfo.LAYOUT.size} hex digits), got {len(target_raw)} bytes"
         )
     report_data = report_data_argument(args.report_data)
-    identity = demo_app_identity() if args.enclave is None else load_manifest(args.enclave)
+    identity = enclave_identity(args.enclave)
     platform = Platform.load(args.platform, need_provisioning=False)
     report = platform.cpu().ereport(identity, TargetInfo.from_bytes(target_raw), report_data)
     write_output(args.output, report.to_bytes(), "REPORT")
