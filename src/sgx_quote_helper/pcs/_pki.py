@@ -166,19 +166,23 @@ def issue_root_ca(
     return _sign(builder, private_key)
 
 
-def _issued_by(
+def _issue(
     issuer: CertificateAuthority,
     public_key: ec.EllipticCurvePublicKey,
+    profile: tuple[str, timedelta, int | None],
     *,
-    common_name: str,
-    lifetime: timedelta,
-    ca_path_length: int | None,
     now: datetime,
     crl_url: str,
-) -> x509.CertificateBuilder:
-    """A certificate under ``issuer`` with the common profile, not yet signed."""
+    extension: x509.ExtensionType | None = None,
+) -> x509.Certificate:
+    """A certificate under ``issuer`` with the common profile, signed by it.
+
+    ``profile`` is the subject's common name, the lifetime and the CA path
+    length (``None``: an end entity); ``extension`` is added last, not critical.
+    """
+    common_name, lifetime, ca_path_length = profile
     start, end = _validity(now, lifetime, issuer.certificate.not_valid_after_utc)
-    return _builder(
+    builder = _builder(
         subject=simulated_name(common_name),
         issuer=issuer.certificate.subject,
         public_key=public_key,
@@ -188,6 +192,9 @@ def _issued_by(
         crl_url=crl_url,
         ca_path_length=ca_path_length,
     )
+    if extension is not None:
+        builder = builder.add_extension(extension, critical=False)
+    return _sign(builder, issuer.private_key)
 
 
 def issue_pck_ca(
@@ -199,16 +206,8 @@ def issue_pck_ca(
     crl_url: str,
 ) -> x509.Certificate:
     """A PCK Processor or Platform CA: issued by the root, CA path length 0."""
-    builder = _issued_by(
-        root,
-        public_key,
-        common_name=common_name,
-        lifetime=PCK_CA_LIFETIME,
-        ca_path_length=0,
-        now=now,
-        crl_url=crl_url,
-    )
-    return _sign(builder, root.private_key)
+    profile = (common_name, PCK_CA_LIFETIME, 0)
+    return _issue(root, public_key, profile, now=now, crl_url=crl_url)
 
 
 def issue_tcb_signing(
@@ -219,16 +218,8 @@ def issue_tcb_signing(
     crl_url: str,
 ) -> x509.Certificate:
     """The TCB Signing certificate: an end entity issued directly by the root."""
-    builder = _issued_by(
-        root,
-        public_key,
-        common_name=TCB_SIGNING_CN,
-        lifetime=TCB_SIGNING_LIFETIME,
-        ca_path_length=None,
-        now=now,
-        crl_url=crl_url,
-    )
-    return _sign(builder, root.private_key)
+    profile = (TCB_SIGNING_CN, TCB_SIGNING_LIFETIME, None)
+    return _issue(root, public_key, profile, now=now, crl_url=crl_url)
 
 
 def issue_pck_certificate(
@@ -240,16 +231,15 @@ def issue_pck_certificate(
     crl_url: str,
 ) -> x509.Certificate:
     """A PCK leaf with the SGX extension (``sgx._pck_extension``), issued by a PCK CA."""
-    builder = _issued_by(
+    profile = (PCK_CERTIFICATE_CN, PCK_CERTIFICATE_LIFETIME, None)
+    return _issue(
         issuer,
         public_key,
-        common_name=PCK_CERTIFICATE_CN,
-        lifetime=PCK_CERTIFICATE_LIFETIME,
-        ca_path_length=None,
+        profile,
         now=now,
         crl_url=crl_url,
-    ).add_extension(extension.to_x509_extension(), critical=False)
-    return _sign(builder, issuer.private_key)
+        extension=extension.to_x509_extension(),
+    )
 
 
 def issue_crl(
