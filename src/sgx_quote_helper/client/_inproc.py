@@ -270,15 +270,13 @@ class AsyncInProcessQuoter(AsyncQuoter):
         verify_qe_report: bool = False,
         check_qe_report_mac: QeReportMacCheck | None = None,
     ) -> QuoteResult:
-        def run() -> QuoteResult:
-            return self.sync.get_quote_result(
-                report,
-                qe_report_info=qe_report_info,
-                verify_qe_report=verify_qe_report,
-                check_qe_report_mac=check_qe_report_mac,
-            )
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(
+            self.sync.get_quote_result,
+            report,
+            qe_report_info=qe_report_info,
+            verify_qe_report=verify_qe_report,
+            check_qe_report_mac=check_qe_report_mac,
+        )
 
     async def aclose(self) -> None:
         """The shared in-process quoter stays open for the rest of the process."""
