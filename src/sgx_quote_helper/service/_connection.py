@@ -65,8 +65,10 @@ _log = logging.getLogger("sgx_quote_helper.service")
 
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 #: Seconds of queued quotes answered before the loop looks for new clients.
-#: A new connection passes through about four loop iterations (accept, the
-#: transport's set-up, readiness, read), each of which may run one slice.
+#: A new connection passes through three loop iterations (accept, the
+#: transport's set-up, ``connection_made`` which reads and answers it), each
+#: of which may run one slice. Quotes of connections made in the same
+#: iteration are answered inline until the slice is used up, then queued.
 _QUOTE_SLICE = 0.0002
 
 
