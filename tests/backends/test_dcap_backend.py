@@ -426,6 +426,23 @@ def test_bad_sizes_are_refused_before_or_after_the_library(
     assert not any(c.startswith("sgx_qe_get_quote ") for c in shim.calls())
 
 
+def test_a_library_answer_that_does_not_fit_is_an_unexpected_error(
+    backend: DcapBackend, shim: ShimControl
+) -> None:
+    # An ECDSA id of another size than the 32 bytes of a SHA-256.
+    shim.misbehave(pub_key_id_size=20)
+    with pytest.raises(QuoteError, match="20-byte ECDSA id, not 32") as caught:
+        backend.init_quote(KEY)
+    assert caught.value.code == Quote3Error.ERROR_UNEXPECTED
+    # A quote whose signature length runs past the buffer the library was given.
+    shim.misbehave(sig_len_excess=1)
+    with pytest.raises(QuoteError, match="claims 1501 bytes in a 1500-byte buffer") as caught:
+        backend.get_quote(REPORT, KEY, None)
+    assert caught.value.code == Quote3Error.ERROR_UNEXPECTED
+    shim.misbehave()
+    assert len(backend.get_quote(REPORT, KEY, None).quote) == 1500
+
+
 # ---- error mapping: every call's failure carries the library's code ----
 
 
