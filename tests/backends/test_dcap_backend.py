@@ -607,7 +607,9 @@ def test_close_turns_away_queued_callers_with_service_unavailable(
     options: DcapOptions, shim: ShimControl
 ) -> None:
     backend = DcapBackend(options, environ={})
-    shim.delay(1000)
+    # Long enough for three threads to queue behind the running call even on
+    # a busy machine; the queued ones are turned away, so only one call waits.
+    shim.delay(4000)
     outcomes: list[object] = []
     lock = threading.Lock()
 
