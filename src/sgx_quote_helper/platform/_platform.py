@@ -175,21 +175,30 @@ class Platform:
         return cls(root, description, enclave_secret, provisioning_secret)
 
 
+def _missing(path: Path) -> PlatformDirectoryError:
+    return PlatformDirectoryError(
+        f"{path} is missing; the platform directory is incomplete (re-run `sim init`)"
+    )
+
+
+def _sized(path: Path, data: bytes) -> bytes:
+    """``data``, a platform secret read from ``path``, if it has the secret's size."""
+    if len(data) != _SECRET_SIZE:
+        raise PlatformDirectoryError(f"{path} must hold {_SECRET_SIZE} bytes, has {len(data)}")
+    return data
+
+
 def _read_secret(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise PlatformDirectoryError(
-            f"{path} is missing; the platform directory is incomplete (re-run `sim init`)"
-        ) from None
+        raise _missing(path) from None
     except PermissionError:
         raise PlatformDirectoryError(
             f"cannot read {path} (permission denied): every enclave process needs it, "
             f"as it needs /dev/sgx_enclave; its mode should be {ENCLAVE_SECRET_MODE:04o}"
         ) from None
-    if len(data) != _SECRET_SIZE:
-        raise PlatformDirectoryError(f"{path} must hold {_SECRET_SIZE} bytes, has {len(data)}")
-    return data
+    return _sized(path, data)
 
 
 def _read_provisioning_secret(path: Path) -> bytes:
@@ -197,9 +206,7 @@ def _read_provisioning_secret(path: Path) -> bytes:
         info = path.stat()
         data = path.read_bytes()
     except FileNotFoundError:
-        raise PlatformDirectoryError(
-            f"{path} is missing; the platform directory is incomplete (re-run `sim init`)"
-        ) from None
+        raise _missing(path) from None
     except PermissionError:
         raise ProvisioningAccessError(
             f"no provisioning access: this process (uid {os.getuid()}) cannot read {path}, "
@@ -214,9 +221,7 @@ def _read_provisioning_secret(path: Path) -> bytes:
             path,
             stat.S_IMODE(info.st_mode),
         )
-    if len(data) != _SECRET_SIZE:
-        raise PlatformDirectoryError(f"{path} must hold {_SECRET_SIZE} bytes, has {len(data)}")
-    return data
+    return _sized(path, data)
 
 
 def create_platform(
