@@ -52,6 +52,7 @@ from sgx_quote_helper.client._errors import (
 )
 from sgx_quote_helper.client._inproc import (
     AsyncInProcessQuoter,
+    InProcessOptions,
     InProcessQuoter,
     default_state_dir,
     in_process,
@@ -102,6 +103,7 @@ __all__ = [
     "AttKeyCertificationError",
     "AttestationKeyNotInitializedError",
     "GetQuoteExResult",
+    "InProcessOptions",
     "InProcessQuoter",
     "InitQuoteExResult",
     "InvalidParameterError",

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Unpack
 
-from sgx_quote_helper._version import PCE_SVN, QE_SVN
-from sgx_quote_helper.backends import PckSource
-from sgx_quote_helper.client._inproc import AsyncInProcessQuoter, in_process
+from sgx_quote_helper.client._inproc import AsyncInProcessQuoter, InProcessOptions, in_process
 from sgx_quote_helper.client._mode import ENV_VAR, Mode, check_mode, environment_choice
 from sgx_quote_helper.client._quoter import (
     AsyncOutOfProcessQuoter,
@@ -51,29 +50,11 @@ def async_out_of_process(
 
 
 def async_in_process(
-    platform_dir: PathLike,
-    *,
-    state_dir: PathLike | None = None,
-    pccs_url: str | None = None,
-    pccs_insecure: bool = False,
-    pccs_ca_file: PathLike | None = None,
-    pck_source: PckSource | None = None,
-    qe_svn: int = QE_SVN,
-    pce_svn: int = PCE_SVN,
+    platform_dir: PathLike, **options: Unpack[InProcessOptions]
 ) -> AsyncInProcessQuoter:
     """The asyncio form of :func:`in_process` (the same shared in-process QE)."""
     return AsyncInProcessQuoter(
-        in_process(
-            platform_dir,
-            state_dir=state_dir,
-            pccs_url=pccs_url,
-            pccs_insecure=pccs_insecure,
-            pccs_ca_file=pccs_ca_file,
-            pck_source=pck_source,
-            qe_svn=qe_svn,
-            pce_svn=pce_svn,
-            _entry_point="async_in_process()",
-        )
+        in_process(platform_dir, **options, _entry_point="async_in_process()")
     )
 
 
@@ -89,72 +70,50 @@ def _need_platform(label: str) -> UsageError:
 def quoter(
     *,
     platform_dir: PathLike | None = None,
-    state_dir: PathLike | None = None,
-    pccs_url: str | None = None,
-    pccs_insecure: bool = False,
-    pccs_ca_file: PathLike | None = None,
-    pck_source: PckSource | None = None,
-    qe_svn: int = QE_SVN,
-    pce_svn: int = PCE_SVN,
     timeout: float = DEFAULT_TIMEOUT,
     retry: RetryPolicy | None = None,
+    **options: Unpack[InProcessOptions],
 ) -> Quoter:
     """The quoter ``SGX_AESM_ADDR`` selects, as DCAP's library does.
 
     Present (even empty): out of process, on the socket it names or the default
-    one; absent: in process on ``platform_dir`` (the other arguments configure
-    in-process mode, ``timeout``/``retry`` out-of-process mode). The variable
-    is read once, at the library's first use.
+    one; absent: in process on ``platform_dir`` (``options`` are
+    :func:`in_process`'s: ``state_dir``, ``pccs_url``, ``pccs_insecure``,
+    ``pccs_ca_file``, ``pck_source``, ``qe_svn``, ``pce_svn``; ``timeout``/``retry``
+    configure out-of-process mode). The variable is read once, at the library's
+    first use.
     """
-    choice = environment_choice()
-    label = f"quoter() because {choice.reason}"
-    if choice.mode is Mode.OUT_OF_PROCESS:
+    label, platform = _environment_choice("quoter()", platform_dir)
+    if platform is None:
         return OutOfProcessQuoter(None, timeout=timeout, retry=retry, _entry_point=label)
-    if platform_dir is None:
-        raise _need_platform(label)
-    return in_process(
-        platform_dir,
-        state_dir=state_dir,
-        pccs_url=pccs_url,
-        pccs_insecure=pccs_insecure,
-        pccs_ca_file=pccs_ca_file,
-        pck_source=pck_source,
-        qe_svn=qe_svn,
-        pce_svn=pce_svn,
-        _entry_point=label,
-    )
+    return in_process(platform, **options, _entry_point=label)
 
 
 def async_quoter(
     *,
     platform_dir: PathLike | None = None,
-    state_dir: PathLike | None = None,
-    pccs_url: str | None = None,
-    pccs_insecure: bool = False,
-    pccs_ca_file: PathLike | None = None,
-    pck_source: PckSource | None = None,
-    qe_svn: int = QE_SVN,
-    pce_svn: int = PCE_SVN,
     timeout: float = DEFAULT_TIMEOUT,
     retry: RetryPolicy | None = None,
+    **options: Unpack[InProcessOptions],
 ) -> AsyncQuoter:
     """The asyncio form of :func:`quoter`."""
-    choice = environment_choice()
-    label = f"async_quoter() because {choice.reason}"
-    if choice.mode is Mode.OUT_OF_PROCESS:
+    label, platform = _environment_choice("async_quoter()", platform_dir)
+    if platform is None:
         return AsyncOutOfProcessQuoter(None, timeout=timeout, retry=retry, _entry_point=label)
+    return AsyncInProcessQuoter(in_process(platform, **options, _entry_point=label))
+
+
+def _environment_choice(
+    entry_point: str, platform_dir: PathLike | None
+) -> tuple[str, PathLike | None]:
+    """The call's label for mode errors, and the platform to quote on in process.
+
+    ``None`` for the platform means ``SGX_AESM_ADDR`` chose out-of-process mode.
+    """
+    choice = environment_choice()
+    label = f"{entry_point} because {choice.reason}"
+    if choice.mode is Mode.OUT_OF_PROCESS:
+        return label, None
     if platform_dir is None:
         raise _need_platform(label)
-    return AsyncInProcessQuoter(
-        in_process(
-            platform_dir,
-            state_dir=state_dir,
-            pccs_url=pccs_url,
-            pccs_insecure=pccs_insecure,
-            pccs_ca_file=pccs_ca_file,
-            pck_source=pck_source,
-            qe_svn=qe_svn,
-            pce_svn=pce_svn,
-            _entry_point=label,
-        )
-    )
+    return label, platform_dir

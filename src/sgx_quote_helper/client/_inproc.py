@@ -31,7 +31,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import (
@@ -363,6 +363,21 @@ def _platform_unusable(platform_dir: Path, exc: PlatformDirectoryError) -> Excep
             "directory, or create one with `sgx-quote-helper sim init DIR`."
         ],
     )
+
+
+class InProcessOptions(TypedDict, total=False):
+    """The keyword options of :func:`in_process`, which the other entry points pass on.
+
+    Their meanings and defaults are :func:`in_process`'s.
+    """
+
+    state_dir: str | os.PathLike[str] | None
+    pccs_url: str | None
+    pccs_insecure: bool
+    pccs_ca_file: str | os.PathLike[str] | None
+    pck_source: PckSource | None
+    qe_svn: int
+    pce_svn: int
 
 
 def in_process(
