@@ -14,8 +14,9 @@ validates every field and names the offending one (``PolicyError``).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -604,19 +605,17 @@ def _fmspcs_from(platform_tcb: dict[str, Any]) -> dict[bytes, FmspcPolicy]:
             _platform_level_from(level, f"{where}.tcbLevels[{index}]")
             for index, level in enumerate(_expect(entry["tcbLevels"], list, f"{where}.tcbLevels"))
         )
-        try:
+        with _located(where):
             fmspcs[fmspc] = FmspcPolicy(
                 pce_id=_hex(entry["pceId"], 2, f"{where}.pceId"), levels=levels
             )
-        except PolicyError as exc:
-            raise PolicyError(f"{where}: {exc}") from None
     return fmspcs
 
 
 def _platform_level_from(level: Any, at: str) -> PlatformTcbLevel:
     level = _expect(level, dict, at)
     components = tuple(_expect(level["components"], list, f"{at}.components"))
-    try:
+    with _located(at):
         return PlatformTcbLevel(
             components=components,
             pce_svn=level["pceSvn"],
@@ -624,8 +623,6 @@ def _platform_level_from(level: Any, at: str) -> PlatformTcbLevel:
             tcb_date=_date(level["tcbDate"], f"{at}.tcbDate"),
             advisory_ids=_strings(level.get("advisoryIds", []), f"{at}.advisoryIds"),
         )
-    except PolicyError as exc:
-        raise PolicyError(f"{at}: {exc}") from None
 
 
 def _qe_levels_from(qe_doc: dict[str, Any]) -> tuple[QeTcbLevel, ...]:
@@ -633,7 +630,7 @@ def _qe_levels_from(qe_doc: dict[str, Any]) -> tuple[QeTcbLevel, ...]:
     for index, level in enumerate(_expect(qe_doc["tcbLevels"], list, "qeIdentity.tcbLevels")):
         at = f"qeIdentity.tcbLevels[{index}]"
         level = _expect(level, dict, at)
-        try:
+        with _located(at):
             qe_levels.append(
                 QeTcbLevel(
                     isv_svn=level["isvSvn"],
@@ -642,6 +639,13 @@ def _qe_levels_from(qe_doc: dict[str, Any]) -> tuple[QeTcbLevel, ...]:
                     advisory_ids=_strings(level.get("advisoryIds", []), f"{at}.advisoryIds"),
                 )
             )
-        except PolicyError as exc:
-            raise PolicyError(f"{at}: {exc}") from None
     return tuple(qe_levels)
+
+
+@contextlib.contextmanager
+def _located(where: str) -> Iterator[None]:
+    """Prefix a :class:`PolicyError` raised inside with ``where`` in the document."""
+    try:
+        yield
+    except PolicyError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
