@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import resource
@@ -51,7 +52,7 @@ from sgx_quote_helper.service._connection import (
 from sgx_quote_helper.service._lock import ExclusiveLock, LockHeldError
 from sgx_quote_helper.service._logic import AesmLogic
 from sgx_quote_helper.service._metrics import DaemonMetrics
-from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID
+from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, AttKeyId
 
 _log = logging.getLogger("sgx_quote_helper.service")
 
@@ -91,8 +92,16 @@ class QuoteHelperServer:
         metrics: DaemonMetrics | None = None,
         refresh_pck: Callable[[], None] | None = None,
         on_close: Sequence[Callable[[], None]] = (),
+        listener: socket.socket | None = None,
+        key_lock: Path | None = None,
     ) -> None:
+        """``listener``: a worker's inherited, bound AESM socket (the supervisor owns
+        the path, its lock and the admin listener); ``key_lock``: a file locked
+        around key initialization, so that one of several workers generates and
+        seals the attestation key and the others load it."""
         self.config = config
+        self._inherited = listener
+        self._key_lock = key_lock
         self._on_close = tuple(on_close)
         self._released = False
         self.backend = backend
@@ -133,13 +142,7 @@ class QuoteHelperServer:
         self._background: list[asyncio.Task[None]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._previous_handler: Any = None
-        self._socket_inode: int | None = None
-        self._socket_lock = ExclusiveLock(
-            config.socket.with_name(config.socket.name + ".lock"),
-            f"the socket {config.socket}",
-            "two daemons must never share one socket: stop it first, or give this one "
-            "another --socket",
-        )
+        self._socket = AesmSocket(config)
         self._blob_errors_counted = 0
 
     @property
@@ -170,7 +173,8 @@ class QuoteHelperServer:
         self.metrics.describe_release(info.name, info.qe_svn, info.pce_svn, info.simulated)
         self._fit_connections_to_fd_limit()
         path = self.config.socket
-        self._prepare_socket_path(path)
+        if self._inherited is None:
+            self._socket.prepare()
         # asyncio reports accept() running out of descriptors through the
         # loop's exception handler: logged once per interval instead of a
         # traceback for every failed accept (see _on_loop_exception).
@@ -178,7 +182,7 @@ class QuoteHelperServer:
         loop.set_exception_handler(self._on_loop_exception)
         try:
             admin_address = self.config.admin_address()
-            if admin_address is not None:
+            if admin_address is not None and self._inherited is None:
                 self._admin = AdminServer(admin_address, self.metrics, self._is_ready)
                 try:
                     await self._admin.start()
@@ -187,16 +191,15 @@ class QuoteHelperServer:
                         f"cannot listen on --admin-listen {self.config.admin_listen}: "
                         f"{exc.strerror or exc}"
                     ) from None
-            listener = self._bind(path)
+            listener = self._inherited or self._socket.bind()
             self._listener_fd = listener.fileno()
-            self._socket_inode = path.stat().st_ino
             try:
                 self._server = await loop.create_unix_server(
                     self.hub.protocol, sock=listener, backlog=_BACKLOG
                 )
             except BaseException:
                 listener.close()
-                self._remove_socket()
+                self._socket.remove()
                 raise
         except BaseException:
             await self._release_admin()
@@ -254,7 +257,7 @@ class QuoteHelperServer:
         name = signal.Signals(signum).name
         if self.should_exit.is_set():
             log_event(_log, logging.WARNING, "daemon.forced_exit", signal=name)
-            self._remove_socket()
+            self._socket.remove()
             os._exit(1)
         log_event(_log, logging.INFO, "daemon.signal", signal=name)
         self.should_exit.set()
@@ -268,7 +271,7 @@ class QuoteHelperServer:
         self.backend.close()
         for close in self._on_close:
             close()
-        self._socket_lock.release()
+        self._socket.release()
 
     def _flush_log(self) -> None:
         self.peer_log.flush()
@@ -340,19 +343,132 @@ class QuoteHelperServer:
     def _is_ready(self) -> bool:
         return self.ready
 
-    # -- socket ----------------------------------------------------------------
+    async def _stop_accepting(self) -> None:
+        """Unlink the socket, take in connections the kernel already queued, close."""
+        self._socket.remove()
+        server, fd = self._server, self._listener_fd
+        if server is None or fd is None:
+            return
+        # New clients now fail to connect (no socket file); those already in
+        # the backlog completed connect() and may have sent their request, so
+        # let asyncio accept them rather than resetting them with the listener.
+        for _ in range(1000):
+            readable, _, _ = select.select([fd], [], [], 0)
+            if not readable:
+                break
+            await asyncio.sleep(0)
+        for _ in range(3):  # connection_made of the last ones accepted
+            await asyncio.sleep(0)
+        # Not wait_closed(): from Python 3.12 on it also waits for every open
+        # connection, which the drain below bounds instead.
+        server.close()
+        self._server = None
+        self._listener_fd = None
 
-    def _prepare_socket_path(self, path: Path) -> None:
+    # -- readiness -------------------------------------------------------------
+
+    async def _become_ready(self) -> None:
+        delay = _READY_RETRY_MIN
+        key_id = DEFAULT_ECDSA_ATT_KEY_ID.base
+        while True:
+            attempted = time.monotonic()
+            try:
+                await self._in_worker(self._initialize, key_id)
+            except Exception as exc:
+                reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
+                log_event(
+                    _log,
+                    logging.WARNING,
+                    "daemon.not_ready",
+                    reason=reason,
+                    retry_in=f"{delay:.1f}s",
+                )
+                self._ready_wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._ready_wakeup.wait()
+                # A client asking for quotes may wake this early, but attempts
+                # stay at least _READY_RETRY_MIN apart.
+                pause = _READY_RETRY_MIN - (time.monotonic() - attempted)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                delay = min(delay * 2, _READY_RETRY_MAX)
+                continue
+            break
+        self._key_initialized()
+        self.ready = True
+        self.metrics.ready.set(1)
+        log_event(_log, logging.INFO, "daemon.ready")
+        while self._refresh_pck is not None:
+            await asyncio.sleep(PCK_REFRESH_INTERVAL)
+            try:
+                await self._in_worker(self._refresh_pck)
+                # Re-certify with the chain just fetched (a TCB recovery may
+                # have brought a new PCK certificate); quotes keep flowing
+                # from the current key meanwhile.
+                await self._in_worker(self._initialize, key_id)
+                self._key_initialized()
+            except Exception as exc:
+                reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
+                log_event(_log, logging.WARNING, "pck_chain.refresh_failed", reason=reason)
+
+    def _initialize(self, key_id: AttKeyId) -> None:
+        if self._key_lock is None:
+            self._logic.initialize(key_id)
+            return
+        fd = os.open(self._key_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocking: the first worker generates
+            self._logic.initialize(key_id)
+        finally:
+            os.close(fd)
+
+    async def _in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._pool, function, *args)
+
+    def _key_initialized(self) -> None:
+        created: float | None = None
+        backend = self.backend
+        if isinstance(backend, AttestationKeyStatus):
+            created = backend.attestation_key_created()
+        self.metrics.key_created(created if created is not None else time.time())
+        if isinstance(backend, AttestationKeyStatus):
+            replaced = backend.att_key_blob_errors
+            if replaced > self._blob_errors_counted:
+                self.metrics.sealed_key_replaced.inc(replaced - self._blob_errors_counted)
+                self._blob_errors_counted = replaced
+
+
+class AesmSocket:
+    """The AESM socket's path: its lock, a stale socket replaced, the bind, the unlink."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self._inode: int | None = None
+        self._lock = ExclusiveLock(
+            config.socket.with_name(config.socket.name + ".lock"),
+            f"the socket {config.socket}",
+            "two daemons must never share one socket: stop it first, or give this one "
+            "another --socket",
+        )
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def prepare(self) -> None:
+        """Take the socket's lock and clear a stale socket, or raise StartupError."""
+        path = self.config.socket
         self._make_directory(path.parent)
         # The lock closes the window in which a daemon that has bound but not
         # yet listened looks stale to a second one probing the socket.
         try:
-            self._socket_lock.acquire()
+            self._lock.acquire()
         except LockHeldError as exc:
             raise StartupError(str(exc)) from None
         except OSError as exc:
             raise StartupError(
-                f"cannot create the lock file {self._socket_lock.path}: {exc.strerror}; "
+                f"cannot create the lock file {self._lock.path}: {exc.strerror}; "
                 "the socket's directory must be writable by the quote helper"
             ) from None
         try:
@@ -403,11 +519,14 @@ class QuoteHelperServer:
                     f"cannot create the socket directory {created}: {exc.strerror}"
                 ) from None
 
-    def _bind(self, path: Path) -> socket.socket:
+    def bind(self) -> socket.socket:
+        """Bind the socket with its mode and owner (not listening yet)."""
+        path = self.config.socket
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
                 sock.bind(str(path))
+                self._inode = path.stat().st_ino
             except OSError as exc:
                 raise StartupError(
                     f"cannot bind the AESM socket {path}: {exc.strerror or exc}"
@@ -435,94 +554,9 @@ class QuoteHelperServer:
             raise
         return sock
 
-    def _remove_socket(self) -> None:
+    def remove(self) -> None:
         path = self.config.socket
         with contextlib.suppress(OSError):
             # Only remove our own socket, not one a successor already created.
-            if self._socket_inode is not None and path.lstat().st_ino == self._socket_inode:
+            if self._inode is not None and path.lstat().st_ino == self._inode:
                 path.unlink()
-
-    async def _stop_accepting(self) -> None:
-        """Unlink the socket, take in connections the kernel already queued, close."""
-        self._remove_socket()
-        server, fd = self._server, self._listener_fd
-        if server is None or fd is None:
-            return
-        # New clients now fail to connect (no socket file); those already in
-        # the backlog completed connect() and may have sent their request, so
-        # let asyncio accept them rather than resetting them with the listener.
-        for _ in range(1000):
-            readable, _, _ = select.select([fd], [], [], 0)
-            if not readable:
-                break
-            await asyncio.sleep(0)
-        for _ in range(3):  # connection_made of the last ones accepted
-            await asyncio.sleep(0)
-        # Not wait_closed(): from Python 3.12 on it also waits for every open
-        # connection, which the drain below bounds instead.
-        server.close()
-        self._server = None
-        self._listener_fd = None
-
-    # -- readiness -------------------------------------------------------------
-
-    async def _become_ready(self) -> None:
-        delay = _READY_RETRY_MIN
-        key_id = DEFAULT_ECDSA_ATT_KEY_ID.base
-        while True:
-            attempted = time.monotonic()
-            try:
-                await self._in_worker(self._logic.initialize, key_id)
-            except Exception as exc:
-                reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
-                log_event(
-                    _log,
-                    logging.WARNING,
-                    "daemon.not_ready",
-                    reason=reason,
-                    retry_in=f"{delay:.1f}s",
-                )
-                self._ready_wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._ready_wakeup.wait()
-                # A client asking for quotes may wake this early, but attempts
-                # stay at least _READY_RETRY_MIN apart.
-                pause = _READY_RETRY_MIN - (time.monotonic() - attempted)
-                if pause > 0:
-                    await asyncio.sleep(pause)
-                delay = min(delay * 2, _READY_RETRY_MAX)
-                continue
-            break
-        self._key_initialized()
-        self.ready = True
-        self.metrics.ready.set(1)
-        log_event(_log, logging.INFO, "daemon.ready")
-        while self._refresh_pck is not None:
-            await asyncio.sleep(PCK_REFRESH_INTERVAL)
-            try:
-                await self._in_worker(self._refresh_pck)
-                # Re-certify with the chain just fetched (a TCB recovery may
-                # have brought a new PCK certificate); quotes keep flowing
-                # from the current key meanwhile.
-                await self._in_worker(self._logic.initialize, key_id)
-                self._key_initialized()
-            except Exception as exc:
-                reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
-                log_event(_log, logging.WARNING, "pck_chain.refresh_failed", reason=reason)
-
-    async def _in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
-        assert self._loop is not None
-        return await self._loop.run_in_executor(self._pool, function, *args)
-
-    def _key_initialized(self) -> None:
-        created: float | None = None
-        backend = self.backend
-        if isinstance(backend, AttestationKeyStatus):
-            created = backend.attestation_key_created()
-        self.metrics.key_created(created if created is not None else time.time())
-        if isinstance(backend, AttestationKeyStatus):
-            replaced = backend.att_key_blob_errors
-            if replaced > self._blob_errors_counted:
-                self.metrics.sealed_key_replaced.inc(replaced - self._blob_errors_counted)
-                self._blob_errors_counted = replaced
