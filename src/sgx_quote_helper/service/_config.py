@@ -445,11 +445,11 @@ class ServiceConfig:
     def effective_workers(self) -> int:
         """How many worker processes ``serve`` runs (1: the daemon is one process).
 
-        ``0`` means one per core, at most 4; a backend that is not shareable
+        ``0`` means one per core this process may run on, at most 4; a backend that is not shareable
         gets one; and never more than ``max_connections_per_uid`` (and
         ``max_connections``), so that each worker's share of them is at least 1.
         """
-        wanted = self.workers or min(os.cpu_count() or 1, 4)
+        wanted = self.workers or min(len(os.sched_getaffinity(0)), 4)
         if not BACKENDS[self.backend].shareable:
             return 1
         return max(1, min(wanted, self.max_connections_per_uid, self.max_connections))

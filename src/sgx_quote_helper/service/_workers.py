@@ -94,7 +94,7 @@ def _frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "little") + payload
 
 
-def _snapshot(server: QuoteHelperServer, index: int) -> bytes:
+def _snapshot(server: QuoteHelperServer, index: int, sequence: int) -> bytes:
     families = []
     for metric in server.metrics.registry.collect():
         families.append(
@@ -106,7 +106,13 @@ def _snapshot(server: QuoteHelperServer, index: int) -> bytes:
                 "samples": [[s.name, s.labels, s.value] for s in metric.samples],
             }
         )
-    status = {"index": index, "pid": os.getpid(), "ready": server.ready, "families": families}
+    status = {
+        "sequence": sequence,
+        "index": index,
+        "pid": os.getpid(),
+        "ready": server.ready,
+        "families": families,
+    }
     return json.dumps(status).encode()
 
 
@@ -159,6 +165,7 @@ class _Worker:
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    sequence: int = 0
 
     async def status(self) -> dict[str, Any] | None:
         """The worker's snapshot, or ``None`` when it is not there or does not answer."""
@@ -166,12 +173,22 @@ class _Worker:
             if self.reader is None or self.writer is None:
                 return None
             try:
+                self.sequence = (self.sequence + 1) % 2**32
                 async with asyncio.timeout(_STATUS_TIMEOUT):
-                    self.writer.write(b"s")
+                    self.writer.write(self.sequence.to_bytes(4, "little"))
                     await self.writer.drain()
-                    result: dict[str, Any] = json.loads(await _read_message(self.reader))
-                    return result
-            except (OSError, EOFError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+                    while True:  # a reply to an earlier request that timed out is stale
+                        result: dict[str, Any] = json.loads(await _read_message(self.reader))
+                        if result["sequence"] == self.sequence:
+                            return result
+            except (
+                OSError,
+                EOFError,
+                KeyError,
+                TimeoutError,
+                ValueError,
+                asyncio.IncompleteReadError,
+            ):
                 return None
 
 
@@ -303,23 +320,24 @@ class Supervisor:
             self._socket.release()
             for close in self._on_close:
                 close()
-        log_event(_log, logging.INFO, "supervisor.stopped")
+        log_event(_log, logging.INFO, "daemon.stopped")
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
         if self.should_exit.is_set():
-            log_event(_log, logging.WARNING, "supervisor.forced_exit", signal=name)
+            log_event(_log, logging.WARNING, "daemon.forced_exit", signal=name)
             for worker in self._workers:
                 if worker.process is not None and worker.process.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         worker.process.kill()
             self._socket.remove()
             os._exit(1)
-        log_event(_log, logging.INFO, "supervisor.signal", signal=name)
+        log_event(_log, logging.INFO, "daemon.signal", signal=name)
         self.should_exit.set()
 
     async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
         self._stopping = True
+        log_event(_log, logging.INFO, "daemon.stopping", workers=self.count)
         # New clients fail to connect; the workers take in what is queued and drain.
         self._socket.remove()
         for worker in self._workers:
@@ -478,10 +496,11 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 async def _answer(control: socket.socket, server: QuoteHelperServer, index: int) -> None:
     reader, writer = await asyncio.open_connection(sock=control)
     try:
-        while await reader.read(1):
-            writer.write(_frame(_snapshot(server, index)))
+        while True:
+            sequence = int.from_bytes(await reader.readexactly(4), "little")
+            writer.write(_frame(_snapshot(server, index, sequence)))
             await writer.drain()
-    except OSError:
+    except (OSError, asyncio.IncompleteReadError):
         pass
     finally:
         writer.close()
