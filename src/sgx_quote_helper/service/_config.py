@@ -420,10 +420,10 @@ class ServiceConfig:
     )
     workers: int = setting(
         integer(0, 64),
-        default=0,
-        default_text="0 = min(cores, 4)",
-        help="worker processes accepting on the one socket; admission limits are divided "
-        "among them, and a backend that cannot be shared (anything but sim) runs one",
+        default=1,
+        help="worker processes accepting on the one socket (0: one per core, at most 4); "
+        "admission limits are divided among them, and a backend that cannot be shared "
+        "(anything but sim) runs one",
     )
     qe_svn: int = setting(
         SVN,

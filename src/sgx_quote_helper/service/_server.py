@@ -77,6 +77,11 @@ _ACCEPT_EXHAUSTED = "socket.accept() out of system resource"
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
+#: Files in the state directory shared by the workers of ``--workers``: the
+#: lock held around key initialization and the "generated, not yet announced" mark.
+KEY_LOCK, UNANNOUNCED_KEY = "attestation-key.lock", "attestation-key.unannounced"
+
+
 class StartupError(SgxQuoteHelperError):
     """The daemon cannot start; nothing was left bound."""
 
@@ -114,7 +119,12 @@ class QuoteHelperServer:
         self.peer_log = RateLimitedLog(_log, burst=_LOG_BURST, interval=_LOG_INTERVAL)
         #: Running out of descriptors is said once a minute per listener.
         self._fd_log = RateLimitedLog(_log, burst=1, interval=_FD_LOG_INTERVAL)
-        self._logic = AesmLogic(backend, self._is_ready, log=self.peer_log)
+        self._logic = AesmLogic(
+            backend,
+            self._is_ready,
+            log=self.peer_log,
+            unannounced_marker=None if key_lock is None else key_lock.with_name(UNANNOUNCED_KEY),
+        )
         # Backend calls that may block (QuoteBackend.may_block) run here.
         self._pool = ThreadPoolExecutor(
             max_workers=config.max_inflight, thread_name_prefix="sgx-quote-helper-backend"
@@ -191,6 +201,11 @@ class QuoteHelperServer:
                         f"cannot listen on --admin-listen {self.config.admin_listen}: "
                         f"{exc.strerror or exc}"
                     ) from None
+            if self._inherited is not None:
+                # A worker joining others (or replacing one) accepts once it can
+                # quote, unless its first attempt fails (a PCCS down at the first
+                # start): then it answers AESM_NETWORK_ERROR like the others.
+                await self._try_initialize()
             listener = self._inherited or self._socket.bind()
             self._listener_fd = listener.fileno()
             try:
@@ -207,6 +222,8 @@ class QuoteHelperServer:
             raise
         self._background.append(asyncio.create_task(self._become_ready()))
         self._flush_timer = loop.call_later(_LOG_INTERVAL, self._flush_log)
+        admin_shown = self.config.admin_listen if self._inherited is not None else None
+        admin_shown = admin_shown or "off"
         log_event(
             _log,
             logging.INFO,
@@ -216,7 +233,7 @@ class QuoteHelperServer:
             qe_svn=info.qe_svn,
             pce_svn=info.pce_svn,
             simulated=info.simulated,
-            admin=self._admin.address if self._admin is not None else "off",
+            admin=self._admin.address if self._admin is not None else admin_shown,
             max_connections=self.hub.limits.max_connections,
             pid=os.getpid(),
         )
@@ -367,10 +384,23 @@ class QuoteHelperServer:
 
     # -- readiness -------------------------------------------------------------
 
+    async def _try_initialize(self) -> None:
+        try:
+            await self._in_worker(self._initialize, DEFAULT_ECDSA_ATT_KEY_ID.base)
+        except Exception:  # _become_ready retries and logs why
+            return
+        self._now_ready()
+
+    def _now_ready(self) -> None:
+        self._key_initialized()
+        self.ready = True
+        self.metrics.ready.set(1)
+        log_event(_log, logging.INFO, "daemon.ready")
+
     async def _become_ready(self) -> None:
         delay = _READY_RETRY_MIN
         key_id = DEFAULT_ECDSA_ATT_KEY_ID.base
-        while True:
+        while not self.ready:
             attempted = time.monotonic()
             try:
                 await self._in_worker(self._initialize, key_id)
@@ -394,11 +424,7 @@ class QuoteHelperServer:
                     await asyncio.sleep(pause)
                 delay = min(delay * 2, _READY_RETRY_MAX)
                 continue
-            break
-        self._key_initialized()
-        self.ready = True
-        self.metrics.ready.set(1)
-        log_event(_log, logging.INFO, "daemon.ready")
+            self._now_ready()
         while self._refresh_pck is not None:
             await asyncio.sleep(PCK_REFRESH_INTERVAL)
             try:

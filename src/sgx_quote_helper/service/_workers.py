@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import errno
 import gc
 import json
 import logging
@@ -50,11 +51,16 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from sgx_quote_helper._logging import configure_logging, log_event
+from sgx_quote_helper._logging import RateLimitedLog, configure_logging, log_event
 from sgx_quote_helper.service._admin import AdminServer
 from sgx_quote_helper.service._config import ServiceConfig
 from sgx_quote_helper.service._server import (
+    _ACCEPT_EXHAUSTED,
     _BACKLOG,
+    _FD_LOG_INTERVAL,
+    _RESOURCE_ERRNOS,
+    KEY_LOCK,
+    UNANNOUNCED_KEY,
     AesmSocket,
     QuoteHelperServer,
     StartupError,
@@ -69,7 +75,6 @@ _RESTART_MIN, _RESTART_MAX, _RESTART_RESET = 0.1, 10.0, 30.0
 _STATUS_TIMEOUT = 5.0
 #: Beyond --drain-timeout, how long the supervisor waits before SIGKILL.
 _KILL_GRACE = 5.0
-_KEY_LOCK = "attestation-key.lock"
 _PREFIX = "sgx_quote_helper"
 
 
@@ -217,6 +222,9 @@ class Supervisor:
         self._collector = _NodeCollector()
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self._collector)
+        #: accept() on the admin listener failing for lack of descriptors.
+        self._admin_accept_errors = 0
+        self._fd_log = RateLimitedLog(_log, burst=1, interval=_FD_LOG_INTERVAL)
 
     # -- admin ------------------------------------------------------------------
 
@@ -227,6 +235,13 @@ class Supervisor:
         async def metrics_endpoint(request: Request) -> Response:
             statuses = [status for status in await self._statuses() if status is not None]
             families = merge(statuses)
+            for family in families:
+                if family.name == f"{_PREFIX}_accept_errors":
+                    family.add_sample(
+                        f"{_PREFIX}_accept_errors_total",
+                        {"listener": "admin"},
+                        self._admin_accept_errors,
+                    )
             per_worker = CounterMetricFamily(
                 f"{_PREFIX}_worker_connections",
                 "Client connections accepted, by worker index and pid",
@@ -280,6 +295,7 @@ class Supervisor:
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._on_loop_exception)
         admin: AdminServer | None = None
         try:
             self._socket.prepare()
@@ -293,6 +309,13 @@ class Supervisor:
                         f"cannot listen on --admin-listen {self.config.admin_listen}: "
                         f"{exc.strerror or exc}"
                     ) from None
+            # Left by a run that stopped before a client announced its key: a
+            # key now on disk is loaded, and a loaded key is visible at once.
+            (self.config.effective_state_dir() / UNANNOUNCED_KEY).unlink(missing_ok=True)
+            if admin is not None:  # the workers name it in their logs
+                self._worker_config = dataclasses.replace(
+                    self._worker_config, admin_listen=admin.address
+                )
             self._listener = self._socket.bind()
             self._listener.listen(_BACKLOG)
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -320,7 +343,28 @@ class Supervisor:
             self._socket.release()
             for close in self._on_close:
                 close()
+            self._fd_log.flush(force=True)
         log_event(_log, logging.INFO, "daemon.stopped")
+
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The admin listener running out of descriptors: counted, said once a minute."""
+        exc = context.get("exception")
+        if (
+            context.get("message") == _ACCEPT_EXHAUSTED
+            and isinstance(exc, OSError)
+            and exc.errno in _RESOURCE_ERRNOS
+        ):
+            self._admin_accept_errors += 1
+            self._fd_log.log(
+                logging.ERROR,
+                "accept.out_of_resources.admin",
+                error=errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+                detail=exc.strerror,
+                hint="raise the daemon's open-files limit (ulimit -n / LimitNOFILE)",
+            )
+            self._fd_log.flush()
+            return
+        loop.default_exception_handler(context)
 
     def _on_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -459,7 +503,7 @@ def worker_main() -> None:
 
     try:
         server = build_worker_server(
-            config, listener, key_lock=config.effective_state_dir() / _KEY_LOCK
+            config, listener, key_lock=config.effective_state_dir() / KEY_LOCK
         )
     except Exception as exc:
         log_event(_log, logging.ERROR, "worker.startup_failed", worker=index, error=str(exc))
