@@ -330,4 +330,5 @@ SIM_BACKEND = BackendFactory(
     missing_options=_missing_options,
     create=_create,
     shareable=True,
+    uses_pck_source=True,
 )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import logging
 import os
 import socket
 import tempfile
 from pathlib import Path
 
-from sgx_quote_helper._logging import configure_logging
+from sgx_quote_helper._logging import configure_logging, log_event
 from sgx_quote_helper.backends import backend_factory
 from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.service._config import (
@@ -55,6 +56,14 @@ def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
 def build_server(config: ServiceConfig) -> QuoteHelperServer:
     """Everything that can fail before binding: directories, PCK source, backend, metrics."""
     metrics = DaemonMetrics()
+    factory = backend_factory(config.backend)
+    options = dataclasses.replace(
+        config.backend_options(), on_upstream_failure=metrics.upstream_failed
+    )
+    if not factory.uses_pck_source:
+        # Intel's library (through its quote provider) and an upstream AESM
+        # get the PCK chain themselves: no PCK source, no state directory.
+        return QuoteHelperServer(config, factory.create(options), metrics=metrics)
     state_dir = config.effective_state_dir()
     _check_directories(config, state_dir)
     state_lock = _take_state_lock(state_dir)
@@ -130,10 +139,17 @@ def _build_locked(
 
 def run_daemon(config: ServiceConfig) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
-    # A webhook may inject SGX_AESM_ADDR into every container, this one
-    # included; with it set, Intel's quote library would call this daemon.
-    os.environ.pop("SGX_AESM_ADDR", None)
     configure_logging(config.log_format, config.log_level)
+    # A webhook may inject SGX_AESM_ADDR into every container, this one
+    # included; with it set, Intel's quote library (dcap backend) would send
+    # this daemon's quote requests back to the daemon.
+    if os.environ.pop("SGX_AESM_ADDR", None) is not None:
+        log_event(
+            logging.getLogger("sgx_quote_helper.service"),
+            logging.INFO,
+            "daemon.sgx_aesm_addr_unset",
+            reason="this daemon quotes in-process; the variable is for its clients",
+        )
     workers = config.effective_workers()
     if workers > 1:
         return _run_supervised(config, workers)
@@ -160,7 +176,7 @@ def _run_supervised(config: ServiceConfig, workers: int) -> int:
     try:
         # Everything that can fail in a worker's build fails here first, once,
         # before the socket exists (the probe backend is closed at once).
-        build_worker_probe(config, state_dir)
+        _probe_worker_build(config, state_dir)
     except BaseException:
         state_lock.release()
         raise
@@ -168,7 +184,7 @@ def _run_supervised(config: ServiceConfig, workers: int) -> int:
     return 0
 
 
-def build_worker_probe(config: ServiceConfig, state_dir: Path) -> None:
+def _probe_worker_build(config: ServiceConfig, state_dir: Path) -> None:
     source = pck_source_for(
         pccs_url=config.pccs_url,
         platform_dir=config.platform,

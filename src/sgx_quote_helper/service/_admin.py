@@ -36,7 +36,11 @@ def build_admin_app(metrics: DaemonMetrics, is_ready: Callable[[], bool]) -> Sta
     async def readyz(request: Request) -> Response:
         if is_ready():
             return PlainTextResponse("ready\n")
-        return PlainTextResponse("not ready: no PCK certificate chain yet\n", status_code=503)
+        return PlainTextResponse(
+            "not ready: quoting is not available yet (no PCK certificate chain, or the "
+            "backend's upstream is unusable; see the daemon log)\n",
+            status_code=503,
+        )
 
     return Starlette(
         routes=[

@@ -115,7 +115,7 @@ def _snapshot(server: QuoteHelperServer, index: int, sequence: int) -> bytes:
         "sequence": sequence,
         "index": index,
         "pid": os.getpid(),
-        "ready": server.ready,
+        "ready": server.is_ready(),
         "families": families,
     }
     return json.dumps(status).encode()
