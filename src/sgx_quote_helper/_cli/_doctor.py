@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sgx_quote_helper import client
+from sgx_quote_helper._cli._options import PLATFORM_ENV, add_pccs_client_options
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.backends import DcapOptions
 from sgx_quote_helper.doctor import (
@@ -20,17 +21,16 @@ from sgx_quote_helper.doctor import (
     run_doctor,
 )
 from sgx_quote_helper.errors import UsageError
-from sgx_quote_helper.pccs import DEFAULT_TIMEOUT as PCCS_DEFAULT_TIMEOUT
-
-#: The daemon's environment variable for --platform; `quote` and `doctor` honour it too.
-_PLATFORM_ENV = "SGX_QUOTE_HELPER_PLATFORM"
 
 _EPILOG = """\
 Checks, in order: environment (SGX_AESM_ADDR and the mode), socket (exists, is a
 socket, directory mounted, connectable by this uid/gid), daemon (key ids, QE target
 info, quote size), quote (a test quote; needs --platform), pccs (reachability and
 collateral validity; needs --pccs-url), tcb (the TCB status of the test quote; needs
---platform, --pccs-url and --root-ca). A check whose input is not given is skipped.
+--platform, --pccs-url and --root-ca), node (on SGX hardware, what `serve --backend
+dcap` needs: the SGX devices, Intel's quote library and its version, a quote provider
+library, a first QE target info; skipped on machines without SGX). A check whose
+input is not given is skipped.
 
 Exit status: 0 when no check failed (warnings and skips do not fail); 1 when one
 did, or the options contradict each other; 2 for unknown options. See docs/doctor.md.
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--platform",
         metavar="DIR",
         help="simulated platform directory (DIR/platform of `sim init DIR`) for a test quote; "
-        f"default ${_PLATFORM_ENV}",
+        f"default ${PLATFORM_ENV}",
     )
     parser.add_argument(
         "--socket",
@@ -78,19 +78,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=client.DEFAULT_TIMEOUT,
         help="per read/write timeout on the socket (default 15, as Intel's client)",
     )
-    parser.add_argument(
-        "--pccs-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=PCCS_DEFAULT_TIMEOUT,
-        help=f"default: {PCCS_DEFAULT_TIMEOUT:g}",
-    )
-    parser.add_argument("--pccs-ca-file", metavar="FILE", help="CA certificate(s) for PCCS TLS")
-    parser.add_argument(
-        "--pccs-insecure",
-        action="store_true",
-        help="do not verify the PCCS TLS certificate (self-signed PCCS; insecure)",
-    )
+    add_pccs_client_options(parser)
     parser.add_argument(
         "--warn-days",
         metavar="DAYS",
@@ -101,13 +89,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     node = parser.add_argument_group(
         "node check", "on SGX hardware: what `serve --backend dcap` needs (docs/backends.md)"
     )
-    node.add_argument("--dcap-library", metavar="LIB", default=DcapOptions.library)
-    node.add_argument("--dcap-quote-provider", metavar="LIB", default=DcapOptions.quote_provider)
     node.add_argument(
-        "--sgx-enclave-device", metavar="PATH", type=Path, default=DcapOptions.enclave_device
+        "--dcap-library",
+        metavar="LIB",
+        default=DcapOptions.library,
+        help="Intel's quote library, as `serve --dcap-library` (default %(default)s)",
     )
     node.add_argument(
-        "--sgx-provision-device", metavar="PATH", type=Path, default=DcapOptions.provision_device
+        "--dcap-quote-provider",
+        metavar="LIB",
+        default=DcapOptions.quote_provider,
+        help="the quote provider library, as `serve --dcap-quote-provider` (default %(default)s)",
+    )
+    node.add_argument(
+        "--sgx-enclave-device",
+        metavar="PATH",
+        type=Path,
+        default=DcapOptions.enclave_device,
+        help="the SGX enclave device (default %(default)s)",
+    )
+    node.add_argument(
+        "--sgx-provision-device",
+        metavar="PATH",
+        type=Path,
+        default=DcapOptions.provision_device,
+        help="the SGX provisioning device (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.set_defaults(func=run)
@@ -124,7 +130,7 @@ def _options(args: argparse.Namespace) -> DoctorOptions:
         raise UsageError("--pccs-ca-file makes no sense with --pccs-insecure")
     return DoctorOptions(
         socket_path=args.socket,
-        platform_dir=args.platform or os.environ.get(_PLATFORM_ENV) or None,
+        platform_dir=args.platform or os.environ.get(PLATFORM_ENV) or None,
         pccs_url=args.pccs_url,
         root_ca=args.root_ca,
         admin_url=args.admin_url,

@@ -396,27 +396,31 @@ class ServiceConfig:
         default=None,
         default_text="none",
         help="simulated platform directory (DIR/platform of `sim init`)",
+        group="sim",
     )
     pccs_url: str | None = setting(
         URL,
         default=None,
         default_text="embedded manufacturer",
         help="PCCS for the PCK certificate chain (http:// or https://)",
+        group="sim",
     )
     pccs_insecure: bool = setting(
-        SWITCH, default=False, help="do not verify the PCCS's TLS certificate"
+        SWITCH, default=False, help="do not verify the PCCS's TLS certificate", group="sim"
     )
     pccs_ca_file: Path | None = setting(
         FILE,
         default=None,
         default_text="system CAs",
         help="CA bundle for the PCCS's TLS certificate",
+        group="sim",
     )
     state_dir: Path | None = setting(
         DIRECTORY,
         default=None,
         default_text=f"PLATFORM/state, else {DEFAULT_STATE_DIR}",
         help="directory for the sealed attestation key and the PCK chain cache",
+        group="sim",
     )
     admin_listen: str | None = setting(
         LISTEN_ADDRESS,
@@ -466,12 +470,14 @@ class ServiceConfig:
         default=QE_SVN,
         default_text=f"{QE_SVN} (the release's)",
         help="ISVSVN of the QE3 this (simulated) release hosts",
+        group="sim",
     )
     pce_svn: int = setting(
         SVN,
         default=PCE_SVN,
         default_text=f"{PCE_SVN} (the release's)",
         help="ISVSVN of the PCE this (simulated) release hosts",
+        group="sim",
     )
     upstream: Path | None = setting(
         SOCKET,
