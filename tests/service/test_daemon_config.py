@@ -250,6 +250,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "allow_uid": ("root", (0,)),
     "allow_gid": ("65534", (65534,)),
     "backend": ("DCAP", "dcap"),
+    "workers": ("3", 3),
     "platform": ("/p2", Path("/p2")),
     "pccs_url": ("https://pccs:8081", "https://pccs:8081"),
     "pccs_insecure": ("true", True),
