@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,6 +111,35 @@ def native_client() -> Path | None:
         binary.parent.mkdir(exist_ok=True)
         subprocess.run([compiler, "-O2", "-o", str(binary), str(_NATIVE_SOURCE)], check=True)
     return binary
+
+
+class CpuWindow:
+    """CPU seconds of the server sampled at the start and the end of a window.
+
+    Pass :meth:`on_window` to :func:`run_clients`; :meth:`seconds` waits for
+    the sampling thread, which may still be sleeping towards the window's end
+    when the load generator returns.
+    """
+
+    def __init__(self, measure: Callable[[], float]) -> None:
+        self._measure = measure
+        self._samples: list[float] = []
+        self._thread: threading.Thread | None = None
+
+    def on_window(self, begin: float, stop: float) -> None:
+        def run() -> None:
+            for at in (begin, stop):
+                time.sleep(max(0.0, at - time.time()))
+                self._samples.append(self._measure())
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def seconds(self) -> float:
+        if self._thread is None:
+            raise RuntimeError("the load generator never fixed its window")
+        self._thread.join()
+        return self._samples[1] - self._samples[0]
 
 
 def run_clients(

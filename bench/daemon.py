@@ -38,13 +38,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from bench._loadgen import LoadResult, _exchange, native_client, run_clients
+from bench._loadgen import CpuWindow, LoadResult, _exchange, native_client, run_clients
 from sgx_quote_helper._cli import main as cli_main
 from sgx_quote_helper.aesm import (
     MAX_RESPONSE_BODY_SIZE,
@@ -223,32 +223,15 @@ def _sequential(daemon: Daemon, frame: bytes, count: int) -> list[float]:
     return latencies
 
 
-def _cpu_sampler(pid: int) -> tuple[Callable[[float, float], None], list[float]]:
-    """An ``on_window`` callback that samples the daemon's CPU time at begin and stop."""
-    samples: list[float] = []
-
-    def sample(at: float) -> None:
-        time.sleep(max(0.0, at - time.time()))
-        samples.append(_cpu_seconds(pid))
-
-    def on_window(begin: float, stop: float) -> None:
-        def run() -> None:
-            sample(begin)
-            sample(stop)
-
-        threading.Thread(target=run, daemon=True).start()
-
-    return on_window, samples
-
-
 def _throughput(
     daemon: Daemon, frame: Path, clients: int, duration: float, native: Path | None
 ) -> dict[str, object]:
-    on_window, samples = _cpu_sampler(daemon.process.pid)
+    pid = daemon.process.pid
+    window = CpuWindow(lambda: _cpu_seconds(pid))
     result: LoadResult = run_clients(
-        daemon.socket, frame, clients, duration, on_window=on_window, native=native
+        daemon.socket, frame, clients, duration, on_window=window.on_window, native=native
     )
-    cpu = samples[1] - samples[0]  # over exactly the measured window
+    cpu = window.seconds()  # over exactly the measured window
     count = len(result.latencies)
     cpu_per_quote = cpu / count if count else float("nan")
     return {

@@ -37,10 +37,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from cryptography.hazmat.primitives import cmac, hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import algorithms
 
-from bench._loadgen import native_client, run_clients
+from bench._loadgen import CpuWindow, native_client, run_clients
 from bench.daemon import RESULTS, Daemon, _daemon, _frames, _machine, _starvation, _tree
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -120,30 +119,16 @@ def raw_crypto_us_per_quote(seconds: float = 1.0) -> float:
 # -- 2. load levels ---------------------------------------------------------------
 
 
-def _sample_cpu(pids: list[int]) -> tuple[Callable[[float, float], None], list[float]]:
-    samples: list[float] = []
-
-    def on_window(begin: float, stop: float) -> None:
-        def run() -> None:
-            for at in (begin, stop):
-                time.sleep(max(0.0, at - time.time()))
-                samples.append(_tree_cpu_seconds(pids))
-
-        threading.Thread(target=run, daemon=True).start()
-
-    return on_window, samples
-
-
 def load_level(
     daemon: Daemon, frame: Path, clients: int, duration: float, native: Path | None
 ) -> dict[str, Any]:
     pids = _tree(daemon.process.pid)
-    on_window, samples = _sample_cpu(pids)
+    window = CpuWindow(lambda: _tree_cpu_seconds(pids))
     result = run_clients(
-        daemon.socket, frame, clients, duration, on_window=on_window, native=native
+        daemon.socket, frame, clients, duration, on_window=window.on_window, native=native
     )
     count = len(result.latencies)
-    cpu = samples[1] - samples[0]
+    cpu = window.seconds()
     return {
         "clients": clients,
         "quotes": count,
