@@ -9,6 +9,7 @@ import textwrap
 from datetime import timedelta
 
 from sgx_quote_helper import client
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.doctor import (
     CheckResult,
@@ -71,14 +72,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
+        type=_args.seconds(),
         default=client.DEFAULT_TIMEOUT,
         help="per read/write timeout on the socket (default 15, as Intel's client)",
     )
     parser.add_argument(
         "--pccs-timeout",
         metavar="SECONDS",
-        type=float,
+        type=_args.seconds(),
         default=PCCS_DEFAULT_TIMEOUT,
         help=f"default: {PCCS_DEFAULT_TIMEOUT:g}",
     )
@@ -91,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--warn-days",
         metavar="DAYS",
-        type=float,
+        type=_args.number(0, 3650),
         default=7.0,
         help="warn when collateral expires within this many days (default 7)",
     )

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from sgx_quote_helper import client
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import Platform, demo_app_identity, load_manifest
 
@@ -59,11 +60,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     inproc = parser.add_argument_group("in-process mode (SGX_AESM_ADDR unset)")
     inproc.add_argument(
         "--qe-svn",
-        type=int,
+        type=_args.u16(),
         metavar="N",
         help="QE3 ISVSVN bundled into this library (simulation; default the release's)",
     )
-    inproc.add_argument("--pce-svn", type=int, metavar="N", help="PCE ISVSVN bundled (simulation)")
+    inproc.add_argument(
+        "--pce-svn", type=_args.u16(), metavar="N", help="PCE ISVSVN bundled (simulation)"
+    )
     inproc.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -79,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     outproc = parser.add_argument_group("out-of-process mode (SGX_AESM_ADDR set)")
     outproc.add_argument(
         "--timeout",
-        type=float,
+        type=_args.seconds(),
         default=client.DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="per read/write timeout on the AESM socket (default 15, as Intel's client)",

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._cli._sim_report import add_report_command
 from sgx_quote_helper._version import PCE_SVN
 from sgx_quote_helper.errors import UsageError
@@ -88,8 +89,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "configuration was needed).",
     )
     recovery.add_argument("dir", type=Path, metavar="DIR")
-    recovery.add_argument("--qe-svn", type=int, help="the QE3 ISVSVN that is now UpToDate")
-    recovery.add_argument("--pce-svn", type=int, help="the PCESVN that is now UpToDate")
+    recovery.add_argument("--qe-svn", type=_args.u16(), help="the QE3 ISVSVN that is now UpToDate")
+    recovery.add_argument("--pce-svn", type=_args.u16(), help="the PCESVN that is now UpToDate")
     recovery.add_argument(
         "--components",
         type=_components,
@@ -122,12 +123,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     status.add_argument("--fmspc", type=_fmspc, help="FMSPC of the level (default: platform's)")
     status.add_argument("--components", type=_components, help="TCB component SVNs")
-    status.add_argument("--pce-svn", type=int, default=PCE_SVN, help=f"default {PCE_SVN}")
+    status.add_argument("--pce-svn", type=_args.u16(), default=PCE_SVN, help=f"default {PCE_SVN}")
     status.set_defaults(func=_set_tcb_status)
 
     qe_status = commands.add_parser("set-qe-status", help="set the status of a QE Identity level")
     qe_status.add_argument("dir", type=Path, metavar="DIR")
-    qe_status.add_argument("--qe-svn", type=int, required=True, help="the QE3 ISVSVN")
+    qe_status.add_argument("--qe-svn", type=_args.u16(), required=True, help="the QE3 ISVSVN")
     qe_status.add_argument("--status", required=True, choices=QE_TCB_STATUSES)
     qe_status.add_argument("--advisory", action="append", default=[], help="advisory ID")
     qe_status.set_defaults(func=_set_qe_status)

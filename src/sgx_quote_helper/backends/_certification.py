@@ -214,9 +214,15 @@ def pck_source_for(
         )
     sim_dir = find_sim_dir(platform_dir) if platform_dir is not None else None
     if sim_dir is None:
+        where = (
+            f"the platform directory {platform_dir} is not inside a `sim init` directory "
+            "(no pcs/ next to it), so no simulated manufacturer can certify it"
+            if platform_dir is not None
+            else "no platform directory and no PCCS URL"
+        )
         raise UsageError(
-            "no PCK certificate source: give --pccs-url URL, or a simulated platform "
-            "directory inside a `sim init` directory (with its manufacturer in DIR/pcs)"
+            f"no PCK certificate source: {where}; give --pccs-url URL, or the platform "
+            "directory of a `sim init DIR` (DIR/platform, with its manufacturer in DIR/pcs)"
         )
     from sgx_quote_helper.pcs import Manufacturer
 

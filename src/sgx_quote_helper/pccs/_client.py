@@ -31,6 +31,7 @@ from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
     PccsError,
     PccsHttpError,
+    PccsNotAService,
     PccsNotFound,
     PccsPlatformNotFound,
     PccsResponseError,
@@ -141,11 +142,23 @@ def _response_url(response: httpx.Response) -> str | None:
         return None
 
 
+def _looks_like_pcs(response: httpx.Response) -> bool:
+    """Whether a 404 came from a PCCS/PCS, which tags every answer, or some other server."""
+    headers = response.headers
+    return any(name in headers for name in ("Request-ID", "Error-Code", "Error-Message"))
+
+
 def _check_status(request: _Request, response: httpx.Response) -> None:
     if response.status_code == 200:
         return
     url = _response_url(response)
     if response.status_code == 404:
+        if not _looks_like_pcs(response):
+            raise PccsNotAService(
+                f"the server answered HTTP 404 for {request.what} without the Request-ID or "
+                "Error-Code header every PCCS and Intel PCS answer carries",
+                url=url,
+            )
         if request.platform_lookup:
             raise PccsPlatformNotFound(
                 f"PCCS has no {request.what} for this platform (HTTP 404)", url=url

@@ -12,6 +12,7 @@ from pathlib import Path
 from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.backends import backend_factory
 from sgx_quote_helper.backends._certification import pck_source_for
+from sgx_quote_helper.platform import Platform
 from sgx_quote_helper.service._config import (
     CONFIG_FILE_ENV,
     CONFIG_FILE_FLAG,
@@ -36,6 +37,10 @@ def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
             f"the platform directory {config.platform} does not exist or is not a "
             "directory (create one with `sgx-quote-helper sim init DIR` and pass DIR/platform)"
         )
+    if config.platform is not None:
+        # A malformed platform.json is named as such here, before the PCK
+        # source is chosen: otherwise the error would blame the PCK source.
+        Platform.load(config.platform, need_provisioning=False)
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=state_dir):
