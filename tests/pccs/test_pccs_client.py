@@ -365,14 +365,18 @@ def test_404_on_tcb_is_an_unpopulated_pccs() -> None:
 def test_404_from_a_server_that_is_no_pccs_names_the_url(lookup: str) -> None:
     # Regression (issue 11): a URL of another service (the daemon's admin port)
     # was reported as "the PCCS is not populated".
-    with (
-        _client(lambda r: httpx.Response(404, text="Not Found")) as client,
-        pytest.raises(PccsNotAService) as info,
-    ):
-        if lookup == "pckcert":
-            client.get_pck_certificate(PckCertificateQuery(bytes(16), bytes(16), 0, bytes(2)))
-        else:
-            client.get_tcb_info("00A067110000")
+    with _client(lambda r: httpx.Response(404, text="Not Found")) as client:
+        fetch = (
+            (
+                lambda: client.get_pck_certificate(
+                    PckCertificateQuery(bytes(16), bytes(16), 0, b"\0\0")
+                )
+            )
+            if lookup == "pckcert"
+            else (lambda: client.get_tcb_info("00A067110000"))
+        )
+        with pytest.raises(PccsNotAService) as info:
+            fetch()
     text = info.value.diagnostics()
     assert "probably not a PCCS v4" in text
     assert "admin listener" in text
