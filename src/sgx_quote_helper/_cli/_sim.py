@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import grp
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -280,7 +282,42 @@ def _print_platform(manufacturer: Manufacturer, platform: RegisteredPlatform) ->
     )
 
 
+def _directory_warnings(path: Path) -> list[str]:
+    """What is wrong with an existing ``sim init`` DIR that we do not change.
+
+    DIR's mode and owner are its creator's choice; a new DIR gets 0755 whatever
+    the umask. But a DIR someone else owns can be swapped under us (its owner
+    can rename our files), and a DIR others cannot traverse hides
+    ``platform/enclave.secret`` from the applications that need it.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return []
+    warnings = []
+    if info.st_uid != os.geteuid():
+        warnings.append(
+            f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}): "
+            "its owner can replace the manufacturer's keys and the platform secrets; use a "
+            "directory you own"
+        )
+    if info.st_mode & 0o022:
+        warnings.append(
+            f"{path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"they can replace the files in it; chmod 755 {path}"
+        )
+    if not info.st_mode & 0o001:
+        warnings.append(
+            f"{path} is not searchable by others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            "applications of other users cannot reach platform/enclave.secret; "
+            f"chmod 755 {path} if they should"
+        )
+    return warnings
+
+
 def _init(args: argparse.Namespace) -> int:
+    for warning in _directory_warnings(args.dir):
+        print(f"sgx-quote-helper: warning: {warning}", file=sys.stderr)
     manufacturer = Manufacturer.create(args.dir, pccs_url=args.pccs_url)
     platform = _provision(manufacturer, "default", args.dir / "platform", args)
     if args.json:

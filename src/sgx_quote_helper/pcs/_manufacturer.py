@@ -45,7 +45,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._fs import atomic_write, make_directory
 from sgx_quote_helper._time import Clock, format_time, parse_time, to_utc_seconds, utc_now
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.pccs import SignedCollateral
@@ -202,7 +202,8 @@ class Manufacturer:
         pccs_url = pccs_url.rstrip("/")
         now = to_utc_seconds(clock())
         try:
-            pcs_dir.mkdir(parents=True, exist_ok=True)
+            make_directory(sim_path, 0o755)
+            make_directory(pcs_dir, 0o755)
             pcs_dir.chmod(0o755)
         except OSError as exc:
             raise ManufacturerDirectoryError(
@@ -283,7 +284,7 @@ class Manufacturer:
         atomic_write(pcs_dir / _POLICY, policy.to_json().encode(), mode=_PUBLIC)
         atomic_write(pcs_dir / _REGISTRY, Registry().to_json().encode(), mode=_PUBLIC)
         for sub in ("pck", "cache"):
-            (pcs_dir / sub).mkdir(mode=0o755, exist_ok=True)
+            make_directory(pcs_dir / sub, 0o755)
         manifest = {
             "format": MANUFACTURER_FORMAT,
             "description": "Simulated SGX manufacturer for development and tests. "
@@ -630,7 +631,7 @@ class Manufacturer:
                 if certificate is None:
                     certificate = self._issue_pck(platform, query, authority, now)
                     try:
-                        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                        make_directory(path.parent, 0o755)
                         atomic_write(
                             path,
                             certificate.public_bytes(serialization.Encoding.PEM),
@@ -991,7 +992,7 @@ class Manufacturer:
             start, end = self._window(artifact, now)
             entry = _Issued(inputs, now, previous + 1, issue(previous + 1, start, end))
             try:
-                path.parent.mkdir(mode=0o755, exist_ok=True)
+                make_directory(path.parent, 0o755)
                 atomic_write(path, _issued_json(entry), mode=_PUBLIC)
             except OSError as exc:
                 # A read-only manufacturer directory still serves (from memory).
