@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean fuzz soak faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,5 +29,20 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Long runs (docs/reliability.md); their bounded versions are part of `make test`.
+FUZZ_RUNS ?= 1000000
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,fuzz]'
+	$(BIN)/python -m fuzz --runs $(FUZZ_RUNS)
+	$(BIN)/python -m fuzz.network --connections 64 --garbage-frames 200000 --quotes 20000
+
+SOAK_QUOTES ?= 1000000
+soak: $(STAMP)
+	$(BIN)/python -m fuzz.soak --quotes $(SOAK_QUOTES)
+
+FAULT_KILLS ?= 100
+faults: $(STAMP)
+	SQH_FAULT_KILLS=$(FAULT_KILLS) $(BIN)/python -m pytest -q tests/faults
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz

@@ -196,7 +196,7 @@ def _issuer_chain(request: _Request, response: httpx.Response, *names: str) -> s
     chain = unquote(raw)
     try:
         certs = x509.load_pem_x509_certificates(chain.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise _malformed(request, response, f"{name} is not a PEM chain: {exc}") from exc
     if not certs:
         raise _malformed(request, response, f"{name} holds no certificate")
@@ -290,7 +290,7 @@ def _pck_certificate_plan(query: PckCertificateQuery) -> _Plan[PckCertificate]:
     leaf_pem = _text(request, response)
     try:
         x509.load_pem_x509_certificate(leaf_pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise _malformed(request, response, f"body is not a PEM certificate: {exc}") from exc
     chain = _issuer_chain(request, response, "SGX-PCK-Certificate-Issuer-Chain")
     tcbm = _hex_header(request, response, "SGX-TCBm", 18)
