@@ -84,9 +84,9 @@ def aesm_frames(data: bytes) -> None:
     from sgx_quote_helper.aesm import (
         MAX_REQUEST_BODY_SIZE,
         CloseWithoutReply,
-        MissingRequiredField,
         ConnectionClosed,
         FrameDecoder,
+        MissingRequiredField,
         NeedData,
         decode_request,
         frame_response,
