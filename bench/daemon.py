@@ -79,6 +79,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
 
 
+def _memory_mib(pid: int) -> dict[str, float]:
+    """The daemon's resident set now and its peak (VmHWM), in MiB: what a pod limit must hold."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {
+        key: round(int(fields[name].split()[0]) / 1024, 1)
+        for key, name in (("rss_mib", "VmRSS"), ("peak_rss_mib", "VmHWM"))
+    }
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -303,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             cli_main(["sim", "init", str(work / "sim")])
         with _daemon(work, loop=args.loop, profile=profile) as daemon:
             quote, count = _frames(work, daemon)
+            results["daemon_memory_ready"] = _memory_mib(daemon.process.pid)
             latencies = _sequential(daemon, quote.read_bytes(), args.sequential)
             results["single_client_sequential"] = {"quotes": len(latencies), **_summary(latencies)}
             print(f"single client, sequential: {results['single_client_sequential']}")
@@ -314,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
             results["throughput"] = rows
             results["starvation"] = _starvation(daemon, quote, count, args.duration, native)
             print(f"GetSupportedAttKeyIDNum under 32-client quote load: {results['starvation']}")
+            results["daemon_memory_after_load"] = _memory_mib(daemon.process.pid)
+            print(
+                f"daemon memory: ready {results['daemon_memory_ready']}, "
+                f"after load {results['daemon_memory_after_load']}"
+            )
         results["machine_after"] = _machine()
         RESULTS.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -50,7 +50,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sgx_quote_helper._cli import main as cli_main
 from sgx_quote_helper._version import QE_SVN
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import CodedError, SgxQuoteHelperError
+from sgx_quote_helper.explain import guide
 from sgx_quote_helper.pcs import serve_in_thread
 from sgx_quote_helper.platform import ENCLAVE_SECRET_FILE, PROVISIONING_SECRET_FILE
 from sgx_quote_helper.samples import REMOTE_ATTESTATION_MODULE, write_manifests
@@ -64,7 +65,7 @@ _PLATFORM_DESCRIPTION = "platform.json"
 _LOG_TAIL = 1500
 
 
-class DemoError(SgxQuoteHelperError):
+class DemoError(CodedError):
     """A demo step did not show what it should; the message says what happened."""
 
 
@@ -547,7 +548,7 @@ class Demo:
         try:
             lines, data = body()
         except Exception as exc:
-            message = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
+            message = exc.diagnostics(guide) if isinstance(exc, SgxQuoteHelperError) else repr(exc)
             outcome = StepOutcome(
                 name, title, False, time.monotonic() - started, [f"FAILED: {message}"], {}
             )
@@ -743,11 +744,12 @@ class Demo:
         return lines, data
 
 
-class _StepFailed(Exception):
+class _StepFailed(DemoError):
+    """Stops the run after a failed step (already recorded with its diagnostics)."""
+
     def __init__(self, step: str, message: str) -> None:
         super().__init__(message)
         self.step = step
-        self.message = message
 
 
 #: (name, title, method) in the order they run.

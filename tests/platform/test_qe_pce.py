@@ -16,10 +16,10 @@ from cryptography.x509.oid import NameOID
 from sgx_quote_helper.platform import (
     ATTESTATION_KEY_FILE,
     QE_AUTH_DATA,
-    AttestationKeyNotInitializedError,
     CertificationDataError,
     CertificationError,
     PckCertification,
+    PlatformError,
     ProvisioningAccessError,
     ProvisioningCertificationEnclave,
     QuotingEnclave,
@@ -28,7 +28,7 @@ from sgx_quote_helper.platform import (
     demo_app_identity,
     derive_pck_private_key,
 )
-from sgx_quote_helper.sgx import QeReportInfo
+from sgx_quote_helper.sgx import QeReportInfo, SgxStatus
 from sgx_quote_helper.sgx._ecdsa import ec_public_key_from_raw, ecdsa_verify_raw
 from sgx_quote_helper.sgx._quote import PckCertChain, PpidCleartext, PpidEncrypted, Quote
 
@@ -168,10 +168,12 @@ def test_quote_before_init_is_refused(
 ) -> None:
     qe = make_qe(cpu, pce, tmp_path)
     report = cpu.ereport(APP, qe.target_info(), bytes(64))
-    with pytest.raises(AttestationKeyNotInitializedError):
+    with pytest.raises(PlatformError) as info:
         qe.get_quote(report)
-    with pytest.raises(AttestationKeyNotInitializedError):
+    assert info.value.sgx_status is SgxStatus.ERROR_ATT_KEY_UNINITIALIZED
+    with pytest.raises(PlatformError) as info:
         qe.quote_size()
+    assert "SGX_ERROR_ATT_KEY_UNINITIALIZED 0x8003" in str(info.value)
 
 
 def test_init_binds_and_certifies_the_key(

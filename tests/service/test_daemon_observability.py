@@ -29,6 +29,7 @@ from daemon_support import (
 )
 
 from sgx_quote_helper.platform import Platform, derive_pck_private_key
+from sgx_quote_helper.sgx import Quote
 
 QUOTES = 5
 
@@ -111,6 +112,9 @@ def test_metrics_health_and_json_logs(sim: Path, run_dir: Path, make_report: Mak
     assert value("attestation_key_created_timestamp_seconds") > 1_700_000_000
     assert value("attestation_key_age_seconds") > 0
     assert value("pck_chain_fetches_total", outcome="fetched") == 1
+    chain = Quote.from_bytes(quote[2]).pck_chain()
+    earliest = min(cert.not_valid_after_utc for cert in chain).timestamp()
+    assert value("pck_chain_not_after_timestamp_seconds") == earliest
     assert value("build_info", qe_svn="11", pce_svn="14", backend="sim", simulated="true") == 1
 
     records = [json.loads(line) for line in lines]  # every line is one JSON object

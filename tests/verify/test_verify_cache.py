@@ -30,6 +30,7 @@ from sgx_quote_helper.verify import (
     InvalidSignature,
     TcbStatus,
     TrustAnchor,
+    UnsafeNoAppraisal,
     VerificationResult,
     Verifier,
 )
@@ -91,7 +92,7 @@ class CountingPccs:
 
 def _verify(url: str, cache_dir: Path) -> VerificationResult:
     with Verifier(pccs=url, cache_dir=cache_dir) as verifier:
-        return verifier.verify(QUOTE, now=JULY_1)
+        return verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_without_cache_every_verification_fetches(pccs: tuple[str, CountingPccs]
     url, service = pccs
     with Verifier(pccs=url) as verifier:
         for _ in range(2):
-            result = verifier.verify(QUOTE, now=JULY_1)
+            result = verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
             assert result.status is TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED
     assert service.requests == 8
 
@@ -130,11 +131,13 @@ def test_second_verification_makes_no_request(
 ) -> None:
     url, service = pccs
     with Verifier(pccs=url, cache_dir=tmp_path) as verifier:
-        first = verifier.verify(QUOTE, now=JULY_1)
+        first = verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
     assert service.requests == 4
     # A new verifier (another process, say) with the same cache directory.
     with PccsClient(url) as client:
-        second = Verifier(pccs=client, cache_dir=tmp_path).verify(QUOTE, now=JULY_1)
+        second = Verifier(pccs=client, cache_dir=tmp_path).verify(
+            QUOTE, now=JULY_1, policy=UnsafeNoAppraisal()
+        )
     assert service.requests == 4
     assert second.status == first.status
     assert second.advisory_ids == first.advisory_ids
@@ -211,6 +214,6 @@ def test_unwritable_cache_only_costs_a_refetch(
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with Verifier(pccs=url, cache_dir=blocker / "cache") as verifier:
-        verifier.verify(QUOTE, now=JULY_1)
-        verifier.verify(QUOTE, now=JULY_1)
+        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
     assert service.requests == 8

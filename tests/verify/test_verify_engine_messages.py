@@ -267,7 +267,12 @@ def test_classification_of_other_engine_texts(
     mapped = classify(text)
     assert type(mapped) is error
     assert mapped.qv_result is qv_result
-    assert "\n" not in mapped.diagnostics()
+    # One line naming the codes, then what to check (the common diagnostics format).
+    first, *rest = mapped.diagnostics().splitlines()
+    assert first == str(mapped)
+    assert qv_result.c_name in first
+    assert rest
+    assert all(line.startswith("  check: ") for line in rest)
 
 
 def test_unknown_text_is_unrecognised_not_accepted() -> None:

@@ -33,6 +33,7 @@ from sgx_quote_helper.verify import (
     MalformedQuote,
     TcbStatus,
     TrustAnchor,
+    UnsafeNoAppraisal,
     UntrustedRoot,
     ValidityPeriodError,
     VerificationError,
@@ -54,7 +55,7 @@ def _intel_root_der() -> bytes:
 
 @pytest.mark.parametrize("now", [JULY_1, WINDOW_START, WINDOW_END])
 def test_real_quote_verifies_inside_the_window(now: int) -> None:
-    result = Verifier().verify(QUOTE, COLLATERAL, now=now)
+    result = Verifier().verify(QUOTE, COLLATERAL, now=now, policy=UnsafeNoAppraisal())
     assert result.status is TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED
     assert result.qv_result is QvResult.CONFIG_AND_SW_HARDENING_NEEDED
     assert int(result.qv_result) == 0xA008
@@ -62,7 +63,7 @@ def test_real_quote_verifies_inside_the_window(now: int) -> None:
 
 
 def test_result_fields() -> None:
-    result = Verifier().verify(QUOTE, COLLATERAL, now=JULY_1)
+    result = Verifier().verify(QUOTE, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
     assert result.platform_tcb.status is TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED
     assert result.platform_tcb.tcb_date == datetime(2024, 3, 13, tzinfo=UTC)
     assert result.qe_tcb.status is TcbStatus.UP_TO_DATE
@@ -99,7 +100,7 @@ def test_result_fields() -> None:
 
 
 def test_result_json_form() -> None:
-    data = Verifier().verify(QUOTE, COLLATERAL, now=JULY_1).to_dict()
+    data = Verifier().verify(QUOTE, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal()).to_dict()
     assert data["status"] == "ConfigurationAndSWHardeningNeeded"
     assert data["qv_result"] == {
         "value": 0xA008,
@@ -116,16 +117,18 @@ def test_explicit_intel_root_is_not_simulated() -> None:
     anchor = TrustAnchor.from_bytes(_intel_root_der())
     assert anchor.is_intel
     assert anchor.certificate_sha256 == TrustAnchor.intel().certificate_sha256
-    result = Verifier(anchor).verify(QUOTE, COLLATERAL, now=JULY_1)
+    result = Verifier(anchor).verify(QUOTE, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
     assert result.simulated is False
     assert result.status is TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED
 
 
 def test_time_as_datetime() -> None:
     at = datetime(2025, 7, 1, tzinfo=UTC)
-    assert Verifier().verify(QUOTE, COLLATERAL, now=at).verified_at == at
+    assert (
+        Verifier().verify(QUOTE, COLLATERAL, now=at, policy=UnsafeNoAppraisal()).verified_at == at
+    )
     with pytest.raises(UsageError):
-        Verifier().verify(QUOTE, COLLATERAL, now=datetime(2025, 7, 1))
+        Verifier().verify(QUOTE, COLLATERAL, now=datetime(2025, 7, 1), policy=UnsafeNoAppraisal())
 
 
 @pytest.mark.parametrize(
@@ -138,7 +141,7 @@ def test_time_as_datetime() -> None:
 )
 def test_outside_the_window(now: int, error: type[VerificationError], code: Quote3Error) -> None:
     with pytest.raises(error) as info:
-        Verifier().verify(QUOTE, COLLATERAL, now=now)
+        Verifier().verify(QUOTE, COLLATERAL, now=now, policy=UnsafeNoAppraisal())
     assert isinstance(info.value, ValidityPeriodError)
     assert info.value.quote3_error is code
     assert info.value.qv_result is QvResult.UNSPECIFIED
@@ -166,7 +169,7 @@ def test_intel_quote_against_another_root_is_refused() -> None:
     anchor = TrustAnchor.from_bytes(_other_root())
     assert anchor.simulated
     with pytest.raises(UntrustedRoot) as info:
-        Verifier(anchor).verify(QUOTE, COLLATERAL, now=JULY_1)
+        Verifier(anchor).verify(QUOTE, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
     assert isinstance(info.value, CertificateChainError)
     assert "Intel SGX Root CA" in str(info.value)
     assert "SGX_QL_PCK_CERT_CHAIN_ERROR 0xE022" in info.value.diagnostics()
@@ -229,7 +232,7 @@ def test_tampered_quote_is_refused(region: str, position: int) -> None:
     tampered = bytearray(QUOTE)
     tampered[position] ^= 0x01
     with pytest.raises(VerificationError):
-        Verifier().verify(bytes(tampered), COLLATERAL, now=JULY_1)
+        Verifier().verify(bytes(tampered), COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
 
 
 def test_every_single_bit_flip_is_refused() -> None:
@@ -239,7 +242,7 @@ def test_every_single_bit_flip_is_refused() -> None:
         tampered = bytearray(QUOTE)
         tampered[position] ^= 0x01
         try:
-            verifier.verify(bytes(tampered), COLLATERAL, now=JULY_1)
+            verifier.verify(bytes(tampered), COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
         except VerificationError:
             continue
         accepted.append(position)
@@ -249,7 +252,7 @@ def test_every_single_bit_flip_is_refused() -> None:
 def test_truncated_or_extended_quote_is_malformed() -> None:
     for data in (QUOTE[:-1], QUOTE + b"\x00", QUOTE[:1000], b""):
         with pytest.raises(MalformedQuote):
-            Verifier().verify(data, COLLATERAL, now=JULY_1)
+            Verifier().verify(data, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
 
 
 def _flip_hex(value: bytes) -> bytes:
@@ -271,7 +274,7 @@ def test_tampered_collateral_is_refused(field: str, error: type[VerificationErro
     changes: dict[str, bytes] = {field: _flip_hex(getattr(COLLATERAL, field))}
     collateral = dataclasses.replace(COLLATERAL, **changes)  # type: ignore[arg-type]
     with pytest.raises(error) as info:
-        Verifier().verify(QUOTE, collateral, now=JULY_1)
+        Verifier().verify(QUOTE, collateral, now=JULY_1, policy=UnsafeNoAppraisal())
     assert info.value.collateral_fault
 
 
@@ -279,12 +282,17 @@ def test_reordered_signed_text_is_refused() -> None:
     text = COLLATERAL.tcb_info.replace('"id":"SGX","version":3', '"version":3,"id":"SGX"')
     assert text != COLLATERAL.tcb_info
     with pytest.raises(InvalidSignature) as info:
-        Verifier().verify(QUOTE, dataclasses.replace(COLLATERAL, tcb_info=text), now=JULY_1)
+        Verifier().verify(
+            QUOTE,
+            dataclasses.replace(COLLATERAL, tcb_info=text),
+            now=JULY_1,
+            policy=UnsafeNoAppraisal(),
+        )
     assert info.value.qv_result is QvResult.INVALID_SIGNATURE
 
 
 def test_no_collateral_and_no_pccs() -> None:
     with pytest.raises(UsageError):
-        Verifier().verify(QUOTE, now=JULY_1)
+        Verifier().verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
     with pytest.raises(UsageError):
         Verifier(cache_dir="/tmp/x")

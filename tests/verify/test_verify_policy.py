@@ -27,6 +27,7 @@ from sgx_quote_helper.verify import (
     ReportData,
     ReportDataPrefix,
     TcbStatus,
+    UnsafeNoAppraisal,
     VerificationResult,
     Verifier,
     appraise,
@@ -37,7 +38,7 @@ from sgx_quote_helper.verify import (
 ASSETS = Path(__file__).parent.parent / "assets"
 QUOTE = (ASSETS / "intel-sgx-quote-v3.bin").read_bytes()
 COLLATERAL = Collateral.from_json((ASSETS / "intel-sgx-quote-v3.collateral.json").read_text())
-RESULT = Verifier().verify(QUOTE, COLLATERAL, now=1751328000)
+RESULT = Verifier().verify(QUOTE, COLLATERAL, now=1751328000, policy=UnsafeNoAppraisal())
 
 MRENCLAVE = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"
 MRSIGNER = "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6"
@@ -236,3 +237,18 @@ def test_verifier_applies_the_policy() -> None:
         QUOTE, COLLATERAL, now=1751328000, policy=AllOf(AcceptStatuses(STATUS), NoDebug())
     )
     assert result.status is TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED
+
+
+def test_verify_without_a_policy_is_a_type_error() -> None:
+    # Safe by default: forgetting the policy must not accept any genuine quote.
+    with pytest.raises(TypeError, match="policy"):
+        Verifier().verify(QUOTE, COLLATERAL, now=1751328000)  # type: ignore[call-arg]
+
+
+def test_unsafe_no_appraisal_is_the_named_opt_out() -> None:
+    # The vector's status is ConfigurationAndSWHardeningNeeded, which the default
+    # AcceptStatuses() refuses; the explicit opt-out returns the verdict as it is.
+    result = Verifier().verify(QUOTE, COLLATERAL, now=1751328000, policy=UnsafeNoAppraisal())
+    assert result.status is TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED
+    assert appraise(result, UnsafeNoAppraisal()) == ()
+    assert repr(UnsafeNoAppraisal()) == "UnsafeNoAppraisal()"

@@ -42,6 +42,7 @@ from sgx_quote_helper.verify import (
     TcbNotSupported,
     TcbStatus,
     TrustAnchor,
+    UnsafeNoAppraisal,
     UntrustedRoot,
     Verifier,
 )
@@ -174,7 +175,7 @@ def test_platform_status_through_verify(
         "tcb_date": data["platform_tcb"]["tcb_date"],  # type: ignore[index]
     }
 
-    result = shared.verifier().verify(shared_quote.read_bytes())
+    result = shared.verifier().verify(shared_quote.read_bytes(), policy=UnsafeNoAppraisal())
     assert result.status is TcbStatus(status)
     assert result.qv_result is qv_result
     assert result.simulated
@@ -203,7 +204,7 @@ def test_revoked_tcb_level(capsys: pytest.CaptureFixture[str], stack: Stack) -> 
     assert main(["sim", "set-tcb-status", str(stack.sim), "--status", "Revoked"]) == 0
     capsys.readouterr()
     with pytest.raises(Revoked) as info:
-        stack.verifier().verify(quote)
+        stack.verifier().verify(quote, policy=UnsafeNoAppraisal())
     assert info.value.qv_result is QvResult.REVOKED
     assert info.value.quote3_error is Quote3Error.TCB_REVOKED
     assert info.value.status == "Revoked"
@@ -229,7 +230,7 @@ def test_revoked_qe_level(stack: Stack) -> None:
     quote = stack.quote()
     stack.manufacturer.set_qe_tcb_status("Revoked", isv_svn=10)
     with pytest.raises(Revoked) as info:
-        stack.verifier().verify(quote)
+        stack.verifier().verify(quote, policy=UnsafeNoAppraisal())
     assert info.value.qv_result is QvResult.REVOKED
 
 
@@ -238,7 +239,7 @@ def test_revoked_pck_certificate(capsys: pytest.CaptureFixture[str], stack: Stac
     assert main(["sim", "revoke", str(stack.sim), "--platform", str(stack.sim / "platform")]) == 0
     capsys.readouterr()
     with pytest.raises(Revoked) as info:
-        stack.verifier().verify(quote)
+        stack.verifier().verify(quote, policy=UnsafeNoAppraisal())
     assert info.value.quote3_error is Quote3Error.PCK_REVOKED
     assert info.value.qv_result is QvResult.REVOKED
     now = int(datetime.now(UTC).timestamp())
@@ -268,19 +269,19 @@ def test_tcb_recovery_and_the_cache_trade_off(
 
     with PccsClient(stack.url, transport=Counting()) as counted:
         cached = Verifier(stack.anchor, pccs=counted, cache_dir=cache)
-        assert cached.verify(old_qe).status is TcbStatus.UP_TO_DATE
+        assert cached.verify(old_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.UP_TO_DATE
         assert len(requests) == 4
-        assert cached.verify(old_qe).status is TcbStatus.UP_TO_DATE
+        assert cached.verify(old_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.UP_TO_DATE
         assert len(requests) == 4  # second verification: no HTTP request
 
         assert main(["sim", "tcb-recovery", str(stack.sim), "--qe-svn", "11"]) == 0
         capsys.readouterr()
 
         # The cache still answers with the old collateral: old status, no request.
-        assert cached.verify(old_qe).status is TcbStatus.UP_TO_DATE
+        assert cached.verify(old_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.UP_TO_DATE
         assert len(requests) == 4
 
-    fresh = stack.verifier().verify(old_qe)
+    fresh = stack.verifier().verify(old_qe, policy=UnsafeNoAppraisal())
     assert fresh.status is TcbStatus.OUT_OF_DATE
     assert fresh.qv_result is QvResult.OUT_OF_DATE
     assert fresh.qe_tcb.status is TcbStatus.OUT_OF_DATE
@@ -288,7 +289,9 @@ def test_tcb_recovery_and_the_cache_trade_off(
     assert fresh.tcb_evaluation_data_number == 2
 
     new_qe = stack.quote(qe_svn=11)
-    assert stack.verifier().verify(new_qe).status is TcbStatus.UP_TO_DATE
+    assert (
+        stack.verifier().verify(new_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.UP_TO_DATE
+    )
 
 
 def test_debug_enclave_is_refused(stack: Stack) -> None:
@@ -300,7 +303,7 @@ def test_debug_enclave_is_refused(stack: Stack) -> None:
     )
     quote = stack.quote(debug)
     with pytest.raises(DebugEnclave) as info:
-        stack.verifier().verify(quote)
+        stack.verifier().verify(quote, policy=UnsafeNoAppraisal())
     assert info.value.qv_result is QvResult.UNSPECIFIED
     now = int(datetime.now(UTC).timestamp())
     collateral = stack.client.get_collateral(quote)
@@ -322,7 +325,7 @@ def test_no_matching_tcb_level(stack: Stack) -> None:
 
     stack.manufacturer.update_policy(only_a_higher_level)
     with pytest.raises(TcbNotSupported) as info:
-        stack.verifier().verify(quote)
+        stack.verifier().verify(quote, policy=UnsafeNoAppraisal())
     assert info.value.quote3_error is Quote3Error.TCB_NOT_SUPPORTED
     now = int(datetime.now(UTC).timestamp())
     collateral = stack.client.get_collateral(quote)
@@ -337,7 +340,7 @@ def test_collateral_for_another_fmspc(stack: Stack) -> None:
     assert main(["sim", "add-platform", str(stack.sim), "other", "--fmspc", "00906ED50000"]) == 0
     other = stack.client.get_collateral(fmspc="00906ED50000", ca="processor")
     with pytest.raises(CollateralMismatch):
-        stack.verifier().verify(quote, other)
+        stack.verifier().verify(quote, other, policy=UnsafeNoAppraisal())
     now = int(datetime.now(UTC).timestamp())
     assert (
         detailed_refusal(quote, other, stack.anchor, now) == "Verification failed: Fmspc mismatch"
@@ -348,6 +351,6 @@ def test_simulated_quote_is_refused_under_intel_root(shared: Stack, shared_quote
     quote = shared_quote.read_bytes()
     collateral = shared.client.get_collateral(quote)
     with pytest.raises(UntrustedRoot) as info:
-        Verifier().verify(quote, collateral)
+        Verifier().verify(quote, collateral, policy=UnsafeNoAppraisal())
     assert "Simulated SGX Root CA" in str(info.value)
     assert "--root-ca" in info.value.diagnostics()

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.client import QuoteClientError
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.explain import guide
 
 #: Exit status for a command used wrongly, as argparse exits on its own errors.
 EXIT_USAGE = 2
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = func(args)
     except SgxQuoteHelperError as exc:
-        print(f"sgx-quote-helper: error: {exc.diagnostics()}", file=sys.stderr)
+        print(f"sgx-quote-helper: error: {exc.diagnostics(guide)}", file=sys.stderr)
         return exit_status(exc)
     except KeyboardInterrupt:
         return 130

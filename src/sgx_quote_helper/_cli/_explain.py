@@ -7,7 +7,7 @@ import json
 import sys
 import textwrap
 
-from sgx_quote_helper.sgx._status import Explanation, explain
+from sgx_quote_helper.explain import Explanation, explain
 
 _WIDTH = 100
 

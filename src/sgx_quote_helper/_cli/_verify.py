@@ -14,6 +14,7 @@ from typing import Any
 from sgx_quote_helper._cli import _args, exit_status
 from sgx_quote_helper._time import parse_time as parse_iso_time
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
+from sgx_quote_helper.explain import guide
 from sgx_quote_helper.pccs import Collateral, PccsClient
 from sgx_quote_helper.sgx._encoding import decode_binary_input
 from sgx_quote_helper.verify import (
@@ -21,6 +22,7 @@ from sgx_quote_helper.verify import (
     Policy,
     TcbStatus,
     TrustAnchor,
+    UnsafeNoAppraisal,
     VerificationError,
     VerificationResult,
     Verifier,
@@ -192,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.json:
             raise
         print(json.dumps({"verified": False, "error": _error_dict(exc)}, indent=2))
-        print(f"sgx-quote-helper: error: {exc.diagnostics()}", file=sys.stderr)
+        print(f"sgx-quote-helper: error: {exc.diagnostics(guide)}", file=sys.stderr)
         return exit_status(exc)
 
 
@@ -204,7 +206,10 @@ def _verify(args: argparse.Namespace) -> int:
     if args.collateral is not None:
         collateral = Collateral.from_json(_read(args.collateral, "collateral"))
     with contextlib.ExitStack() as stack:
-        result = _verifier(args, stack).verify(quote, collateral, now=at)
+        # Appraised below, so that a refused quote's verified claims are still shown.
+        result = _verifier(args, stack).verify(
+            quote, collateral, policy=UnsafeNoAppraisal(), now=at
+        )
     failures = appraise(result, policy)
     if args.json:
         data = {"verified": True, **result.to_dict()}
@@ -254,7 +259,7 @@ def _human(result: VerificationResult, *, passed: bool) -> str:
 
 
 def _error_dict(exc: SgxQuoteHelperError) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": type(exc).__name__, "message": exc.diagnostics()}
+    data: dict[str, Any] = {"type": type(exc).__name__, "message": exc.diagnostics(guide)}
     if isinstance(exc, VerificationError):
         data["qv_result"] = {"value": int(exc.qv_result), "name": exc.qv_result.c_name}
         if exc.quote3_error is not None:

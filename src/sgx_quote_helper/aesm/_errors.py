@@ -8,7 +8,8 @@ wrong type) is :class:`sgx_quote_helper.errors.UsageError`.
 
 from __future__ import annotations
 
-from sgx_quote_helper.errors import ParseError
+from sgx_quote_helper.errors import ErrorCode, ParseError
+from sgx_quote_helper.sgx import SgxStatus
 
 
 class AesmProtocolError(ParseError):
@@ -20,12 +21,12 @@ class AesmProtocolError(ParseError):
     """
 
     #: ``sgx_status_t`` Intel's client returns for a malformed exchange (section 7.2).
-    sgx_status = 0x0001
+    sgx_status = SgxStatus.ERROR_UNEXPECTED
+    hints = (
+        "The other end of the AESM socket does not speak the AESM protocol as Intel's "
+        "aesmd does: check that the socket belongs to an AESM-compatible service and that "
+        "neither side was stopped in the middle of an exchange.",
+    )
 
-    def diagnostics(self) -> str:
-        return (
-            f"{self} (SGX_ERROR_UNEXPECTED 0x0001). The other end of the AESM socket "
-            "does not speak the AESM protocol as Intel's aesmd does: check that the "
-            "socket belongs to an AESM-compatible service and that neither side was "
-            "stopped in the middle of an exchange."
-        )
+    def codes(self) -> tuple[ErrorCode, ...]:
+        return (self.sgx_status,)

@@ -15,36 +15,53 @@ as :class:`QuoteError` carrying the DCAP ``quote3_error_t``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import CodedError, ErrorCode
 from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
-from sgx_quote_helper.sgx import AttKeyId, AttKeyIdExt, QeReportInfo, TargetInfo
+from sgx_quote_helper.sgx import AttKeyId, AttKeyIdExt, QeReportInfo, Quote3Error, TargetInfo
 
 
-class QuoteError(SgxQuoteHelperError):
+class QuoteError(CodedError):
     """A quoting failure, with the DCAP ``quote3_error_t`` it corresponds to.
 
-    ``code`` is a ``Quote3Error`` value; ``detail`` says what to check.
+    ``code`` is a ``Quote3Error`` value (an ``int``, so that a backend can pass
+    on a value Intel's library returned that this package does not know);
+    ``detail`` says what happened and what to check.
     """
 
-    def __init__(self, code: int, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, code: int, detail: str, *, hints: Sequence[str] | None = None) -> None:
+        super().__init__(detail, hints=hints)
         self.code = int(code)
         self.detail = detail
 
-    def diagnostics(self) -> str:
-        from sgx_quote_helper.sgx._status import Quote3Error
-
+    def codes(self) -> tuple[ErrorCode, ...]:
         try:
-            name = f"SGX_QL_{Quote3Error(self.code).name}"
+            return (Quote3Error(self.code),)
         except ValueError:
-            name = "unknown quote3_error_t"
-        return f"{self.detail} [{name} 0x{self.code:04X}]"
+            return (_UnknownQuote3Error(self.code),)
+
+
+@dataclass(frozen=True)
+class _UnknownQuote3Error:
+    """A ``quote3_error_t`` value outside the enum (a newer DCAP release's code)."""
+
+    value: int
+
+    @property
+    def c_name(self) -> str:
+        return "unknown quote3_error_t"
+
+    @property
+    def display_value(self) -> str:
+        return f"0x{self.value:04X}"
+
+    def __int__(self) -> int:
+        return self.value
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sgx_quote_helper._fs import atomic_write
-from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.errors import CodedError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 
 PckCertificateSource = Callable[[PckCertificateQuery], PckCertificate]
@@ -31,7 +31,7 @@ PckCertificateSource = Callable[[PckCertificateQuery], PckCertificate]
 _log = logging.getLogger("sgx_quote_helper.backends.certification")
 
 
-class PckChainUnavailable(SgxQuoteHelperError):
+class PckChainUnavailable(CodedError):
     """No PCK certificate chain could be had from the PCCS or the cache."""
 
 
@@ -48,7 +48,8 @@ class CachedPckSource:
     """A PCK source with a memory and on-disk cache in front of an upstream.
 
     ``on_outcome`` is called with ``"fetched"``, ``"cache"`` (upstream failed,
-    a cached chain was served) or ``"failed"``, for metrics. ``close_upstream``
+    a cached chain was served) or ``"failed"``, for metrics; ``on_chain`` with
+    every chain fetched or served from the cache. ``close_upstream``
     releases what the upstream holds (a PCCS client's connection pool); the
     source owns it and :meth:`close` calls it once.
     """
@@ -60,6 +61,7 @@ class CachedPckSource:
         *,
         description: str,
         on_outcome: Callable[[str], None] | None = None,
+        on_chain: Callable[[PckCertificate], None] | None = None,
         close_upstream: Callable[[], None] | None = None,
     ) -> None:
         self._upstream = upstream
@@ -67,6 +69,7 @@ class CachedPckSource:
         self._cache_dir = cache_dir
         self.description = description
         self._on_outcome = on_outcome or (lambda outcome: None)
+        self._on_chain = on_chain or (lambda certificate: None)
         self._memory: dict[str, tuple[PckCertificateQuery, PckCertificate, float]] = {}
         self._lock = threading.Lock()
 
@@ -98,9 +101,11 @@ class CachedPckSource:
                 self._on_outcome("failed")
                 raise PckChainUnavailable(
                     f"cannot get the PCK certificate chain from {self.description} and no "
-                    f"cached chain exists: {exc.diagnostics()}"
+                    f"cached chain exists: {exc}",
+                    hints=exc.hints if isinstance(exc, CodedError) else (),
                 ) from exc
             self._on_outcome("cache")
+            self._on_chain(cached)
             _log.warning(
                 "pck_chain.served_from_cache",
                 extra={"fields": {"source": self.description, "error": exc.diagnostics()}},
@@ -110,6 +115,7 @@ class CachedPckSource:
             self._memory[key] = (query, certificate, time.time())
         self._store(key, certificate)
         self._on_outcome("fetched")
+        self._on_chain(certificate)
         return certificate
 
     def refresh_all(self) -> None:
@@ -194,6 +200,7 @@ def pck_source_for(
     pccs_insecure: bool = False,
     pccs_ca_file: Path | None = None,
     on_outcome: Callable[[str], None] | None = None,
+    on_chain: Callable[[PckCertificate], None] | None = None,
 ) -> CachedPckSource:
     """The PCK chain source a backend should use, from the configuration.
 
@@ -210,6 +217,7 @@ def pck_source_for(
             cache_dir,
             description=f"the PCCS at {pccs_url}",
             on_outcome=on_outcome,
+            on_chain=on_chain,
             close_upstream=client.close,
         )
     sim_dir = find_sim_dir(platform_dir) if platform_dir is not None else None
@@ -232,4 +240,5 @@ def pck_source_for(
         cache_dir,
         description=f"the embedded simulated manufacturer in {sim_dir / 'pcs'}",
         on_outcome=on_outcome,
+        on_chain=on_chain,
     )

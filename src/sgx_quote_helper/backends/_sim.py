@@ -30,16 +30,16 @@ from sgx_quote_helper.backends._base import (
     QuoteError,
     QuoteResult,
 )
-from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.errors import CodedError, UsageError
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.platform import (
     ATTESTATION_KEY_FILE,
-    AttestationKeyNotInitializedError,
     CertificationDataError,
     CertificationError,
     KeyRequestError,
     PckCertification,
     Platform,
+    PlatformError,
     ProvisioningCertificationEnclave,
     QeInitResult,
     QuotingEnclave,
@@ -51,8 +51,9 @@ from sgx_quote_helper.sgx import (
     AttKeyId,
     AttKeyIdExt,
     QeReportInfo,
+    Quote3Error,
+    SgxStatus,
 )
-from sgx_quote_helper.sgx._status import Quote3Error
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +127,14 @@ class SimBackend:
             try:
                 result = self._qe.init(certification)
             except CertificationDataError as exc:
-                raise QuoteError(Quote3Error.ATT_KEY_CERT_DATA_INVALID, str(exc)) from exc
+                raise QuoteError(Quote3Error.ATT_KEY_CERT_DATA_INVALID, exc.message) from exc
             except (CertificationError, KeyRequestError) as exc:
                 raise QuoteError(
                     Quote3Error.KEY_CERTIFCATION_ERROR,
                     f"the PCE could not certify the attestation key: {exc}",
                 ) from exc
             except SealError as exc:  # pragma: no cover - a fresh seal cannot fail to unseal
-                raise QuoteError(Quote3Error.ATT_KEY_BLOB_ERROR, str(exc)) from exc
+                raise QuoteError(Quote3Error.ATT_KEY_BLOB_ERROR, exc.message) from exc
             except OSError as exc:
                 raise QuoteError(
                     Quote3Error.FILE_ACCESS_ERROR,
@@ -147,8 +148,11 @@ class SimBackend:
         self._check_key_id(att_key_id)
         try:
             return self._qe.quote_size()
-        except AttestationKeyNotInitializedError as exc:
-            raise QuoteError(Quote3Error.ATT_KEY_NOT_INITIALIZED, str(exc)) from exc
+        except PlatformError as exc:
+            mapped = _quote_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def get_quote(
         self, report: bytes, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
@@ -156,10 +160,11 @@ class SimBackend:
         self._check_key_id(att_key_id)
         try:
             quote, filled = self._qe.get_quote(report, qe_report_info)
-        except AttestationKeyNotInitializedError as exc:
-            raise QuoteError(Quote3Error.ATT_KEY_NOT_INITIALIZED, str(exc)) from exc
-        except ReportMacError as exc:
-            raise QuoteError(Quote3Error.INVALID_REPORT, str(exc)) from exc
+        except PlatformError as exc:
+            mapped = _quote_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
         return QuoteResult(quote=quote, qe_report_info=filled)
 
     def close(self) -> None:
@@ -211,12 +216,12 @@ class SimBackend:
                 if _platform_not_found(exc)
                 else Quote3Error.NETWORK_ERROR
             )
-            text = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else str(exc)
             raise QuoteError(
                 code,
-                f"could not get this platform's PCK certificate ({type(exc).__name__}: {text}); "
+                f"could not get this platform's PCK certificate ({type(exc).__name__}: {exc}); "
                 "check that the PCCS (or the simulated manufacturer) is reachable and knows "
                 "this platform",
+                hints=exc.hints if isinstance(exc, CodedError) else None,
             ) from exc
 
     def _check_certificate(self, certificate: PckCertificate) -> PckCertification:
@@ -252,6 +257,15 @@ class SimBackend:
                 "manufacturer serves a different platform (check --platform and the PCCS)",
             )
         return PckCertification(chain_pem=certificate.chain_pem(), cpu_svn=cpu_svn, pce_svn=pce_svn)
+
+
+def _quote_error(exc: PlatformError) -> QuoteError | None:
+    """What DCAP's QE3 returns for a simulated-QE failure while quoting, if it maps."""
+    if isinstance(exc, ReportMacError):
+        return QuoteError(Quote3Error.INVALID_REPORT, exc.message)
+    if exc.sgx_status is SgxStatus.ERROR_ATT_KEY_UNINITIALIZED:
+        return QuoteError(Quote3Error.ATT_KEY_NOT_INITIALIZED, exc.message)
+    return None
 
 
 def _platform_not_found(exc: BaseException) -> bool:

@@ -19,8 +19,9 @@ Two levels, each blocking and asyncio:
   and status mapping: :class:`AesmClient` / :class:`AsyncAesmClient`.
 
 Failures raise :class:`QuoteClientError` leaves carrying the ``sgx_status_t``
-and the DCAP ``quote3_error_t``; ``diagnostics()`` says what to check. See
-``docs/client.md``.
+and the DCAP ``quote3_error_t``; ``diagnostics()`` says what to check (pass
+``sgx_quote_helper.explain.guide`` to get the general advice for the codes of
+an error the client has no specific hints for). See ``docs/client.md``.
 """
 
 from sgx_quote_helper.backends import QuoteResult
@@ -67,8 +68,10 @@ from sgx_quote_helper.client._inproc import (
     in_process,
 )
 from sgx_quote_helper.client._mode import (
+    DEFAULT_SOCKET_DIRECTORY,
     DEFAULT_SOCKET_PATH,
     ENV_VAR,
+    SOCKET_MOUNT_ADVICE,
     Mode,
     ModeChoice,
     _reset_mode_for_tests,
@@ -86,9 +89,11 @@ from sgx_quote_helper.client._quote_ex import (
 from sgx_quote_helper.client._transport import DEFAULT_TIMEOUT
 
 __all__ = [
+    "DEFAULT_SOCKET_DIRECTORY",
     "DEFAULT_SOCKET_PATH",
     "DEFAULT_TIMEOUT",
     "ENV_VAR",
+    "SOCKET_MOUNT_ADVICE",
     "AesmClient",
     "AsyncAesmClient",
     "AsyncInProcessQuoter",

@@ -6,7 +6,8 @@ returns, spec aesm-wire.md sections 7.2 and 12.4) and the DCAP
 causes into ``SGX_QL_ERROR_UNEXPECTED`` (0xE001): a refused REPORT, a closed
 connection and a broken reply all look alike there. These exceptions keep the
 real cause (the AESM ``errorCode``, the errno of ``connect()``, the socket path)
-and :meth:`QuoteClientError.diagnostics` says what to check.
+and the hints only the client knows; :meth:`QuoteClientError.diagnostics` prints
+them in the package's one format (``sgx_quote_helper.errors``).
 
 Leaves exist for the statuses an application may want to catch on their own;
 every other status is a plain :class:`QuoteClientError` with that status.
@@ -17,30 +18,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.errors import CodedError, ErrorCode, UsageError, code_text
 from sgx_quote_helper.sgx import (
     AesmError,
     Quote3Error,
     QuoteExCall,
     SgxStatus,
-    explain,
     sgx_to_quote3,
 )
 
 
-def _code(member: SgxStatus | Quote3Error) -> str:
-    return f"{member.c_name} ({member.display_value})"
-
-
 def aesm_code_text(code: int) -> str:
-    """``AESM_BUSY (18)``, or ``AESM error 27 (not in aesm_error_t)``."""
+    """``AESM_BUSY 18``, or ``AESM error 27 (not in aesm_error_t)``."""
     try:
-        return f"{AesmError(code).c_name} ({code})"
+        return code_text(AesmError(code))
     except ValueError:
         return f"AESM error {code} (not in aesm_error_t)"
 
 
-class QuoteClientError(SgxQuoteHelperError):
+class QuoteClientError(CodedError):
     """A quoting call failed; root of the client library's status-carrying errors.
 
     Attributes:
@@ -72,8 +68,7 @@ class QuoteClientError(SgxQuoteHelperError):
         where: str | None = None,
         hints: Sequence[str] = (),
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, hints=tuple(hints))
         self.sgx_status = self.default_status if sgx_status is None else sgx_status
         if quote3_error is None:
             quote3_error = self.default_quote3
@@ -83,28 +78,26 @@ class QuoteClientError(SgxQuoteHelperError):
         self.call = call
         self.aesm_error = aesm_error
         self.where = where
-        self.hints: tuple[str, ...] = tuple(hints)
 
-    def __str__(self) -> str:
+    def codes(self) -> tuple[ErrorCode, ...]:
+        return (self.sgx_status, self.quote3_error)
+
+    def headline(self) -> str:
         prefix = f"{self.call.value}: " if self.call is not None else ""
-        return f"{prefix}{self.message} [{_code(self.sgx_status)}; DCAP {_code(self.quote3_error)}]"
+        return f"{prefix}{self.message}"
 
-    def diagnostics(self) -> str:
-        """What happened, the codes at each layer, and what to check."""
-        lines = [str(self)]
-        codes = (
-            f"sgx_status_t {_code(self.sgx_status)} -> quote3_error_t {_code(self.quote3_error)}"
+    def details(self) -> list[tuple[str, str]]:
+        """The codes at each layer, and the socket (or in-process) quoted through."""
+        chain = (
+            f"sgx_status_t {code_text(self.sgx_status)} -> "
+            f"quote3_error_t {code_text(self.quote3_error)}"
         )
         if self.aesm_error is not None:
-            codes = f"wire errorCode {aesm_code_text(self.aesm_error)} -> " + codes
-        lines.append(f"  codes: {codes}")
+            chain = f"wire errorCode {aesm_code_text(self.aesm_error)} -> {chain}"
+        lines = [("codes", chain)]
         if self.where is not None:
-            lines.append(f"  quoting through: {self.where}")
-        hints = list(self.hints)
-        if not hints:
-            hints = [e.check for e in explain(int(self.sgx_status)) if e.family == "sgx_status_t"]
-        lines.extend(f"  check: {hint}" for hint in hints)
-        return "\n".join(lines)
+            lines.append(("quoting through", self.where))
+        return lines
 
 
 class ServiceUnavailableError(QuoteClientError):
@@ -281,11 +274,8 @@ _AESM_HINTS: dict[int, str] = {
 }
 
 
-def aesm_hints(code: int, status: SgxStatus) -> list[str]:
-    """Hints for a reply with ``errorCode = code`` that became ``status``."""
-    hints: list[str] = []
+def aesm_hints(code: int) -> list[str]:
+    """What to check for a reply with ``errorCode = code``, when the client knows more
+    than the status it becomes (otherwise none: ``explain.guide`` has the status)."""
     specific = _AESM_HINTS.get(code)
-    if specific is not None:
-        hints.append(specific)
-    hints.extend(e.check for e in explain(int(status)) if e.family == "sgx_status_t")
-    return hints
+    return [] if specific is None else [specific]

@@ -59,7 +59,14 @@ from sgx_quote_helper.client._errors import (
     ReportRejectedError,
     error_class_for,
 )
-from sgx_quote_helper.client._mode import ENV_VAR, Mode, add_reset_hook, check_mode, fix_mode
+from sgx_quote_helper.client._mode import (
+    ENV_VAR,
+    SOCKET_MOUNT_ADVICE,
+    Mode,
+    add_reset_hook,
+    check_mode,
+    fix_mode,
+)
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.platform import (
     PROVISIONING_SECRET_FILE,
@@ -77,7 +84,6 @@ from sgx_quote_helper.sgx import (
     Report,
     TargetInfo,
     aesm_to_sgx,
-    explain,
     quote3_to_aesm,
 )
 
@@ -303,15 +309,13 @@ def _from_quote_error(exc: QuoteError, call: QuoteExCall, where: str) -> Excepti
     except ValueError:
         quote3 = Quote3Error.ERROR_UNEXPECTED
     status = aesm_to_sgx(quote3_to_aesm(quote3), call)
-    hints = [e.check for e in explain(int(quote3)) if e.family == "quote3_error_t"]
-    hints += [e.check for e in explain(int(status)) if e.family == "sgx_status_t"]
     return error_class_for(status)(
         f"the in-process QE3/PCE failed: {exc.detail}",
         sgx_status=status,
         quote3_error=quote3,
         call=call,
         where=where,
-        hints=hints,
+        hints=exc.hints,
     )
 
 
@@ -342,8 +346,8 @@ def _provisioning_refused(platform_dir: Path) -> Exception:
         hints=[
             "Provisioning access belongs to the quote helper only. Quote out of process "
             f"instead: start the application with {ENV_VAR}=1 (or {ENV_VAR}=unix:/path/to/"
-            "aesm.socket) and run the quote helper (sgx-quote-helper serve) on the node, with "
-            "/var/run/aesmd mounted into the container.",
+            "aesm.socket) and run the quote helper (sgx-quote-helper serve) on the node.",
+            SOCKET_MOUNT_ADVICE,
             "To quote in process anyway, give this process read access to the provisioning "
             "secret, as /dev/sgx_provision access would be granted (its owner, or its "
             "provisioning group with mode 0640).",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import posixpath
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,17 @@ _log = logging.getLogger("sgx_quote_helper.client")
 ENV_VAR = "SGX_AESM_ADDR"
 #: Where Intel's aesmd listens (``CONFIG_SOCKET_PATH``), and the quote helper by default.
 DEFAULT_SOCKET_PATH = "/var/run/aesmd/aesm.socket"
+#: The directory a container must mount to reach the default socket.
+DEFAULT_SOCKET_DIRECTORY = posixpath.dirname(DEFAULT_SOCKET_PATH)
+
+#: How a container reaches the node's socket: the one statement of this advice,
+#: used by the client's errors, ``doctor`` and ``explain``.
+SOCKET_MOUNT_ADVICE = (
+    f"In a container, mount the host directory {DEFAULT_SOCKET_DIRECTORY} (hostPath type "
+    f"DirectoryOrCreate, or docker -v {DEFAULT_SOCKET_DIRECTORY}:{DEFAULT_SOCKET_DIRECTORY}), "
+    "never the socket file: the daemon recreates the socket when it restarts and a file "
+    "mount keeps the old one."
+)
 _UNIX_PREFIX = "unix:"
 
 

@@ -139,7 +139,7 @@ def check_reply(call: QuoteExCall, error_code: int) -> None:
         sgx_status=status,
         call=call,
         aesm_error=error_code,
-        hints=aesm_hints(error_code, status),
+        hints=aesm_hints(error_code),
     )
 
 

@@ -48,7 +48,8 @@ from sgx_quote_helper.client._errors import (
     ServiceUnavailableError,
     UnexpectedError,
 )
-from sgx_quote_helper.client._mode import DEFAULT_SOCKET_PATH
+from sgx_quote_helper.client._mode import DEFAULT_SOCKET_PATH, SOCKET_MOUNT_ADVICE
+from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.sgx import QuoteExCall
 
 #: Intel's per-read/write budget (``IPC_LATENCY``, 15000 ms in release builds).
@@ -127,8 +128,7 @@ def connect_error(path: str, exc: OSError, origin: str | None) -> ServiceUnavail
         message = f"no AESM socket at {path}"
         hints = [
             "Is the quote helper (sgx-quote-helper serve) or aesmd running on this node?",
-            "In a container: is the host directory /var/run/aesmd mounted into it (mount "
-            "the directory, not the socket file, which is replaced when the daemon restarts)?",
+            SOCKET_MOUNT_ADVICE,
             f"Is {path} the path the daemon serves (serve --socket)? This client uses it"
             f"{came_from}; set SGX_AESM_ADDR=unix:/path/to/socket to choose another.",
         ]
@@ -198,7 +198,7 @@ def _timed_out(path: str, timeout: float, what: str) -> ServiceTimeoutError:
 
 def _bad_reply(path: str, exc: AesmProtocolError) -> UnexpectedError:
     return UnexpectedError(
-        f"unusable reply from {path}: {exc}",
+        f"unusable reply from {path}: {exc.message}",
         where=_where(path),
         hints=[
             "The other end does not speak the AESM protocol as Intel's aesmd does (a reply "
@@ -208,9 +208,11 @@ def _bad_reply(path: str, exc: AesmProtocolError) -> UnexpectedError:
     )
 
 
-class _ShortRead(Exception):
+class _ShortRead(SgxQuoteHelperError):
+    """EOF inside a reply; turned into an ``UnexpectedError`` before it reaches a caller."""
+
     def __init__(self, got: int, wanted: int) -> None:
-        super().__init__(got, wanted)
+        super().__init__(f"short read: {got} of {wanted} bytes")
         self.got = got
         self.wanted = wanted
 

@@ -18,6 +18,7 @@ from sgx_quote_helper.doctor._result import (
     codes_of,
 )
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError
+from sgx_quote_helper.explain import guide
 from sgx_quote_helper.pccs import DEFAULT_TIMEOUT as PCCS_DEFAULT_TIMEOUT
 from sgx_quote_helper.pccs import (
     Collateral,
@@ -35,6 +36,7 @@ from sgx_quote_helper.verify import (
     CollateralExpired,
     TcbStatus,
     TrustAnchor,
+    UnsafeNoAppraisal,
     VerificationError,
     VerificationResult,
     Verifier,
@@ -152,7 +154,7 @@ _PCCS_FAILURES: dict[type[PccsError], str] = {
 
 
 def _pccs_failure(url: str, exc: PccsError) -> CheckResult:
-    fix = [exc.hint, *checks_for(exc.quote3_error)]
+    fix = [*exc.hints, *checks_for(exc.quote3_error)]
     if isinstance(exc, PccsUnreachable):
         fix.append(
             "A quote helper that gets PCK certificates from this PCCS answers init quote with "
@@ -328,14 +330,15 @@ def check_tcb(
         return CheckResult.make(
             name,
             CheckStatus.FAIL,
-            f"cannot load the trust anchor --root-ca {root_ca}: {exc.diagnostics()}",
+            f"cannot load the trust anchor --root-ca {root_ca}: {exc.diagnostics(guide)}",
             fix=["Pass the root CA certificate (DER or PEM): DIR/pcs/root-ca.der in simulation."],
             details=details,
         )
     try:
-        result = Verifier(anchor).verify(quote, collateral, now=now)
+        # The checks below judge the status themselves (and say what to do about it).
+        result = Verifier(anchor).verify(quote, collateral, policy=UnsafeNoAppraisal(), now=now)
     except VerificationError as exc:
-        fix = [exc.hint]
+        fix = list(exc.hints)
         if isinstance(exc, CollateralExpired):
             fix.append("See the pccs check: the collateral has to be refreshed.")
         details.update(error=type(exc).__name__, engine_message=exc.engine_message)

@@ -9,7 +9,13 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-from sgx_quote_helper.client import DEFAULT_SOCKET_PATH, ENV_VAR, Mode, choice_from_environ
+from sgx_quote_helper.client import (
+    DEFAULT_SOCKET_PATH,
+    ENV_VAR,
+    SOCKET_MOUNT_ADVICE,
+    Mode,
+    choice_from_environ,
+)
 from sgx_quote_helper.doctor._fs import (
     WRITE,
     Identity,
@@ -85,8 +91,9 @@ def check_environment(
                 fix=[
                     f"For out-of-process quoting through the quote helper set {ENV_VAR} "
                     "(any value, e.g. 1: presence is the flag, read once when the quote "
-                    "library loads) and mount the host directory /var/run/aesmd; on "
-                    "Kubernetes the admission webhook or device plugin injects both.",
+                    "library loads) and reach its socket; on Kubernetes the admission "
+                    "webhook or device plugin injects both.",
+                    SOCKET_MOUNT_ADVICE,
                     "In process without /dev/sgx_provision, loading the PCE/QE3 fails with "
                     "SGX_ERROR_SERVICE_INVALID_PRIVILEGE 0x4004 (DCAP 0xE035).",
                 ],
@@ -147,12 +154,6 @@ def check_environment(
 # ---------------------------------------------------------------------------
 
 _UNAVAILABLE = codes_of(SgxStatus.ERROR_SERVICE_UNAVAILABLE, Quote3Error.SERVICE_UNAVAILABLE)
-
-_MOUNT_DIRECTORY = (
-    "In a container, mount the host directory /var/run/aesmd (hostPath type "
-    "DirectoryOrCreate, or docker -v /var/run/aesmd:/var/run/aesmd), never the socket file: "
-    "the daemon recreates the socket when it restarts and a file mount keeps the old one."
-)
 
 
 def _is_container(environ: Mapping[str, str]) -> bool:
@@ -226,7 +227,7 @@ def check_socket(
                 "not exist yet: docker -v .../aesm.socket:... or a hostPath volume of type "
                 "DirectoryOrCreate on the socket path creates an empty directory there, and "
                 "the daemon cannot bind its socket.",
-                _MOUNT_DIRECTORY,
+                SOCKET_MOUNT_ADVICE,
                 f"On the host, stop the daemon, remove the empty directory {path}, and start "
                 "the daemon again.",
             ],
@@ -242,7 +243,7 @@ def check_socket(
                 f"Nothing can connect to a {kind}. Remove it and (re)start the quote helper, "
                 "which creates its socket there (serve --socket PATH); check that no other "
                 "program writes to this path.",
-                _MOUNT_DIRECTORY,
+                SOCKET_MOUNT_ADVICE,
             ],
             details=details,
             codes=_UNAVAILABLE,
@@ -286,7 +287,7 @@ def check_socket(
         fix = [
             "A mounted socket file keeps pointing at the old socket after the daemon "
             "restarts (it creates a new one): connections then fail with ECONNREFUSED.",
-            _MOUNT_DIRECTORY,
+            SOCKET_MOUNT_ADVICE,
         ]
     elif expect_host_mount:
         notes.append(
@@ -323,7 +324,7 @@ def _missing_socket(
             CheckStatus.FAIL,
             f"no socket at {path}: its directory {parent} does not exist",
             fix=[
-                _MOUNT_DIRECTORY,
+                SOCKET_MOUNT_ADVICE,
                 "On AKS the confcom add-on needs the quote helper enabled explicitly "
                 "(--enable-sgxquotehelper); with kind, add /var/run/aesmd to extraMounts.",
                 "On the node itself: is the quote helper (sgx-quote-helper serve) or aesmd "
@@ -350,7 +351,7 @@ def _missing_socket(
             "use (serve --socket), or point this check at it with --socket.",
         )
     if expect_host_mount:
-        fix.insert(0, f"{parent} is not a mount point in this container. {_MOUNT_DIRECTORY}")
+        fix.insert(0, f"{parent} is not a mount point in this container. {SOCKET_MOUNT_ADVICE}")
     return CheckResult.make(
         name,
         CheckStatus.FAIL,

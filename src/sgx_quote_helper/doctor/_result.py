@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from sgx_quote_helper.sgx import AesmError, Quote3Error, QvResult, SgxStatus, explain
+from sgx_quote_helper.explain import explain, guide
+from sgx_quote_helper.sgx import AesmError, Quote3Error, QvResult, SgxStatus
 
 
 class CheckStatus(enum.StrEnum):
@@ -170,8 +171,7 @@ class DoctorReport:
 
 def checks_for(member: SgxStatus | Quote3Error | QvResult) -> list[str]:
     """``explain``'s "what to check" for a code, in its own family."""
-    family = member.c_type()
-    return [e.check for e in explain(int(member)) if e.family == family and e.check]
+    return guide(member)
 
 
 def skipped(name: str, reason: str) -> CheckResult:

@@ -7,27 +7,26 @@ recognises it, and says what to check.
 
 from __future__ import annotations
 
-from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError
-from sgx_quote_helper.sgx._status import Quote3Error
+from sgx_quote_helper.errors import CodedError, ErrorCode, ParseError
+from sgx_quote_helper.sgx import Quote3Error
 
 
-class PccsError(SgxQuoteHelperError):
+class PccsError(CodedError):
     """A request to a PCCS (or Intel PCS) did not give usable data."""
 
     #: The DCAP status Intel's libraries report for this situation.
     quote3_error: Quote3Error = Quote3Error.UNABLE_TO_GET_COLLATERAL
-    #: What to check, in one sentence.
-    hint: str = "check the PCCS URL and the PCCS logs"
+    hints = ("the PCCS URL and the PCCS logs",)
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.url = url
 
-    def diagnostics(self) -> str:
-        code = self.quote3_error
-        where = f" ({self.url})" if self.url else ""
-        return f"{self.message}{where}; {self.hint} [SGX_QL_{code.name} 0x{code.value:04X}]"
+    def codes(self) -> tuple[ErrorCode, ...]:
+        return (self.quote3_error,)
+
+    def headline(self) -> str:
+        return f"{self.message} ({self.url})" if self.url else self.message
 
 
 class PccsUnreachable(PccsError):
@@ -39,10 +38,10 @@ class PccsUnreachable(PccsError):
     """
 
     quote3_error = Quote3Error.NETWORK_ERROR
-    hint = (
+    hints = (
         "the PCCS is down or unreachable: check that it runs, the URL (scheme, host, port), "
         "TLS settings (CA file, or a self-signed PCCS certificate) and the proxy settings "
-        "(HTTP(S)_PROXY, NO_PROXY)"
+        "(HTTP(S)_PROXY, NO_PROXY)",
     )
 
 
@@ -55,9 +54,9 @@ class PccsNotFound(PccsError):
     """
 
     quote3_error = Quote3Error.NO_QUOTE_COLLATERAL_DATA
-    hint = (
+    hints = (
         "the PCCS is not populated for this platform: register the platform (PCK "
-        "certificates) or import its collateral, and check the FMSPC and CA type"
+        "certificates) or import its collateral, and check the FMSPC and CA type",
     )
 
 
@@ -65,9 +64,9 @@ class PccsPlatformNotFound(PccsNotFound):
     """HTTP 404 on ``/pckcert``: the PCCS knows no PCK certificate for this platform."""
 
     quote3_error = Quote3Error.NO_PLATFORM_CERT_DATA
-    hint = (
+    hints = (
         "the PCCS has no PCK certificate for this platform: register it (PCKIDRetrievalTool "
-        "or the simulated manufacturer) and check QE ID, CPUSVN, PCESVN and PCE ID"
+        "or the simulated manufacturer) and check QE ID, CPUSVN, PCESVN and PCE ID",
     )
 
 
@@ -78,18 +77,18 @@ class PccsNotAService(PccsNotFound):
     the URL points at something else (a web server, the daemon's admin port).
     """
 
-    hint = (
+    hints = (
         "the URL is probably not a PCCS v4: check the host, the port (not, e.g., the "
         "quote helper's admin listener) and the path prefix (https://HOST:PORT, the client "
         "adds /sgx/certification/v4/); if it is a PCCS, it is not populated for this "
-        "platform: register the platform or import its collateral"
+        "platform: register the platform or import its collateral",
     )
 
 
 class PccsHttpError(PccsError):
     """Any other non-200 answer, with the service's own ``Error-Code``/``Error-Message``."""
 
-    hint = "see the PCCS error code and message; check the request parameters and PCCS logs"
+    hints = ("see the PCCS error code and message; check the request parameters and PCCS logs",)
 
     def __init__(
         self,
@@ -110,4 +109,6 @@ class PccsResponseError(PccsError, ParseError):
     """A 200 answer whose body or headers are not what PCCS v4 sends."""
 
     quote3_error = Quote3Error.MESSAGE_ERROR
-    hint = "the service is not a PCCS v4 (or returned corrupt data): check the URL path and version"
+    hints = (
+        "the service is not a PCCS v4 (or returned corrupt data): check the URL path and version",
+    )

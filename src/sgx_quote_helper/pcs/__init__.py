@@ -53,8 +53,6 @@ from sgx_quote_helper.pcs._pki import (
 from sgx_quote_helper.pcs._policy import (
     CA_CERTIFICATES,
     COLLATERAL_ARTIFACTS,
-    PLATFORM_TCB_STATUSES,
-    QE_TCB_STATUSES,
     FmspcPolicy,
     PlatformTcbLevel,
     QeTcbLevel,
@@ -64,6 +62,7 @@ from sgx_quote_helper.pcs._policy import (
     Validity,
 )
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
+from sgx_quote_helper.sgx import PLATFORM_TCB_STATUSES, QE_TCB_STATUSES
 
 __all__ = [
     "CA_CERTIFICATES",

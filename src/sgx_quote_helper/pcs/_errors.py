@@ -7,10 +7,10 @@ is 404, and nothing a client sends can cause a 500.
 
 from __future__ import annotations
 
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import CodedError
 
 
-class PcsError(SgxQuoteHelperError):
+class PcsError(CodedError):
     """A failure of the simulated manufacturer (``pcs``)."""
 
 

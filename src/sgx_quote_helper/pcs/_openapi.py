@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sgx_quote_helper._version import __version__
+from sgx_quote_helper.sgx import PLATFORM_TCB_STATUSES, QE_TCB_STATUSES
 
 _HEX = "^[0-9A-Fa-f]"
 _CHAIN_DESCRIPTION = "Percent-encoded PEM: the issuer certificate, then the root."
@@ -96,15 +97,7 @@ _TCB_LEVEL = {
         "tcbDate": {"type": "string"},
         "tcbStatus": {
             "type": "string",
-            "enum": [
-                "UpToDate",
-                "SWHardeningNeeded",
-                "ConfigurationNeeded",
-                "ConfigurationAndSWHardeningNeeded",
-                "OutOfDate",
-                "OutOfDateConfigurationNeeded",
-                "Revoked",
-            ],
+            "enum": [status.value for status in PLATFORM_TCB_STATUSES],
         },
         "advisoryIDs": {"type": "array", "items": {"type": "string"}},
     },
@@ -192,7 +185,7 @@ _QE_IDENTITY = {
                             "tcbDate": {"type": "string"},
                             "tcbStatus": {
                                 "type": "string",
-                                "enum": ["UpToDate", "OutOfDate", "Revoked"],
+                                "enum": [status.value for status in QE_TCB_STATUSES],
                             },
                             "advisoryIDs": {"type": "array", "items": {"type": "string"}},
                         },

@@ -22,21 +22,9 @@ from typing import Any
 
 from sgx_quote_helper._time import format_time, parse_time, to_utc_seconds
 from sgx_quote_helper.pcs._errors import PolicyError
+from sgx_quote_helper.sgx import PLATFORM_TCB_STATUSES, QE_TCB_STATUSES, TcbStatus
 
 POLICY_FORMAT = 1
-
-#: ``tcbStatus`` values of a platform TCB level (dcap-quote.md 8.1).
-PLATFORM_TCB_STATUSES = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-    "Revoked",
-)
-#: ``tcbStatus`` values of a QE Identity level (dcap-quote.md 8.2).
-QE_TCB_STATUSES = ("UpToDate", "OutOfDate", "Revoked")
 
 #: Collateral that ``validity.expired`` can name, to be issued already expired.
 COLLATERAL_ARTIFACTS = ("tcbInfo", "qeIdentity", "pckCrl", "rootCaCrl")
@@ -47,11 +35,11 @@ COMPONENT_COUNT = 16
 
 # What a TCB recovery makes of the levels it supersedes (Intel's TCB Info uses
 # OutOfDateConfigurationNeeded for out-of-date levels that also need configuration).
-_DEMOTED = {
-    "UpToDate": "OutOfDate",
-    "SWHardeningNeeded": "OutOfDate",
-    "ConfigurationNeeded": "OutOfDateConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded": "OutOfDateConfigurationNeeded",
+_DEMOTED: dict[str, TcbStatus] = {
+    TcbStatus.UP_TO_DATE: TcbStatus.OUT_OF_DATE,
+    TcbStatus.SW_HARDENING_NEEDED: TcbStatus.OUT_OF_DATE,
+    TcbStatus.CONFIGURATION_NEEDED: TcbStatus.OUT_OF_DATE_CONFIGURATION_NEEDED,
+    TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED: TcbStatus.OUT_OF_DATE_CONFIGURATION_NEEDED,
 }
 
 
@@ -218,8 +206,8 @@ class TcbPolicy:
         if fmspc in self.fmspcs:
             return self
         day = _day(now)
-        levels = [PlatformTcbLevel(tuple(components), pce_svn, "UpToDate", day)]
-        floor = PlatformTcbLevel((0,) * COMPONENT_COUNT, 0, "OutOfDate", day)
+        levels = [PlatformTcbLevel(tuple(components), pce_svn, TcbStatus.UP_TO_DATE, day)]
+        floor = PlatformTcbLevel((0,) * COMPONENT_COUNT, 0, TcbStatus.OUT_OF_DATE, day)
         if floor.key != levels[0].key:
             levels.append(floor)
         return replace(
@@ -278,7 +266,7 @@ class TcbPolicy:
                 )
             qe_levels = (
                 *(_demote_qe(lv, advisories) for lv in qe_levels if lv.isv_svn != qe_svn),
-                QeTcbLevel(qe_svn, "UpToDate", day),
+                QeTcbLevel(qe_svn, TcbStatus.UP_TO_DATE, day),
             )
         new_fmspcs = dict(self.fmspcs)
         if pce_svn is not None or components is not None:
@@ -289,7 +277,7 @@ class TcbPolicy:
                 new_level = PlatformTcbLevel(
                     tuple(components) if components is not None else top.components,
                     pce_svn if pce_svn is not None else top.pce_svn,
-                    "UpToDate",
+                    TcbStatus.UP_TO_DATE,
                     day,
                 )
                 kept = tuple(
@@ -453,9 +441,9 @@ def _day(moment: datetime) -> datetime:
 
 
 def _initial_qe_levels(qe_svn: int, day: datetime) -> list[QeTcbLevel]:
-    levels = [QeTcbLevel(qe_svn, "UpToDate", day)]
+    levels = [QeTcbLevel(qe_svn, TcbStatus.UP_TO_DATE, day)]
     if qe_svn > 0:
-        levels.append(QeTcbLevel(0, "OutOfDate", day))
+        levels.append(QeTcbLevel(0, TcbStatus.OUT_OF_DATE, day))
     return levels
 
 
@@ -464,9 +452,11 @@ def _merge(existing: tuple[str, ...], added: tuple[str, ...]) -> tuple[str, ...]
 
 
 def _demote_qe(level: QeTcbLevel, advisories: tuple[str, ...]) -> QeTcbLevel:
-    if level.status != "UpToDate":
+    if level.status != TcbStatus.UP_TO_DATE:
         return level
-    return replace(level, status="OutOfDate", advisory_ids=_merge(level.advisory_ids, advisories))
+    return replace(
+        level, status=TcbStatus.OUT_OF_DATE, advisory_ids=_merge(level.advisory_ids, advisories)
+    )
 
 
 def _demote_platform(level: PlatformTcbLevel, advisories: tuple[str, ...]) -> PlatformTcbLevel:
@@ -488,7 +478,7 @@ def _check_components(components: object, name: str) -> None:
         _check_range(svn, f"{name}[{index}]", 0xFF)
 
 
-def _check_status(status: object, allowed: tuple[str, ...]) -> None:
+def _check_status(status: object, allowed: tuple[TcbStatus, ...]) -> None:
     if status not in allowed:
         raise PolicyError(f"status {status!r} is not one of {', '.join(allowed)}")
 

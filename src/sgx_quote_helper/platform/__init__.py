@@ -51,7 +51,6 @@ from sgx_quote_helper.platform._platform import (
 from sgx_quote_helper.platform._qe import (
     ATTESTATION_KEY_FILE,
     QE_AUTH_DATA,
-    AttestationKeyNotInitializedError,
     CertificationDataError,
     PckCertification,
     PlatformIdentity,
@@ -68,7 +67,6 @@ __all__ = [
     "ENCLAVE_SECRET_FILE",
     "PROVISIONING_SECRET_FILE",
     "QE_AUTH_DATA",
-    "AttestationKeyNotInitializedError",
     "CertificationDataError",
     "CertificationError",
     "EnclaveIdentity",

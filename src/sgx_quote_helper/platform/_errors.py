@@ -7,8 +7,8 @@ so that a message can name the code a user would search for.
 
 from __future__ import annotations
 
-from sgx_quote_helper.errors import SgxQuoteHelperError
-from sgx_quote_helper.sgx._status import SgxStatus
+from sgx_quote_helper.errors import CodedError, ErrorCode
+from sgx_quote_helper.sgx import SgxStatus
 
 # The sgx_status_t values the simulated platform fails with.
 SGX_ERROR_MAC_MISMATCH = SgxStatus.ERROR_MAC_MISMATCH
@@ -17,23 +17,27 @@ SGX_ERROR_INVALID_CPUSVN = SgxStatus.ERROR_INVALID_CPUSVN
 SGX_ERROR_INVALID_ISVSVN = SgxStatus.ERROR_INVALID_ISVSVN
 SGX_ERROR_INVALID_KEYNAME = SgxStatus.ERROR_INVALID_KEYNAME
 SGX_ERROR_SERVICE_INVALID_PRIVILEGE = SgxStatus.ERROR_SERVICE_INVALID_PRIVILEGE
+SGX_ERROR_ATT_KEY_UNINITIALIZED = SgxStatus.ERROR_ATT_KEY_UNINITIALIZED
 
 
-class PlatformError(SgxQuoteHelperError):
+class PlatformError(CodedError):
     """A simulated-platform failure; ``sgx_status`` is set where SGX has a code."""
 
     sgx_status: SgxStatus | None = None
 
-    def __init__(self, message: str, *, sgx_status: SgxStatus | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        sgx_status: SgxStatus | None = None,
+        hints: tuple[str, ...] | None = None,
+    ) -> None:
+        super().__init__(message, hints=hints)
         if sgx_status is not None:
             self.sgx_status = sgx_status
 
-    def diagnostics(self) -> str:
-        text = str(self)
-        if self.sgx_status is not None:
-            text += f" [{self.sgx_status.c_name} {self.sgx_status.display_value}]"
-        return text
+    def codes(self) -> tuple[ErrorCode, ...]:
+        return () if self.sgx_status is None else (self.sgx_status,)
 
 
 class PlatformDirectoryError(PlatformError):

@@ -35,7 +35,11 @@ from sgx_quote_helper._version import QE_SVN
 from sgx_quote_helper.errors import ParseError
 from sgx_quote_helper.platform._cpu import ReportVerifier, SimulatedCpu
 from sgx_quote_helper.platform._enclave import EnclaveIdentity, quoting_enclave_identity
-from sgx_quote_helper.platform._errors import PlatformError, SealError
+from sgx_quote_helper.platform._errors import (
+    SGX_ERROR_ATT_KEY_UNINITIALIZED,
+    PlatformError,
+    SealError,
+)
 from sgx_quote_helper.platform._pce import ProvisioningCertificationEnclave
 from sgx_quote_helper.platform._sealing import MAX_SEALED_SIZE, seal, unseal
 from sgx_quote_helper.sgx import (
@@ -67,10 +71,6 @@ _REPORT_SIZE = 432
 _REPORT_BODY_SIZE = 384
 _KEY_BLOB_TAG = b"sgx-quote-helper/qe3-attestation-key/v1\x00"
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
-class AttestationKeyNotInitializedError(PlatformError):
-    """Quoting before ``init``: the attestation key is not generated or certified."""
 
 
 class CertificationDataError(PlatformError):
@@ -329,8 +329,11 @@ class QuotingEnclave:
     def _require_template(self) -> _QuoteTemplate:
         template = self._template
         if template is None:
-            raise AttestationKeyNotInitializedError(
-                "the QE3 attestation key is not initialized: call init_quote first"
+            # The client library's AttestationKeyNotInitializedError is what
+            # this becomes for an application (through the backend's 0xE00F).
+            raise PlatformError(
+                "the QE3 attestation key is not initialized: call init_quote first",
+                sgx_status=SGX_ERROR_ATT_KEY_UNINITIALIZED,
             )
         return template
 

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from sgx_quote_helper.errors import CodedError
+
 REPORT_DATA_SIZE = 64
 #: Uncompressed SEC1 point: 0x04 || x || y.
 PUBLIC_KEY_SIZE = 65
@@ -36,7 +38,7 @@ BINDING_LABEL = b"sgx-quote-helper/samples/remote-attestation/v1/report-data\x00
 KDF_LABEL = b"sgx-quote-helper/samples/remote-attestation/v1/session-key\x00"
 
 
-class KeyAgreementError(ValueError):
+class KeyAgreementError(CodedError, ValueError):
     """A public key, binding or ciphertext that does not check out."""
 
 

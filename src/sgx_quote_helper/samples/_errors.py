@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import CodedError
 
 
-class ExchangeError(SgxQuoteHelperError):
-    """The exchange stopped at ``step``; ``reason`` is the cause in words a person can act on."""
+class ExchangeError(CodedError):
+    """The exchange stopped at ``step``; ``reason`` is the cause in words a person can act on.
+
+    ``reason`` is often the ``diagnostics()`` of the error behind it, codes and
+    hints included, so this error carries none of its own.
+    """
 
     def __init__(self, step: str, reason: str, *, cause_type: str | None = None) -> None:
         super().__init__(f"{step}: {reason}")
@@ -15,7 +19,7 @@ class ExchangeError(SgxQuoteHelperError):
         #: The type name of the error behind it (e.g. ``InvalidSignature``, ``AppraisalError``).
         self.cause_type = cause_type or type(self).__name__
 
-    def diagnostics(self) -> str:
+    def headline(self) -> str:
         return f"remote attestation failed at step {self.step!r}: {self.reason}"
 
 

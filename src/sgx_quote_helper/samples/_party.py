@@ -36,6 +36,7 @@ from typing import Any
 
 from sgx_quote_helper import client
 from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.explain import guide
 from sgx_quote_helper.platform import PROVISIONING_SECRET_FILE, EnclaveIdentity, Platform
 from sgx_quote_helper.samples import _crypto
 from sgx_quote_helper.samples._channel import FramedChannel
@@ -54,6 +55,7 @@ from sgx_quote_helper.verify import (
     NoDebug,
     ReportData,
     TrustAnchor,
+    UnsafeNoAppraisal,
     VerificationResult,
     Verifier,
 )
@@ -182,7 +184,7 @@ class _Party:
         if isinstance(exc, ChannelError | RefusedByPeerError | PeerRejectedError):
             return  # the channel is gone, the peer stopped first, or the verdict was sent
         with contextlib.suppress(ChannelError):
-            self.channel.send({"type": "abort", "reason": exc.diagnostics()}, step=exc.step)
+            self.channel.send({"type": "abort", "reason": exc.diagnostics(guide)}, step=exc.step)
 
     def _run(self) -> ExchangeResult:
         config = self.config
@@ -193,7 +195,7 @@ class _Party:
             platform = Platform.load(config.platform_dir, need_provisioning=False)
         except SgxQuoteHelperError as exc:
             raise ExchangeError(
-                "platform", exc.diagnostics(), cause_type=type(exc).__name__
+                "platform", exc.diagnostics(guide), cause_type=type(exc).__name__
             ) from exc
         self.emit(
             "platform",
@@ -223,7 +225,9 @@ class _Party:
             report = platform.cpu().ereport(identity, target, report_data)
             quote = quoter.get_quote(report)
         except SgxQuoteHelperError as exc:
-            raise ExchangeError("quote", exc.diagnostics(), cause_type=type(exc).__name__) from exc
+            raise ExchangeError(
+                "quote", exc.diagnostics(guide), cause_type=type(exc).__name__
+            ) from exc
         header = Quote.from_bytes(quote).header
         mode, where = quoter.mode.value, quoter.describe()
         self.emit(
@@ -361,12 +365,13 @@ class _Party:
         try:
             # A new verifier without a cache: collateral is fetched now, so a TCB
             # recovery published a moment ago is what the verdict reflects.
+            # Verify first without appraising, so a refusal can name the peer's status.
             with Verifier(TrustAnchor.from_file(config.root_ca), pccs=config.pccs_url) as verifier:
-                result = verifier.verify(peer_quote)
+                result = verifier.verify(peer_quote, policy=UnsafeNoAppraisal())
             status = result.status.value
             policy.appraise(result)
         except SgxQuoteHelperError as exc:
-            reason = exc.diagnostics()
+            reason = exc.diagnostics(guide)
             error = type(exc).__name__
             detail: dict[str, Any] = {"error": error, "reason": reason}
             if status is not None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
+from sgx_quote_helper.explain import guide
 from sgx_quote_helper.platform import EnclaveIdentity, load_manifest
 from sgx_quote_helper.samples._channel import FramedChannel
 from sgx_quote_helper.samples._errors import ExchangeError, PeerRejectedError
@@ -208,7 +209,7 @@ def _close_gracefully(sock: socket.socket) -> None:
 
 
 def _failure(exc: SgxQuoteHelperError) -> dict[str, Any]:
-    document: dict[str, Any] = {"ok": False, "diagnostics": exc.diagnostics()}
+    document: dict[str, Any] = {"ok": False, "diagnostics": exc.diagnostics(guide)}
     if isinstance(exc, ExchangeError):
         document.update(failed_step=exc.step, reason=exc.reason, error=exc.cause_type)
         if isinstance(exc, PeerRejectedError) and exc.status is not None:
@@ -224,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config(args)
     except SgxQuoteHelperError as exc:  # a bad manifest or option: a usage error
-        print(f"{parser.prog}: error: {exc.diagnostics()}", file=sys.stderr)
+        print(f"{parser.prog}: error: {exc.diagnostics(guide)}", file=sys.stderr)
         return 2
     output = _Output(config.name, as_json=args.json)
     try:

@@ -69,6 +69,7 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
         pccs_insecure=config.pccs_insecure,
         pccs_ca_file=config.pccs_ca_file,
         on_outcome=count,
+        on_chain=lambda certificate: metrics.pck_chain_loaded(certificate.chain_pem()),
     )
     try:
         options = dataclasses.replace(config.backend_options(), pck_source=source)

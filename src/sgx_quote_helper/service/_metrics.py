@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from sgx_quote_helper._version import __version__
@@ -102,6 +103,12 @@ class DaemonMetrics:
             ["outcome"],
             registry=r,
         )
+        self.pck_chain_not_after = Gauge(
+            f"{_PREFIX}_pck_chain_not_after_timestamp_seconds",
+            "Earliest notAfter of the PCK certificate chain put into quotes "
+            "(Unix time; 0 before a chain is loaded)",
+            registry=r,
+        )
         self.sealed_key_replaced = Counter(
             f"{_PREFIX}_sealed_key_replaced",
             "Sealed attestation keys found corrupt and replaced",
@@ -146,6 +153,12 @@ class DaemonMetrics:
         """Record when the attestation key in use was generated (Unix time)."""
         self._key_created = timestamp
         self.attestation_key_created.set(timestamp)
+
+    def pck_chain_loaded(self, chain_pem: str) -> None:
+        """Record the PCK chain (leaf, CA, root; PEM) now put into quotes."""
+        certificates = x509.load_pem_x509_certificates(chain_pem.encode())
+        not_after = min(cert.not_valid_after_utc for cert in certificates)
+        self.pck_chain_not_after.set(not_after.timestamp())
 
     def _key_age(self) -> float:
         created = self._key_created

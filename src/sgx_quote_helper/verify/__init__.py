@@ -7,6 +7,7 @@ root unless another is passed explicitly) and returns a
 result and raise :class:`AppraisalError` naming the claim that failed.
 """
 
+from sgx_quote_helper.sgx import TcbStatus
 from sgx_quote_helper.verify._anchor import (
     INTEL_ROOT_CA_SHA256,
     INTEL_ROOT_PUBLIC_KEY,
@@ -56,11 +57,12 @@ from sgx_quote_helper.verify._policy import (
     RejectAdvisories,
     ReportData,
     ReportDataPrefix,
+    UnsafeNoAppraisal,
     appraise,
     load_policy,
     policy_from_mapping,
 )
-from sgx_quote_helper.verify._result import TcbLevelResult, TcbStatus, VerificationResult
+from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult
 from sgx_quote_helper.verify._verifier import Verifier
 
 __all__ = [
@@ -103,6 +105,7 @@ __all__ = [
     "TcbStatus",
     "TrustAnchor",
     "UnrecognizedEngineError",
+    "UnsafeNoAppraisal",
     "UnsupportedQuote",
     "UntrustedRoot",
     "ValidityPeriodError",

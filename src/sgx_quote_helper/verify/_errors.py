@@ -12,11 +12,11 @@ party accepts) are :class:`~sgx_quote_helper.verify.AppraisalError`.
 
 from __future__ import annotations
 
-from sgx_quote_helper.errors import SgxQuoteHelperError
-from sgx_quote_helper.sgx._status import Quote3Error, QvResult
+from sgx_quote_helper.errors import CodedError, ErrorCode
+from sgx_quote_helper.sgx import Quote3Error, QvResult
 
 
-class VerificationError(SgxQuoteHelperError):
+class VerificationError(CodedError):
     """The quote did not verify: it is not a genuine quote from a trusted platform."""
 
     #: ``sgx_ql_qv_result_t`` Intel's verifier gives for this outcome.
@@ -24,7 +24,7 @@ class VerificationError(SgxQuoteHelperError):
     #: ``quote3_error_t`` of QVL for this outcome, if it has one.
     quote3_error: Quote3Error | None = None
     #: What this means in practice, and what to check.
-    hint: str = "reject the quote; the engine message gives the cause"
+    hints = ("reject the quote; the engine message gives the cause",)
     #: Whether the fault lies with the collateral (so it must not be cached).
     collateral_fault: bool = False
 
@@ -38,7 +38,6 @@ class VerificationError(SgxQuoteHelperError):
         collateral_fault: bool | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
         #: The verification engine's own words (dcap-qvl), when it refused.
         self.engine_message = engine_message
         #: The TCB status behind the refusal (only ``Revoked`` has one).
@@ -48,31 +47,28 @@ class VerificationError(SgxQuoteHelperError):
         if collateral_fault is not None:
             self.collateral_fault = collateral_fault
 
-    def codes(self) -> str:
-        qv = self.qv_result
-        text = f"sgx_ql_qv_result_t {qv.c_name} {qv.display_value}"
-        if self.quote3_error is not None:
-            code = self.quote3_error
-            text += f"; quote3_error_t {code.c_name} {code.display_value}"
-        return text
+    def headline(self) -> str:
+        return f"quote verification failed: {self.message}"
 
-    def diagnostics(self) -> str:
-        return f"quote verification failed: {self.message}; {self.hint} [{self.codes()}]"
+    def codes(self) -> tuple[ErrorCode, ...]:
+        if self.quote3_error is None:
+            return (self.qv_result,)
+        return (self.qv_result, self.quote3_error)
 
 
 class MalformedQuote(VerificationError):
     """The bytes are not a well-formed SGX ECDSA quote."""
 
     quote3_error = Quote3Error.QUOTE_FORMAT_UNSUPPORTED
-    hint = "the input is not a DCAP SGX quote v3, or it was truncated or altered"
+    hints = ("the input is not a DCAP SGX quote v3, or it was truncated or altered",)
 
 
 class UnsupportedQuote(MalformedQuote):
     """A quote of a kind this verifier does not handle (TDX, P-384, PPID-only cert data)."""
 
-    hint = (
+    hints = (
         "only SGX ECDSA-P256 quotes carrying their PCK certificate chain (certification "
-        "data type 5) are verified"
+        "data type 5) are verified",
     )
 
 
@@ -81,16 +77,16 @@ class InvalidSignature(VerificationError):
 
     qv_result = QvResult.INVALID_SIGNATURE
     quote3_error = Quote3Error.RESULT_INVALID_SIGNATURE
-    hint = "the quote or its collateral was altered, or they come from another root of trust"
+    hints = ("the quote or its collateral was altered, or they come from another root of trust",)
 
 
 class CertificateChainError(VerificationError):
     """A certificate chain (PCK, or the collateral signer's) does not lead to the trust anchor."""
 
     quote3_error = Quote3Error.PCK_CERT_CHAIN_ERROR
-    hint = (
+    hints = (
         "the chain does not end at the trust anchor: for simulated quotes pass the simulated "
-        "root (--root-ca DIR/pcs/root-ca.der); otherwise the quote or collateral was altered"
+        "root (--root-ca DIR/pcs/root-ca.der); otherwise the quote or collateral was altered",
     )
 
 
@@ -107,15 +103,15 @@ class Revoked(VerificationError):
 
     qv_result = QvResult.REVOKED
     quote3_error = Quote3Error.TCB_REVOKED
-    hint = "reject the quote; the platform must be updated (and re-provisioned)"
+    hints = ("reject the quote; the platform must be updated (and re-provisioned)",)
 
 
 class ValidityPeriodError(VerificationError):
     """Some collateral or certificate is not valid at the verification time."""
 
-    hint = (
+    hints = (
         "fetch fresh collateral from the PCCS (or verify at a time inside the "
-        "collateral's validity, --at); check the clock"
+        "collateral's validity, --at); check the clock",
     )
 
 
@@ -152,7 +148,7 @@ class CollateralMismatch(VerificationError):
 
     quote3_error = Quote3Error.TCBINFO_MISMATCH
     collateral_fault = True
-    hint = "fetch the TCB Info for the FMSPC in the quote's PCK certificate"
+    hints = ("fetch the TCB Info for the FMSPC in the quote's PCK certificate",)
 
 
 class InvalidCollateral(VerificationError):
@@ -160,16 +156,16 @@ class InvalidCollateral(VerificationError):
 
     quote3_error = Quote3Error.TCBINFO_UNSUPPORTED_FORMAT
     collateral_fault = True
-    hint = "the PCCS served corrupt or unsupported collateral; refetch it, check the PCCS"
+    hints = ("the PCCS served corrupt or unsupported collateral; refetch it, check the PCCS",)
 
 
 class QeIdentityMismatch(VerificationError):
     """The QE that signed the quote is not the one the QE Identity describes."""
 
     quote3_error = Quote3Error.QEIDENTITY_MISMATCH
-    hint = (
+    hints = (
         "the quote was not made by the Quoting Enclave the collateral describes (MRSIGNER, "
-        "ISVPRODID, attributes or ISVSVN)"
+        "ISVPRODID, attributes or ISVSVN)",
     )
 
 
@@ -177,9 +173,9 @@ class TcbNotSupported(VerificationError):
     """No TCB level of the TCB Info matches the platform (section 10, step 4)."""
 
     quote3_error = Quote3Error.TCB_NOT_SUPPORTED
-    hint = (
+    hints = (
         "the platform's TCB is below every level the TCB Info lists: the TCB Info is for "
-        "another platform or the platform is too old to attest"
+        "another platform or the platform is too old to attest",
     )
 
 
@@ -190,10 +186,10 @@ class DebugEnclave(VerificationError):
     dcap-qvl 0.7.0 refuses such quotes outright.
     """
 
-    hint = "rebuild and sign the enclave for production (DEBUG attribute clear)"
+    hints = ("rebuild and sign the enclave for production (DEBUG attribute clear)",)
 
 
 class UnrecognizedEngineError(VerificationError):
     """The engine refused the quote with a message this wrapper does not know."""
 
-    hint = "reject the quote; the engine message gives the cause"
+    hints = ("reject the quote; the engine message gives the cause",)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
-from sgx_quote_helper.verify._result import TcbStatus, VerificationResult
+from sgx_quote_helper.errors import CodedError, UsageError
+from sgx_quote_helper.sgx import TcbStatus
+from sgx_quote_helper.verify._result import VerificationResult
 
 REPORT_DATA_SIZE = 64
 MEASUREMENT_SIZE = 32
@@ -44,21 +45,22 @@ class ClaimFailure:
         return {"claim": self.claim, "expected": self.expected, "actual": self.actual}
 
 
-class AppraisalError(SgxQuoteHelperError):
-    """The quote verified, but the appraisal policy rejects what it attests."""
+class AppraisalError(CodedError):
+    """The quote verified, but the appraisal policy rejects what it attests.
+
+    No status code applies, and the failed claims in the one line (what was
+    expected, what the quote has) say what to change, so it carries no hints.
+    """
 
     def __init__(self, failures: Sequence[ClaimFailure], *, summary: str | None = None) -> None:
         self.failures = tuple(failures)
         self.summary = summary
-        super().__init__(self._text())
-
-    def _text(self) -> str:
         body = "; ".join(str(f) for f in self.failures) or "no claim failed"
-        return f"{self.summary}: {body}" if self.summary else body
+        super().__init__(f"{summary}: {body}" if summary else body)
 
-    def diagnostics(self) -> str:
+    def headline(self) -> str:
         return (
-            f"appraisal failed: {self._text()} (the quote is genuine, but the policy does "
+            f"appraisal failed: {self.message} (the quote is genuine, but the policy does "
             "not accept it)"
         )
 
@@ -286,6 +288,29 @@ class NoDebug:
 
     def __repr__(self) -> str:
         return "NoDebug()"
+
+
+class UnsafeNoAppraisal:
+    """Accept every quote that verifies, whatever it attests: the explicit opt-out.
+
+    :meth:`Verifier.verify` requires a policy, so that forgetting one is a type
+    error rather than an accepted ``OutOfDate`` quote from any enclave. This
+    policy checks nothing: not the enclave's identity (MRENCLAVE, MRSIGNER), not
+    its report data, not the debug flag, and not the TCB status (a quote from an
+    out-of-date or misconfigured platform is accepted). Verification itself still
+    runs in full: the quote is genuine, chains to the trust anchor, its
+    collateral is current, and a revoked platform is still refused.
+
+    Use it only where the caller appraises the result itself, or only reports the
+    verdict (``doctor``, the ``verify`` command, which applies its own policy
+    afterwards). The name says "Unsafe" so that a review sees it.
+    """
+
+    def appraise(self, result: VerificationResult) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "UnsafeNoAppraisal()"
 
 
 class AllOf:

@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sgx_quote_helper.sgx._status import QvResult, qv_result_for_tcb_status
+from sgx_quote_helper.sgx import QvResult, TcbStatus
 from sgx_quote_helper.sgx._structs import QuoteHeader, ReportBody
 from sgx_quote_helper.verify._anchor import TrustAnchor
-
-
-class TcbStatus(enum.StrEnum):
-    """``tcbStatus`` values of TCB Info v3 and QE Identity v2 (dcap-quote.md 8.1)."""
-
-    UP_TO_DATE = "UpToDate"
-    SW_HARDENING_NEEDED = "SWHardeningNeeded"
-    CONFIGURATION_NEEDED = "ConfigurationNeeded"
-    CONFIGURATION_AND_SW_HARDENING_NEEDED = "ConfigurationAndSWHardeningNeeded"
-    OUT_OF_DATE = "OutOfDate"
-    OUT_OF_DATE_CONFIGURATION_NEEDED = "OutOfDateConfigurationNeeded"
-    REVOKED = "Revoked"
-
-    @classmethod
-    def parse(cls, value: str) -> TcbStatus:
-        """The status named ``value`` (exact JSON spelling, or any case)."""
-        for member in cls:
-            if value == member.value or value.lower() == member.value.lower():
-                return member
-        names = ", ".join(m.value for m in cls)
-        raise ValueError(f"unknown TCB status {value!r} (one of {names})")
-
-    @property
-    def qv_result(self) -> QvResult:
-        """``sgx_ql_qv_result_t`` for this status (dcap-quote.md section 10)."""
-        return qv_result_for_tcb_status(self.value)
 
 
 @dataclass(frozen=True)

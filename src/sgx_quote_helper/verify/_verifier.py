@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from sgx_quote_helper._time import parse_time
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs import Collateral, PccsClient
+from sgx_quote_helper.sgx import TcbStatus
 from sgx_quote_helper.sgx._quote import PckCertChain, Quote
 from sgx_quote_helper.sgx._structs import INTEL_QE_VENDOR_ID, ReportBody
 from sgx_quote_helper.verify._anchor import TrustAnchor, root_key_id
@@ -34,7 +35,7 @@ from sgx_quote_helper.verify._errors import (
     VerificationError,
 )
 from sgx_quote_helper.verify._policy import Policy
-from sgx_quote_helper.verify._result import TcbLevelResult, TcbStatus, VerificationResult
+from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult
 
 #: Intel's QvE requires exactly leaf, intermediate CA and root (sgx_qve_def.h).
 PCK_CHAIN_LENGTH = 3
@@ -107,10 +108,14 @@ class Verifier:
         quote: bytes,
         collateral: Collateral | None = None,
         *,
+        policy: Policy,
         now: Timestamp | None = None,
-        policy: Policy | None = None,
     ) -> VerificationResult:
         """Verify ``quote`` at ``now`` (default: the current time), then appraise it.
+
+        ``policy`` is required: what the relying party accepts (for instance
+        ``AllOf(MrSigner(...), AcceptStatuses(), NoDebug())``). A caller that
+        wants only the verdict passes :class:`UnsafeNoAppraisal` and says so.
 
         Raises a :class:`VerificationError` leaf when the quote is not genuine or
         not current enough to be judged, :class:`AppraisalError` when ``policy``
@@ -133,7 +138,7 @@ class Verifier:
         #  6. Keep freshly fetched collateral the engine accepted (cache).
         #  7. Build the result: status and its sgx_ql_qv_result_t, advisories,
         #     both TCB levels, collateral validity, the enclave report.
-        #  8. Appraise the result with the relying party's policy, if given.
+        #  8. Appraise the result with the relying party's policy.
         # An explicit time is used throughout; "now" is read when it is needed, so
         # collateral a PCCS issues during the fetch is not "issued in the future".
         fixed = to_datetime(now) if now is not None else None
@@ -184,8 +189,7 @@ class Verifier:
         result = _build_result(parsed, report, claims, status, fetched.collateral, anchor, at)
 
         # 8.
-        if policy is not None:
-            policy.appraise(result)
+        policy.appraise(result)
         return result
 
 
