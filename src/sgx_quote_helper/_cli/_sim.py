@@ -294,6 +294,8 @@ def _directory_warnings(path: Path) -> list[str]:
         info = path.stat()
     except FileNotFoundError:
         return []
+    if not stat.S_ISDIR(info.st_mode):
+        return []  # Manufacturer.create says what is wrong with it
     warnings = []
     if info.st_uid != os.geteuid():
         warnings.append(
