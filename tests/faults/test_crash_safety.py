@@ -157,8 +157,14 @@ def test_daemon_killed_at_random_points_under_load(work: Path) -> None:
         threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
         for thread in threads:
             thread.start()
-        # Fresh state: the key is generated and sealed a moment after start-up.
-        time.sleep(rng.uniform(0.2, 1.5) if fresh else rng.uniform(0.3, 3.0))
+        if fresh:
+            # The key is generated and sealed a moment after start-up: kill
+            # anywhere in start-up, key generation, sealing or the first quotes.
+            time.sleep(rng.uniform(0.2, 1.5))
+        else:
+            # Under load: once the daemon serves, kill it mid-stream.
+            _wait(lambda: _ready(admin), f"run {run} to become ready")
+            time.sleep(rng.uniform(0.0, 1.5))
         process.send_signal(signal.SIGKILL)
         process.wait()
         stop.set()
