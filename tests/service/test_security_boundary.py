@@ -206,3 +206,20 @@ def test_no_secret_in_debug_logs_metrics_or_error_answers(
     for secret in secrets:
         for spelled in _spellings(secret):
             assert spelled not in output
+
+
+def test_the_state_directory_is_private_whatever_the_umask(sim: Path) -> None:
+    # In simulation an application can seal with the QE's key (it reads
+    # enclave.secret); a state directory it could write to would let it plant
+    # an attestation key it knows. The daemon creates it 0700 even under umask 000.
+    state = sim / "fresh-state"
+    previous = os.umask(0)
+    try:
+        for run_dir in short_dir():
+            with run_daemon(config_for(sim, run_dir, state_dir=str(state))):
+                pass
+    finally:
+        os.umask(previous)
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert (state / "pck-cache").stat().st_mode & 0o777 == 0o700
+    assert (state / ATTESTATION_KEY_FILE).stat().st_mode & 0o777 == 0o600

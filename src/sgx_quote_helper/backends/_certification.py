@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._fs import atomic_write, make_directory
 from sgx_quote_helper.errors import CodedError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 
@@ -171,7 +171,7 @@ class CachedPckSource:
         document["tcbm"] = certificate.tcbm.hex()
         document["fmspc"] = certificate.fmspc.hex()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_directory(path.parent, 0o700)
             atomic_write(path, json.dumps(document).encode(), mode=0o600)
         except OSError as exc:
             # A cache that cannot be written costs resilience, not correctness.

@@ -9,6 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from sgx_quote_helper._fs import make_directory
 from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.backends import backend_factory
 from sgx_quote_helper.backends._certification import pck_source_for
@@ -42,7 +43,10 @@ def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
         # source is chosen: otherwise the error would blame the PCK source.
         Platform.load(config.platform, need_provisioning=False)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        # 0700 whatever the umask: in simulation anyone who reads enclave.secret
+        # can seal with the QE's key, so a state directory others can write to
+        # would let them plant an attestation key they know (docs/security.md).
+        make_directory(state_dir, 0o700)
         with tempfile.TemporaryFile(dir=state_dir):
             pass
     except OSError as exc:
