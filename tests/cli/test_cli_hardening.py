@@ -277,3 +277,15 @@ def test_pccs_503_does_not_reveal_server_paths(sim: Path, caplog: pytest.LogCapt
     assert "/" not in response.headers["Error-Message"]
     logged = " ".join(str(getattr(record, "fields", "")) for record in caplog.records)
     assert "policy.json" in logged  # the operator still learns which file
+
+
+def test_the_library_refuses_an_out_of_range_qe_svn_with_its_own_error(
+    tmp_path: Path, sim: Path
+) -> None:
+    # The CLI's range check has a library counterpart: in-process quoting with
+    # qe_svn=70000 ended in OverflowError from int.to_bytes.
+    from sgx_quote_helper import client
+    from sgx_quote_helper.errors import UsageError
+
+    with pytest.raises(UsageError, match="ISVSVN must be 0..65535, got 70000"):
+        client.in_process(sim / "platform", state_dir=tmp_path / "state", qe_svn=70000)
