@@ -287,5 +287,5 @@ def test_the_library_refuses_an_out_of_range_qe_svn_with_its_own_error(
     from sgx_quote_helper import client
     from sgx_quote_helper.errors import UsageError
 
-    with pytest.raises(UsageError, match="ISVSVN must be 0..65535, got 70000"):
+    with pytest.raises(UsageError, match=r"ISVSVN must be 0\.\.65535, got 70000"):
         client.in_process(sim / "platform", state_dir=tmp_path / "state", qe_svn=70000)
