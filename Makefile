@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # `make test` also needs the Kubernetes tooling (the `k8s` extra, helm, promtool).
 K8S_STAMP := $(VENV)/.installed-k8s
 
-.PHONY: demo test lint format bench clean k8s-tools manifests fuzz soak faults
+.PHONY: demo test lint format bench clean k8s-tools manifests images e2e-k8s fuzz soak faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Container images with podman (installs it and makes the base image if needed;
+# CA_BUNDLE=FILE for pip behind TLS interception, see docs/images.md).
+images:
+	bash tools/container-images.sh build
+
+# Kubernetes 1.20 API server end to end (docs/e2e-k8s.md); not part of `make test`.
+e2e-k8s: $(K8S_STAMP)
+	bash tools/e2e-k8s/run.sh $(BIN)
 
 # Long runs (docs/reliability.md); their bounded versions are part of `make test`.
 FUZZ_RUNS ?= 1000000

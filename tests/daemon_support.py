@@ -331,8 +331,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def daemon_process(sim: Path, run_dir: Path, *extra: str) -> Iterator[DaemonProcess]:
-    """``python -m sgx_quote_helper serve`` on a temporary socket, ready; always stopped."""
+def daemon_process(
+    sim: Path, run_dir: Path, *extra: str, preexec: Callable[[], None] | None = None
+) -> Iterator[DaemonProcess]:
+    """``python -m sgx_quote_helper serve`` on a temporary socket, ready; always stopped.
+
+    ``preexec`` runs in the child before the daemon starts (resource limits).
+    """
     sock = run_dir / "aesm.socket"
     log = run_dir / "daemon.log"
     admin = f"127.0.0.1:{free_port()}"
@@ -340,7 +345,9 @@ def daemon_process(sim: Path, run_dir: Path, *extra: str) -> Iterator[DaemonProc
     command += ["--platform", str(sim / "platform"), "--socket", str(sock)]
     command += ["--admin-listen", admin, *extra]
     with log.open("wb") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=preexec
+        )
     running = DaemonProcess(process, sock, f"http://{admin}", log)
     try:
 

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 LOGGER_NAME = "sgx_quote_helper"
@@ -67,3 +68,67 @@ def log_event(logger: logging.Logger, level: int, event: str, /, **fields: Any) 
     """Log ``event`` with structured ``fields`` (kept apart from the message)."""
     if logger.isEnabledFor(level):
         logger.log(level, event, extra={"fields": fields})
+
+
+class RateLimitedLog:
+    """Per-event rate limiting: at most ``burst`` lines of one event per ``interval``.
+
+    A peer that can make the daemon log (a refused uid connecting in a loop, a
+    flood of malformed frames) must not be able to flood the log: past the
+    burst, lines of that event are counted instead of written, and one
+    ``log.suppressed`` line says how many were left out once the interval is
+    over (at the next line of that event, or at :meth:`flush`, which the
+    daemon calls periodically and when it stops).
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        burst: int = 10,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.burst = burst
+        self.interval = interval
+        self._clock = clock
+        # event -> [window start, lines written, lines suppressed, highest level suppressed]
+        self._windows: dict[str, list[float]] = {}
+
+    def log(self, level: int, event: str, /, **fields: Any) -> None:
+        """Log ``event`` unless its burst for this interval is used up."""
+        if not self.logger.isEnabledFor(level):
+            return
+        now = self._clock()
+        window = self._windows.get(event)
+        if window is None:
+            window = self._windows[event] = [now, 0, 0, level]
+        elif now - window[0] >= self.interval:
+            self._summarise(event, window)
+            window[:] = [now, 0, 0, level]
+        if window[1] < self.burst:
+            window[1] += 1
+            log_event(self.logger, level, event, **fields)
+        else:
+            window[2] += 1
+            window[3] = max(window[3], level)
+
+    def flush(self, *, force: bool = False) -> None:
+        """Write the summary of every interval that is over (all of them with ``force``)."""
+        now = self._clock()
+        for event, window in list(self._windows.items()):
+            if force or now - window[0] >= self.interval:
+                self._summarise(event, window)
+                del self._windows[event]
+
+    def _summarise(self, event: str, window: list[float]) -> None:
+        if window[2]:
+            log_event(
+                self.logger,
+                int(window[3]),
+                "log.suppressed",
+                event=event,
+                suppressed=int(window[2]),
+                interval=f"{self.interval:g}s",
+            )

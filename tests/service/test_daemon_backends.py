@@ -1,7 +1,8 @@
 """The daemon over backends other than the inline simulated QE.
 
-A blocking backend (real hardware, an upstream AESM) is answered in worker
-threads, at most ``max_inflight`` at a time; a backend that fails in an
+A backend call declared blocking (``QuoteBackend.may_block``: real hardware,
+an upstream AESM) is answered in worker threads, at most ``max_inflight`` at a
+time; a backend that fails in an
 unexpected way costs the client an AESM_UNEXPECTED_ERROR reply of the right
 kind, never the daemon.
 """
@@ -29,7 +30,7 @@ from daemon_support import (
     run_daemon,
 )
 
-from sgx_quote_helper.backends import BackendInfo, QuoteResult, SimBackend
+from sgx_quote_helper.backends import BackendCall, BackendInfo, QuoteResult, SimBackend
 from sgx_quote_helper.service import QuoteHelperServer, build_server
 from sgx_quote_helper.sgx import AttKeyId, QeReportInfo
 
@@ -47,6 +48,9 @@ class SlowHardware(SimBackend):
 
     def info(self) -> BackendInfo:
         return dataclasses.replace(super().info(), name="slow", simulated=False)
+
+    def may_block(self, call: BackendCall) -> bool:
+        return True
 
     def get_quote(
         self, report: bytes, att_key_id: AttKeyId, qe_report_info: QeReportInfo | None
@@ -113,6 +117,10 @@ def test_an_unexpected_backend_failure_is_answered_in_kind(
         caplog.at_level(logging.ERROR, logger="sgx_quote_helper"),
         run_daemon(server.config, server=server) as daemon,
     ):
+        # The key announced first (a fresh platform answers 42 before that).
+        assert (
+            response_fields(intel_client(daemon.socket, init_quote_ex(True, 32)) or b"", 15)[1] == 0
+        )
         reply = intel_client(daemon.socket, get_quote_size_ex())
         assert response_fields(reply or b"", 16)[1] == 1  # AESM_UNEXPECTED_ERROR
         assert intel_client(daemon.socket, GET_SUPPORTED_NUM) == COUNT_REPLY

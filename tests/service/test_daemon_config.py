@@ -232,6 +232,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "drain_timeout": ("2.5", 2.5),
     "read_timeout": ("1", 1.0),
     "max_connections": ("7", 7),
+    "max_connections_per_uid": ("5", 5),
     "max_inflight": ("3", 3),
     "qe_svn": ("4", 4),
     "pce_svn": ("5", 5),

@@ -420,3 +420,54 @@ def test_one_request_per_connection(daemon: Daemon) -> None:
         assert read_reply(sock) == bytes.fromhex("07000000 aa0104 0800 1001")
         # The daemon closes after its reply, as aesmd does (section 3).
         assert sock.recv(100) == b""
+
+
+# ---- two details found with Intel's own client (issue 11) ----
+
+
+def test_a_too_small_buffer_is_checked_before_the_report_mac(daemon: Daemon) -> None:
+    # aesmd with DCAP's quote library checks buf_size first: a forged REPORT
+    # with a too-small buffer is AESM_PARAMETER_ERROR (3; the client sees
+    # SGX_ERROR_INVALID_PARAMETER 0x0002), not INVALID_REPORT (47).
+    forged = bytearray(daemon.report)
+    forged[416] ^= 0x01
+    small = daemon.quote_size - 1
+    assert response_fields(daemon.call(get_quote_ex(bytes(forged), small)) or b"", 17) == {1: 3}
+    assert response_fields(daemon.call(get_quote_ex(daemon.report, small)) or b"", 17) == {1: 3}
+    big = daemon.quote_size
+    assert response_fields(daemon.call(get_quote_ex(bytes(forged), big)) or b"", 17) == {1: 47}
+
+
+def test_a_fresh_platform_needs_init_quote_ex_before_quotes(
+    sim_template: Path, tmp_path: Path, module_run_dir: Path
+) -> None:
+    """Before the first InitQuoteEx, size and quote requests get ATT_KEY_NOT_INITIALIZED.
+
+    That is what aesmd answers on a platform where no attestation key was ever
+    generated (DCAP finds no key blob). The daemon generated and certified the
+    key at start-up (to be ready), but keeps it from clients until one asks
+    for it; once persisted, a restarted daemon answers without InitQuoteEx.
+    """
+    sim = tmp_path / "sim"
+    shutil.copytree(sim_template, sim)
+    config = config_for(sim, module_run_dir / "fresh", admin_listen="")
+    (module_run_dir / "fresh").mkdir(exist_ok=True)
+    with run_daemon(config) as running:
+        size = response_fields(intel_client(running.socket, get_quote_size_ex()) or b"", 16)
+        assert size == {1: 42, 2: 0}  # AESM_ATT_KEY_NOT_INITIALIZED, quote_size 0
+        init = response_fields(intel_client(running.socket, init_quote_ex(True, 32)) or b"", 15)
+        assert init[1] == 0
+        target_info = init[2]
+        assert isinstance(target_info, bytes)
+        report = report_maker(sim)(target_info, REPORT_DATA)
+        size = response_fields(intel_client(running.socket, get_quote_size_ex()) or b"", 16)
+        assert size[1] == 0
+        assert isinstance(size[2], int)
+        quote = response_fields(
+            intel_client(running.socket, get_quote_ex(report, size[2])) or b"", 17
+        )
+        assert quote[1] == 0
+    # Restarted with the key persisted: no InitQuoteEx needed, as on aesmd.
+    with run_daemon(config) as running:
+        size = response_fields(intel_client(running.socket, get_quote_size_ex()) or b"", 16)
+        assert size[1] == 0

@@ -21,9 +21,13 @@ import pytest
 from daemon_support import (
     GET_SUPPORTED_NUM,
     MakeConfig,
+    MakeReport,
     frame,
+    get_quote_ex,
+    init_quote_ex,
     intel_client,
     read_reply,
+    response_fields,
     run_daemon,
 )
 
@@ -121,18 +125,53 @@ def test_replaces_a_stale_socket(
     assert "socket.stale_replaced" in caplog.messages
 
 
-def test_refuses_to_start_beside_a_live_daemon(make_config: MakeConfig) -> None:
+def test_refuses_to_start_beside_a_live_daemon(make_config: MakeConfig, sim: Path) -> None:
     config = make_config()
     with run_daemon(config) as first:
-        second = build_server(make_config(admin_listen=""))
+        # Its own state directory, the first one's socket: the socket's lock
+        # refuses it before it probes or unlinks anything.
+        second = build_server(make_config(admin_listen="", state_dir=str(sim / "state-2")))
         with (
-            pytest.raises(StartupError, match="already serving"),
+            pytest.raises(
+                StartupError, match=r"another quote helper \(pid \d+\) is using the socket"
+            ),
             run_daemon(config, server=second),
         ):
             pass  # pragma: no cover
         # The first daemon is untouched and keeps its socket.
         assert first.socket.is_socket()
         assert intel_client(first.socket, GET_SUPPORTED_NUM) == COUNT_REPLY
+
+
+def test_refuses_to_start_on_a_state_directory_in_use(
+    make_config: MakeConfig, run_dir: Path, sim: Path, make_report: MakeReport
+) -> None:
+    with run_daemon(make_config()) as first:
+        sealed = {
+            path.name: path.read_bytes() for path in (sim / "state").iterdir() if path.is_file()
+        }
+        # Its own socket, the first one's state directory (attestation key).
+        with pytest.raises(StartupError, match=r"is using the state directory .*--state-dir"):
+            build_server(make_config(socket=str(run_dir / "other.socket")))
+        assert not (run_dir / "other.socket").exists()
+        assert {
+            path.name: path.read_bytes() for path in (sim / "state").iterdir() if path.is_file()
+        } == sealed
+        init = response_fields(intel_client(first.socket, init_quote_ex(True, 32)) or b"", 15)
+        assert isinstance(init[2], bytes)
+        reply = intel_client(first.socket, get_quote_ex(make_report(init[2], bytes(64)), 8192))
+        assert response_fields(reply or b"", 17)[1] == 0
+
+
+def test_refuses_a_socket_another_aesm_serves(make_config: MakeConfig, run_dir: Path) -> None:
+    """A live listener that holds no lock of ours (aesmd itself) is never replaced."""
+    path = run_dir / "aesm.socket"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as aesmd:
+        aesmd.bind(str(path))
+        aesmd.listen()
+        with pytest.raises(StartupError, match="already serving"), run_daemon(make_config()):
+            pass  # pragma: no cover
+        assert path.is_socket()
 
 
 def test_refuses_to_replace_a_file_that_is_not_a_socket(
@@ -214,7 +253,8 @@ def test_serve_refuses_a_live_socket_with_one_clear_line(
         code = main(["serve", "--platform", str(sim / "platform"), "--socket", str(config.socket)])
         assert code == 1
         err = capsys.readouterr().err
-        assert err.startswith("sgx-quote-helper: error: another quote helper is already serving")
+        assert err.startswith("sgx-quote-helper: error: another quote helper (pid ")
+        assert "is using the socket" in err
         assert "Traceback" not in err
         assert intel_client(config.socket, GET_SUPPORTED_NUM) == COUNT_REPLY
 
@@ -232,23 +272,17 @@ def test_unusable_platform_or_state_dir_fails_before_binding(
     assert not (run_dir / "aesm.socket").exists()
 
 
-def test_shutdown_leaves_no_reader_on_the_closed_listener(make_config: MakeConfig) -> None:
-    # A client still in the backlog at shutdown is accepted and answered
-    # within _stop_accepting; closing that connection must not re-register
-    # the listener, which is closed right after (a stale selector entry).
-    async def scenario() -> tuple[bool, bytes | None]:
+def test_shutdown_answers_clients_already_in_the_backlog(make_config: MakeConfig) -> None:
+    # A client that completed connect() before shutdown unlinked the socket
+    # is accepted and answered before the listener closes.
+    async def scenario() -> bytes | None:
         server = build_server(make_config())
         await server.startup()
-        assert server._listener is not None
-        listener_fd = server._listener.fileno()
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with client:
             client.connect(str(server.config.socket))
             client.sendall(frame(GET_SUPPORTED_NUM))  # queued, not yet accepted
             await server.shutdown()
-            loop = asyncio.get_running_loop()
-            return loop.remove_reader(listener_fd), read_reply(client)
+            return read_reply(client)
 
-    still_registered, reply = asyncio.run(scenario())
-    assert reply == COUNT_REPLY
-    assert not still_registered
+    assert asyncio.run(scenario()) == COUNT_REPLY

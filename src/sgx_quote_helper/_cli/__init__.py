@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "_quote",
     "_doctor",
     "_demo",
+    "_kube",
 )
 
 

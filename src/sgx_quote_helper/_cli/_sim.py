@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sgx_quote_helper._cli import _args
+from sgx_quote_helper._cli._sim_register import add_register_nodes_command
 from sgx_quote_helper._cli._sim_report import add_report_command
 from sgx_quote_helper._version import PCE_SVN
 from sgx_quote_helper.errors import UsageError
@@ -167,6 +168,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     expire.set_defaults(func=_expire)
 
     add_report_command(commands)
+    add_register_nodes_command(commands)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

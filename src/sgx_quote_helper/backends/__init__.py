@@ -16,6 +16,7 @@ from pathlib import Path
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
     AttestationKeyStatus,
+    BackendCall,
     BackendFactory,
     BackendInfo,
     BackendOptions,
@@ -79,6 +80,7 @@ __all__ = [
     "BACKEND_NAMES",
     "DEFAULT_BACKEND",
     "AttestationKeyStatus",
+    "BackendCall",
     "BackendFactory",
     "BackendInfo",
     "BackendOptions",

@@ -15,6 +15,7 @@ as :class:`QuoteError` carrying the DCAP ``quote3_error_t``
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,10 @@ class InitQuoteResult:
     #: The ``ECDSA_ID``: SHA-256(attestation public key ‖ QE auth data), 32 bytes,
     #: which equals the first half of the QE report's report data.
     pub_key_id: bytes
+    #: True when no usable key was persisted and this call generated one (a
+    #: fresh platform, or a sealed blob that failed to unseal): where DCAP
+    #: would have answered ATT_KEY_NOT_INITIALIZED to a quote before it.
+    key_generated: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,11 +97,35 @@ class BackendInfo:
     simulated: bool
 
 
+class BackendCall(enum.Enum):
+    """The backend calls that the daemon may run off its event loop."""
+
+    INIT_QUOTE = "init_quote"
+    QUOTE_SIZE = "quote_size"
+    GET_QUOTE = "get_quote"
+
+
 @runtime_checkable
 class QuoteBackend(Protocol):
-    """QE3/PCE behind one interface. Methods may block briefly (one signature)."""
+    """QE3/PCE behind one interface.
+
+    Every call is synchronous. A call for which :meth:`may_block` is true is
+    run by the daemon in a bounded pool of worker threads; the others run on
+    its event loop, where they must return within about a millisecond.
+    """
 
     def info(self) -> BackendInfo: ...
+
+    def may_block(self, call: BackendCall) -> bool:
+        """Whether ``call`` can wait on I/O or take long (network, a device, a lock).
+
+        The simulated QE answers ``quote_size`` and ``get_quote`` in tens of
+        microseconds (inline) but its ``init_quote`` may fetch the PCK chain
+        from a PCCS (worker). Intel's library and an upstream AESM block on
+        every call. When in doubt, answer ``True``: a worker thread costs tens
+        of microseconds, a blocked event loop stalls every client.
+        """
+        ...
 
     def supported_att_key_ids(self) -> list[AttKeyIdExt]:
         """The attestation key ids this backend can quote with."""

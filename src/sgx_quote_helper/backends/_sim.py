@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends._base import (
+    BackendCall,
     BackendFactory,
     BackendInfo,
     BackendOptions,
@@ -108,6 +109,12 @@ class SimBackend:
             name="sim", qe_svn=self._qe.qe_svn, pce_svn=self._pce.pce_svn, simulated=True
         )
 
+    def may_block(self, call: BackendCall) -> bool:
+        # Only initialization waits: on the PCK source (a PCCS over the
+        # network, or the embedded manufacturer) and on writing the sealed
+        # key. Quotes are a CMAC and an ECDSA signature in memory.
+        return call is BackendCall.INIT_QUOTE
+
     def supported_att_key_ids(self) -> list[AttKeyIdExt]:
         return [DEFAULT_ECDSA_ATT_KEY_ID]
 
@@ -142,7 +149,11 @@ class SimBackend:
                     f"{exc}; check that it exists and is writable by the quote helper",
                 ) from exc
             self.last_init = result
-        return InitQuoteResult(target_info=result.target_info, pub_key_id=result.pub_key_id)
+        return InitQuoteResult(
+            target_info=result.target_info,
+            pub_key_id=result.pub_key_id,
+            key_generated=result.key_source != "loaded",
+        )
 
     def quote_size(self, att_key_id: AttKeyId) -> int:
         self._check_key_id(att_key_id)

@@ -13,9 +13,11 @@ timeout is ``SGX_ERROR_SERVICE_TIMEOUT`` (0x4002); EOF or a short read,
 including the daemon closing without a reply, is ``SGX_ERROR_UNEXPECTED``
 (0x0001), and so is a reply that does not parse. The timeout (15 s by default,
 ``IPC_LATENCY``) applies to the write, to the read of the length and to the
-read of the body, each on its own. ``connect()`` is not timed by Intel; on a
-Unix socket it either succeeds or fails at once (a full listen backlog fails
-with EAGAIN here instead of blocking), and it is bounded by the same timeout.
+read of the body, each on its own. ``connect()`` is not timed by Intel (its
+client connects in blocking mode and so waits while the daemon's listen
+backlog is full); here it waits likewise, in the kernel, but at most the same
+timeout: a flood of connections from another process then delays a quote
+instead of failing it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import errno
 import os
 import socket
 import stat
+import struct
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -150,10 +153,11 @@ def connect_error(path: str, exc: OSError, origin: str | None) -> ServiceUnavail
             "the quote helper's pod or service status and its log.",
         ]
     elif code in (errno.EAGAIN, errno.EWOULDBLOCK):
-        message = f"the listen backlog of {path} is full"
+        message = f"the listen backlog of {path} stayed full for the whole timeout"
         hints = [
-            "The daemon is not accepting connections fast enough (overloaded or stuck): "
-            "check its /readyz, connection and latency metrics and its log.",
+            "The daemon is not accepting connections fast enough (overloaded, stuck, or "
+            "flooded with connections by another process): check its /readyz, connection, "
+            "eviction and latency metrics and its log.",
         ]
     else:
         detail = exc.strerror or str(exc)
@@ -279,6 +283,27 @@ class _TransportBase:
 _REPLY_FAILURES = (_ShortRead, asyncio.IncompleteReadError, AesmProtocolError, OSError)
 
 
+# ---- connecting ----------------------------------------------------------------------
+
+
+def connect_within(sock: socket.socket, path: str, timeout: float) -> None:
+    """Blocking ``connect()`` that waits at most ``timeout`` for room in the backlog.
+
+    A non-blocking connect to a Unix socket whose listen backlog is full fails
+    at once with EAGAIN. A blocking one sleeps in the kernel until the server
+    accepts (what Intel's client does, without a bound); ``SO_SNDTIMEO`` bounds
+    that sleep, after which connect fails with EAGAIN.
+    """
+    sock.setblocking(True)
+    seconds = int(timeout)
+    bound = struct.pack("@ll", seconds, int((timeout - seconds) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, bound)
+    try:
+        sock.connect(path)
+    finally:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("@ll", 0, 0))
+
+
 # ---- sync transport ------------------------------------------------------------------
 
 
@@ -306,12 +331,12 @@ class SyncTransport(_TransportBase):
         frame = frame_request(step.request)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(timeout)
             try:
-                sock.connect(path)
+                connect_within(sock, path, timeout)
             except OSError as exc:
                 error, cause = self._connect_failure(exc)
                 raise error from cause
+            sock.settimeout(timeout)
             stage = "sending the request"
             try:
                 sock.sendall(frame)  # the send is bounded by the socket timeout
@@ -337,11 +362,26 @@ class AsyncTransport(_TransportBase):
     async def exchange(self, step: Exchange) -> Response:
         path, timeout = self.socket_path, self.timeout
         frame = frame_request(step.request)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
+            sock.setblocking(False)
+            try:
+                sock.connect(path)
+            except BlockingIOError:
+                # The backlog is full: wait for room in the kernel, as the
+                # sync transport does, in a thread (asyncio would take EAGAIN
+                # for a connect in progress and report success).
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, connect_within, sock, path, timeout)
+                sock.setblocking(False)
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
         except OSError as exc:
+            sock.close()
             error, cause = self._connect_failure(exc)
             raise error from cause
+        except BaseException:
+            sock.close()
+            raise
         stage = "sending the request"
         try:
             writer.write(frame)

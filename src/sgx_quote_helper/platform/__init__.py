@@ -42,6 +42,7 @@ from sgx_quote_helper.platform._errors import (
 from sgx_quote_helper.platform._keys import derive_pck_private_key, derive_provisioning_secret
 from sgx_quote_helper.platform._pce import PceInfo, ProvisioningCertificationEnclave
 from sgx_quote_helper.platform._platform import (
+    DESCRIPTION_FILE,
     ENCLAVE_SECRET_FILE,
     PROVISIONING_SECRET_FILE,
     Platform,
@@ -64,6 +65,7 @@ __all__ = [
     "DEFAULT_ATTRIBUTE_MASK",
     "DEFAULT_MISC_MASK",
     "DEMO_SIGNER_SEED",
+    "DESCRIPTION_FILE",
     "ENCLAVE_SECRET_FILE",
     "PROVISIONING_SECRET_FILE",
     "QE_AUTH_DATA",

@@ -27,8 +27,10 @@ from sgx_quote_helper.service._config import (
     Setting,
     load_config,
 )
+from sgx_quote_helper.service._connection import PeerCredentials
+from sgx_quote_helper.service._lock import ExclusiveLock, LockHeldError
 from sgx_quote_helper.service._metrics import DaemonMetrics
-from sgx_quote_helper.service._server import PeerCredentials, QuoteHelperServer, StartupError
+from sgx_quote_helper.service._server import QuoteHelperServer, StartupError
 
 
 def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
@@ -62,6 +64,28 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
     metrics = DaemonMetrics()
     state_dir = config.effective_state_dir()
     _check_directories(config, state_dir)
+    # Held while the daemon runs: a second daemon on this state directory
+    # would race this one on the attestation key.
+    state_lock = ExclusiveLock(
+        state_dir / "daemon.lock",
+        f"the state directory {state_dir}",
+        "two daemons must never share one (they would race on the attestation key): stop "
+        "it first, or give this one another --state-dir",
+    )
+    try:
+        state_lock.acquire()
+    except LockHeldError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        return _build_locked(config, metrics, state_dir, state_lock)
+    except BaseException:
+        state_lock.release()
+        raise
+
+
+def _build_locked(
+    config: ServiceConfig, metrics: DaemonMetrics, state_dir: Path, state_lock: ExclusiveLock
+) -> QuoteHelperServer:
 
     def count(outcome: str) -> None:
         metrics.pck_fetches.labels(outcome=outcome).inc()
@@ -83,7 +107,11 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
         raise
     # The source's PCCS client (if any) is closed when the daemon stops.
     return QuoteHelperServer(
-        config, backend, metrics=metrics, refresh_pck=source.refresh_all, on_close=[source.close]
+        config,
+        backend,
+        metrics=metrics,
+        refresh_pck=source.refresh_all,
+        on_close=[source.close, state_lock.release],
     )
 
 

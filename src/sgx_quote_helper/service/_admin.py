@@ -113,8 +113,16 @@ class AdminServer:
     async def start(self) -> None:
         """Bind (raising ``OSError``) and serve in the background."""
         self._socket = self._bind()
+        # A modest backlog: asyncio also tries that many accept()s per
+        # readiness event, and as many retries when they fail for lack of
+        # descriptors (uvicorn's default is 2048).
         config = uvicorn.Config(
-            self._app, log_level="warning", access_log=False, lifespan="off", log_config=None
+            self._app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            log_config=None,
+            backlog=64,
         )
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))

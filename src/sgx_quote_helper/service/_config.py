@@ -393,15 +393,25 @@ class ServiceConfig:
     drain_timeout: float = setting(
         seconds(), default=10.0, help="how long SIGTERM waits for open connections"
     )
+    #: Counted from the accept: Intel's client writes its request right after
+    #: connecting, so a short deadline costs honest clients nothing and frees a
+    #: stalled connection's slot soon (docs/daemon.md, "Admission").
     read_timeout: float = setting(
         seconds(),
-        default=15.0,
-        help="how long a client has to send its whole request, and to take its whole reply",
+        default=2.0,
+        help="how long a client has, from the accept, to send its whole request (and to "
+        "take its whole reply)",
     )
     max_connections: int = setting(
         integer(1, 1_000_000),
         default=256,
-        help="open client connections; beyond it, new clients wait in the kernel's backlog",
+        help="open client connections; at the limit the oldest stalled one is evicted",
+    )
+    max_connections_per_uid: int = setting(
+        integer(1, 1_000_000),
+        default=128,
+        help="open client connections of one peer uid; at the limit its oldest stalled one "
+        "is evicted",
     )
     max_inflight: int = setting(
         integer(1, 4096),

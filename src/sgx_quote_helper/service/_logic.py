@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from sgx_quote_helper._logging import RateLimitedLog
 from sgx_quote_helper.aesm import (
     ATT_KEY_ID_BASE_SIZE,
     PUB_KEY_ID_SIZE,
@@ -41,7 +42,12 @@ from sgx_quote_helper.aesm import (
     check_select_att_key_id,
     select_att_key_id,
 )
-from sgx_quote_helper.backends._base import InitQuoteResult, QuoteBackend, QuoteError
+from sgx_quote_helper.backends import (
+    BackendCall,
+    InitQuoteResult,
+    QuoteBackend,
+    QuoteError,
+)
 from sgx_quote_helper.sgx import AttKeyId, QeReportInfo
 from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
 
@@ -65,9 +71,19 @@ class AesmLogic:
     apply (aesm-wire.md section 6.2).
     """
 
-    def __init__(self, backend: QuoteBackend, is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        backend: QuoteBackend,
+        is_ready: Callable[[], bool],
+        *,
+        log: RateLimitedLog | None = None,
+    ) -> None:
         self._backend = backend
         self._is_ready = is_ready
+        # A client can make every request fail (a forged REPORT): its log
+        # lines are rate-limited like every other line a peer can cause.
+        self._log = log or RateLimitedLog(_log)
+        self._blocking = {call: backend.may_block(call) for call in BackendCall}
         supported = backend.supported_att_key_ids()
         self._supported = [key_id.to_bytes() for key_id in supported]
         # The validators have matched the first 158 bytes against a supported
@@ -75,15 +91,48 @@ class AesmLogic:
         # key id object, done once here.
         self._key_ids = {key_id.base.to_bytes(): key_id.base for key_id in supported}
         self._initialized: dict[bytes, InitQuoteResult] = {}
+        # Keys the daemon generated before any client asked for one (see
+        # initialize): on a fresh platform Intel's aesmd answers quote-size
+        # and quote requests ATT_KEY_NOT_INITIALIZED until a client's
+        # InitQuoteEx, because DCAP finds no key blob; so does this daemon.
+        self._not_announced: set[bytes] = set()
 
-    def initialize(self, att_key_id: AttKeyId) -> InitQuoteResult:
+    def initialize(self, att_key_id: AttKeyId, *, for_client: bool = False) -> InitQuoteResult:
         """Generate or load and certify the attestation key (blocking; may do I/O).
 
-        Raises :class:`QuoteError`; the daemon retries until it succeeds.
+        The daemon calls it at start-up (``for_client=False``) so that it is
+        ready before the first client and InitQuoteEx costs nothing; a key it
+        generates then stays hidden from GetQuoteSizeEx and GetQuoteEx until a
+        client's InitQuoteEx, as on Intel's aesmd. Raises :class:`QuoteError`;
+        the daemon retries until it succeeds.
         """
         result = self._backend.init_quote(att_key_id)
-        self._initialized[att_key_id.to_bytes()] = result
+        base = att_key_id.to_bytes()
+        self._initialized[base] = result
+        if for_client:
+            self._not_announced.discard(base)
+        elif result.key_generated:
+            self._not_announced.add(base)
         return result
+
+    def may_block(self, request: Request) -> bool:
+        """Whether answering ``request`` calls the backend in a way that may block.
+
+        What the backend declares (``QuoteBackend.may_block``) for the call the
+        request leads to: InitQuoteEx answered from the initialized key, and
+        every request that never reaches the backend, do not block.
+        """
+        match request:
+            case GetQuoteExRequest():
+                return self._blocking[BackendCall.GET_QUOTE]
+            case GetQuoteSizeExRequest():
+                return self._blocking[BackendCall.QUOTE_SIZE]
+            case InitQuoteExRequest(b_pub_key_id=True):
+                return self._blocking[BackendCall.INIT_QUOTE] and (
+                    request.att_key_id is None
+                    or request.att_key_id[:ATT_KEY_ID_BASE_SIZE] not in self._initialized
+                )
+        return False
 
     def handle(self, request: Request) -> Response:
         match request:
@@ -120,6 +169,11 @@ class AesmLogic:
     def _key_id(self, att_key_id: bytes | None) -> AttKeyId:
         return self._key_ids[_base(att_key_id)]
 
+    def _not_announced_code(self, att_key_id: bytes | None) -> int:
+        if self._not_announced and _base(att_key_id) in self._not_announced:
+            return int(AesmError.ATT_KEY_NOT_INITIALIZED)
+        return 0
+
     def _not_ready_code(self) -> int:
         return int(AesmError.NETWORK_ERROR) if not self._is_ready() else 0
 
@@ -140,12 +194,14 @@ class AesmLogic:
         result = self._initialized.get(_base(request.att_key_id))
         if result is None:
             try:
-                result = self.initialize(key_id)
+                result = self.initialize(key_id, for_client=True)
             except QuoteError as exc:
                 return InitQuoteExResponse(
                     error_code=self._aesm_code(exc, "InitQuoteEx"),
                     pub_key_id_size=PUB_KEY_ID_SIZE,
                 )
+        if self._not_announced:
+            self._not_announced.discard(_base(request.att_key_id))
         return InitQuoteExResponse(
             error_code=0,
             target_info=result.target_info.to_bytes(),
@@ -154,7 +210,11 @@ class AesmLogic:
         )
 
     def _get_quote_size_ex(self, request: GetQuoteSizeExRequest) -> GetQuoteSizeExResponse:
-        code = check_get_quote_size_ex(request, self._supported) or self._not_ready_code()
+        code = (
+            check_get_quote_size_ex(request, self._supported)
+            or self._not_ready_code()
+            or self._not_announced_code(request.att_key_id)
+        )
         if code:
             return GetQuoteSizeExResponse(error_code=code, quote_size=0)
         key_id = self._key_id(request.att_key_id)
@@ -170,11 +230,28 @@ class AesmLogic:
         # The request's qe_report_info is echoed whenever it was sent, even on
         # error (section 6.2); on success it carries the QE report.
         echo = request.qe_report_info
-        code = check_get_quote_ex(request, self._supported) or self._not_ready_code()
+        code = (
+            check_get_quote_ex(request, self._supported)
+            or self._not_ready_code()
+            or self._not_announced_code(request.att_key_id)
+        )
         if code:
             return GetQuoteExResponse(error_code=code, qe_report_info=echo)
         qe_report_info = QeReportInfo.from_bytes(echo) if echo is not None else None
         key_id = self._key_id(request.att_key_id)
+        try:
+            # The buffer is checked before the REPORT, as aesmd with DCAP's
+            # quote library does: a too-small buffer is AESM_PARAMETER_ERROR
+            # (client: SGX_ERROR_INVALID_PARAMETER 0x0002) even when the
+            # REPORT's MAC is wrong too.
+            needed = self._backend.quote_size(key_id)
+        except QuoteError as exc:
+            return GetQuoteExResponse(
+                error_code=self._failed(exc, request.att_key_id, "GetQuoteEx"),
+                qe_report_info=echo,
+            )
+        if request.buf_size < needed:
+            return GetQuoteExResponse(error_code=AesmError.PARAMETER_ERROR, qe_report_info=echo)
         try:
             result = self._backend.get_quote(request.report, key_id, qe_report_info)
         except QuoteError as exc:
@@ -200,21 +277,16 @@ class AesmLogic:
             self._initialized.pop(_base(att_key_id), None)
         return self._aesm_code(exc, call)
 
-    @staticmethod
-    def _aesm_code(exc: QuoteError, call: str) -> int:
+    def _aesm_code(self, exc: QuoteError, call: str) -> int:
         aesm = quote3_to_aesm(exc.code)
         level = logging.INFO if exc.code == Quote3Error.INVALID_REPORT else logging.WARNING
-        _log.log(
+        self._log.log(
             level,
             "request.failed",
-            extra={
-                "fields": {
-                    "type": call,
-                    "quote3_error": f"0x{exc.code:04X}",
-                    "aesm_error": int(aesm),
-                    "detail": exc.detail,
-                }
-            },
+            type=call,
+            quote3_error=f"0x{exc.code:04X}",
+            aesm_error=int(aesm),
+            detail=exc.detail,
         )
         return int(aesm)
 

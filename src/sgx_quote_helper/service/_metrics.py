@@ -77,8 +77,24 @@ class DaemonMetrics:
         )
         self.rejected_peers = Counter(
             f"{_PREFIX}_rejected_peers",
-            "Connections refused without a reply (reason not_allowed: uid/gid allow-list)",
+            "Connections refused before reading a byte, by reason: not_allowed (uid/gid "
+            "allow-list), uid_quota (the peer's uid holds its quota of connections, all "
+            "with requests), capacity (max connections open, all with requests)",
             ["reason"],
+            registry=r,
+        )
+        self.evicted_connections = Counter(
+            f"{_PREFIX}_evicted_connections",
+            "Connections without a whole request closed to admit a new one, by reason: "
+            "uid_quota (the same uid was at its quota), capacity (max connections open)",
+            ["reason"],
+            registry=r,
+        )
+        self.accept_errors = Counter(
+            f"{_PREFIX}_accept_errors",
+            "accept() failures for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM), "
+            "by listener (aesm, admin); the listener pauses for a second after each",
+            ["listener"],
             registry=r,
         )
         self.qe_svn = Gauge(f"{_PREFIX}_qe_svn", "ISVSVN of the hosted Quoting Enclave", registry=r)
@@ -119,6 +135,7 @@ class DaemonMetrics:
         self._requests: dict[tuple[int, int], Counter] = {}
         self._dropped: dict[str, Counter] = {}
         self._rejected: dict[str, Counter] = {}
+        self._evicted: dict[str, Counter] = {}
         self._connections: dict[int, Counter] = {}
 
     # -- per request: cached children ------------------------------------------
@@ -141,6 +158,12 @@ class DaemonMetrics:
         child = self._rejected.get(reason)
         if child is None:
             child = self._rejected[reason] = self.rejected_peers.labels(reason=reason)
+        child.inc()
+
+    def evicted(self, reason: str) -> None:
+        child = self._evicted.get(reason)
+        if child is None:
+            child = self._evicted[reason] = self.evicted_connections.labels(reason=reason)
         child.inc()
 
     def connection_from(self, uid: int) -> None:
