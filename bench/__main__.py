@@ -1,5 +1,8 @@
-"""``python -m bench``: the daemon benchmark (``bench/daemon.py``)."""
+"""``python -m bench`` (``make bench``): the whole benchmark (``bench/harness.py``).
 
-from bench.daemon import main
+``python -m bench.daemon`` is the daemon-only benchmark with profiling options.
+"""
+
+from bench.harness import main
 
 raise SystemExit(main())

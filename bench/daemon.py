@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,13 +114,15 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def _daemon(work: Path, *, loop: str, profile: Path | None) -> Iterator[Daemon]:
+def _daemon(
+    work: Path, *, loop: str, profile: Path | None, extra: Sequence[str] = ()
+) -> Iterator[Daemon]:
     sock = work / "run" / "aesm.socket"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     serve = ["serve", "--platform", str(work / "sim" / "platform"), "--socket", str(sock)]
-    serve += ["--admin-listen", f"127.0.0.1:{port}", "--log-level", "warning"]
+    serve += ["--admin-listen", f"127.0.0.1:{port}", "--log-level", "warning", *extra]
     if loop == "uvloop":
         launcher = "import sys, uvloop; uvloop.install(); from sgx_quote_helper._cli import main; "
         launcher += "sys.exit(main(sys.argv[1:]))"
@@ -329,7 +331,7 @@ def _machine() -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.daemon", description=__doc__)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load level")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated client counts")
     parser.add_argument("--sequential", type=int, default=2000, help="quotes for the latency run")
@@ -394,3 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

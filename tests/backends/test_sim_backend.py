@@ -181,6 +181,7 @@ def test_size_and_quote_need_init(backend: SimBackend, platform_dir: Path) -> No
 def test_init_quote(backend: SimBackend, manufacturer: TinyManufacturer) -> None:
     result = backend.init_quote(KEY_ID)
     assert result.target_info == quoting_enclave_identity(10).target_info()
+    assert result.pub_key_id is not None
     assert len(result.pub_key_id) == 32
     query = manufacturer.queries[-1]
     assert query.qe_id == QE_ID
@@ -458,8 +459,8 @@ def test_create_backend(platform_dir: Path, tmp_path: Path, manufacturer: TinyMa
     assert isinstance(backend, SimBackend)
     with pytest.raises(UsageError, match="--state-dir"):
         create_backend("sim", platform_dir=platform_dir, pck_source=manufacturer)
-    # Only registered backends exist: dcap and proxy are not offered until built.
-    assert BACKEND_NAMES == ("sim",)
-    for name in ("dcap", "proxy", "epid"):
-        with pytest.raises(UsageError, match=r"unknown backend .* choose one of sim"):
-            create_backend(name)
+    assert BACKEND_NAMES == ("sim", "dcap", "proxy")
+    with pytest.raises(UsageError, match="--upstream"):
+        create_backend("proxy")
+    with pytest.raises(UsageError, match=r"unknown backend .* choose one of sim, dcap, proxy"):
+        create_backend("epid")

@@ -511,6 +511,7 @@ def test_test_platform_pck_source_certifies_the_platform(tmp_path: Path) -> None
         pck_source=platform.pck_source,
     )
     result = backend.init_quote(DEFAULT_ECDSA_ATT_KEY_ID.base)
+    assert result.pub_key_id is not None
     assert len(result.pub_key_id) == 32
     assert platform.fetches, "the backend asked the PCK source"
     assert (platform.path / "provision.secret").stat().st_mode & 0o777 == 0o600

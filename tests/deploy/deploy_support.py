@@ -21,6 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "sgx-quote-helper"
 PRESETS = ROOT / "deploy" / "helm" / "presets"
+#: The sample image's entry point (the project's sample application).
+SAMPLE_APP = ROOT / "deploy" / "docker" / "sample-app.sh"
 KUSTOMIZE = ROOT / "deploy" / "kustomize"
 FLAVOURS = ("aks", "intel", "sim")
 

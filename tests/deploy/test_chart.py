@@ -9,6 +9,7 @@ malformed quantity), and `helm lint --strict` (which enforces values.schema.json
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -482,7 +483,10 @@ def test_sample_job_is_the_corrected_aks_sample(renders: dict[str, Docs]) -> Non
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
     assert volume["hostPath"]["path"] == "/var/run/aesmd"
     assert container["image"].startswith("sgx-quote-helper-sample:")
-    assert "sgx-quote-helper quote" in container["command"][2]
+    # The sample image's own application (its entry point), given the report data.
+    assert "command" not in container
+    assert "args" not in container
+    assert {"name": "SAMPLE_REPORT_DATA", "value": "73616d706c65"} in container["env"]
 
 
 def test_aks_legacy_epc_resource(renders: dict[str, Docs]) -> None:
@@ -536,6 +540,28 @@ def test_image_and_monitoring_values(renders: dict[str, Docs]) -> None:
     assert spec["initContainers"][0]["command"][1] == "10001:0"
     assert "--allow-uid=1000" in spec["containers"][0]["args"]
     assert spec["initContainers"][0]["command"] == ["chown", "10001:0", "/var/run/aesmd"]
+
+
+def test_down_alert_selects_the_monitors_jobs(renders: dict[str, Docs]) -> None:
+    """`up` of this release's daemon, as prometheus-operator names the jobs, under any name."""
+    docs = renders["sim-everything"]  # fullnameOverride=qh, namespace kube-system
+    rule = by_kind(docs, "PrometheusRule")[0]
+    (down,) = [
+        r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == "SgxQuoteHelperDown"
+    ]
+    match = re.fullmatch(r'up\{job=~"(.+)"\} == 0', down["expr"].strip())
+    assert match, down["expr"]
+    job = re.compile(match.group(1))  # Prometheus anchors label regexes
+    monitor = by_kind(docs, "ServiceMonitor")[0]
+    service = monitor["spec"]["selector"]["matchLabels"]
+    (metrics,) = [d for d in by_kind(docs, "Service") if d["spec"].get("clusterIP") == "None"]
+    assert service.items() <= metrics["spec"]["selector"].items()
+    # ServiceMonitor: job = the Service's name; PodMonitor: job = <namespace>/<name>.
+    assert job.fullmatch(metrics["metadata"]["name"])
+    assert job.fullmatch(f"kube-system/{monitor['metadata']['name']}")
+    # Another release's daemon (or anything else) does not count.
+    assert not job.fullmatch("kube-system/other-sgx-quote-helper-daemon")
+    assert not job.fullmatch("node-exporter")
 
 
 def _render_notes(helm: Helm, tmp_path: Path, *sets: str) -> str:

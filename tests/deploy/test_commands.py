@@ -10,7 +10,7 @@ import shlex
 from typing import Any
 
 import pytest
-from deploy_support import WORKLOADS, Helm, make_helm, pod_spec, preset
+from deploy_support import SAMPLE_APP, WORKLOADS, Helm, make_helm, pod_spec, preset
 
 from sgx_quote_helper._cli import build_parser
 
@@ -44,14 +44,28 @@ def command_lines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[st
     return found
 
 
+def _entry_point_argvs(env: dict[str, str]) -> list[list[str]]:
+    """The sample image's entry point (deploy/docker/sample-app.sh): its CLI lines, filled in."""
+    values = {"report_data": env["SAMPLE_REPORT_DATA"], "out": "/tmp/quote.bin"}
+    argvs = []
+    for line in SAMPLE_APP.read_text().splitlines():
+        if line.startswith("sgx-quote-helper "):
+            line = re.sub(r'"?\$(\w+)"?', lambda m: shlex.quote(values[m.group(1)]), line)
+            argvs.append(shlex.split(line.replace('"$@"', ""))[1:])
+    return argvs
+
+
 def _argvs(container: dict[str, Any]) -> list[list[str]]:
-    """The CLI invocations of a container: its args, or `sgx-quote-helper ...` in a shell line."""
+    """The CLI invocations of a container: its args, `sgx-quote-helper ...` in a shell line,
+    or the sample image's entry point."""
     command = container.get("command")
+    env = {item["name"]: item.get("value", "") for item in container.get("env", [])}
+    if command is None and "args" not in container:
+        return _entry_point_argvs(env)
     if command is None:
         return [list(container["args"])]
     if command[:2] != ["/bin/sh", "-c"]:
         return []  # e.g. chown
-    env = {item["name"]: item.get("value", "") for item in container.get("env", [])}
     line = re.sub(r'"?\$(\w+)"?', lambda m: shlex.quote(env[m.group(1)]), command[2])
     return [shlex.split(part)[1:] for part in re.findall(r"sgx-quote-helper [^&|;]+", line)]
 

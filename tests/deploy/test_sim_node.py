@@ -5,7 +5,7 @@ chart's render, not retyped) runs with the container paths mapped to temporary h
 directories. The PCCS pod's init creates the manufacturer (twice: the second run must
 leave it alone), `sim add-platform` stands in for `sim register-nodes` (which needs an API
 server), the device plugin's Allocate is played by copying the platform files, the daemon
-becomes ready through its readiness probe, the sample Job's shell line quotes through the
+becomes ready through its readiness probe, the sample Job's application quotes through the
 socket with only the enclave files, and the quote verifies against the manufacturer's root.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from daemon_support import free_port, metric_value, short_dir, wait_for
-from deploy_support import WORKLOADS, Helm, make_helm, named, pod_spec, preset
+from deploy_support import SAMPLE_APP, WORKLOADS, Helm, make_helm, named, pod_spec, preset
 
 BIN = Path(sys.executable).parent
 
@@ -152,16 +152,21 @@ def test_sim_flavour_command_lines_quote_on_one_node(
         assert httpx.get(admin + healthz, timeout=5).status_code == 200
         assert (node / "aesmd" / "aesm.socket").is_socket()
 
-        # The sample Job's line, as an application with only the enclave files.
+        # The sample Job: the sample image's entry point, as an application with only the
+        # enclave files.
         sample = _container(render, "Job", "-sample", "sgx-test")
+        assert "command" not in sample
         app_paths = dict(paths, **{"/var/run/sgx-sim/platform": str(app_platform)})
         env = _env(sample, app_paths)
         assert env["SGX_AESM_ADDR"] == "1"
         env["SGX_AESM_ADDR"] = str(node / "aesmd" / "aesm.socket")  # not the host's path
         env["SGX_QUOTE_HELPER_PLATFORM"] = str(app_platform)  # what Allocate sets
-        argv = [_mapped(part, app_paths) for part in sample["command"]]
-        quoted = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        env["SAMPLE_QUOTE_OUT"] = _mapped("/tmp/quote.bin", app_paths)  # the script's default
+        quoted = subprocess.run(
+            ["sh", str(SAMPLE_APP)], env=env, capture_output=True, text=True, check=False
+        )
         assert quoted.returncode == 0, quoted.stdout + quoted.stderr
+        assert "quote (base64):" in quoted.stdout
         metrics = httpx.get(f"{admin}/metrics", timeout=5).text
         assert (
             metric_value(
@@ -180,6 +185,8 @@ def test_sim_flavour_command_lines_quote_on_one_node(
                 pccs_url,
                 "--root-ca",
                 str(claim / "pcs" / "root-ca.der"),
+                "--report-data-prefix",
+                env["SAMPLE_REPORT_DATA"],
             ],
             capture_output=True,
             text=True,

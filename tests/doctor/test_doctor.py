@@ -140,7 +140,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 def test_healthy_setup_passes_every_check(setup: Setup) -> None:
     report = run_doctor(setup.options())
     assert [c.name for c in report.checks] == list(CHECK_NAMES)
-    assert statuses(report) == dict.fromkeys(CHECK_NAMES, PASS), report.to_dict()
+    assert statuses(report) == {**dict.fromkeys(CHECK_NAMES, PASS), "node": SKIP}, report.to_dict()
     assert report.exit_code == 0
     daemon = report.check("daemon")
     assert daemon.details["default_ecdsa_key_id"] is True
@@ -173,16 +173,17 @@ def test_healthy_setup_through_the_command(
     data = json.loads(out)
     assert data["overall"] == "pass"
     assert data["exit_code"] == 0
-    assert [c["status"] for c in data["checks"]] == ["pass"] * 6
+    assert [c["status"] for c in data["checks"]] == ["pass"] * 6 + ["skip"]
     assert [c["name"] for c in data["checks"]] == list(CHECK_NAMES)
 
     code, out = run_cli(args, capsys)
     assert code == 0
     lines = out.splitlines()
-    for name in CHECK_NAMES:
+    for name in CHECK_NAMES[:-1]:
         assert any(line.startswith(f"[pass] {name}: ") for line in lines), out
+    assert any(line.startswith("[skip] node: not an SGX node") for line in lines), out
     assert "SGX_QL_QV_RESULT_OK 0x0000" in out
-    assert lines[-1] == "overall: pass (6 passed, 0 warned, 0 failed, 0 skipped)"
+    assert lines[-1] == "overall: pass (6 passed, 0 warned, 0 failed, 1 skipped)"
 
 
 def test_missing_inputs_are_skipped_not_failed(
@@ -201,6 +202,7 @@ def test_missing_inputs_are_skipped_not_failed(
         "quote": "skip",
         "pccs": "skip",
         "tcb": "skip",
+        "node": "skip",
     }
     assert code == 0
     assert data["overall"] == "warn"
@@ -212,7 +214,7 @@ def test_missing_inputs_are_skipped_not_failed(
 
 def test_only_the_root_ca_missing_skips_only_the_tcb_check(setup: Setup) -> None:
     report = run_doctor(setup.options(root_ca=None))
-    assert statuses(report) == {**dict.fromkeys(CHECK_NAMES, PASS), "tcb": SKIP}
+    assert statuses(report) == {**dict.fromkeys(CHECK_NAMES, PASS), "tcb": SKIP, "node": SKIP}
     assert "--root-ca" in report.check("tcb").summary
     assert report.exit_code == 0
 

@@ -283,7 +283,10 @@ def test_quantities() -> None:
     assert format_quantity(2**20) == "1Mi"
     assert format_quantity(98566144) == "94Mi"
     assert format_quantity(1536) == "1536"
-    assert format_quantity(10**6) == "1M"
+    assert format_quantity(1536 * 1024) == "1536Ki"
+    # Kubernetes' BinarySI form: no decimal suffix from 1024 on, decimal SI below it.
+    assert format_quantity(10**6) == "1000000"
+    assert format_quantity(2000) == "2000"
     assert format_quantity(1000) == "1k"
     assert format_quantity(999) == "999"
     assert format_quantity(0) == "0"

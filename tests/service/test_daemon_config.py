@@ -146,13 +146,42 @@ def test_settings_across_options_are_checked() -> None:
 
 
 def test_only_registered_backends_are_offered() -> None:
-    # dcap and proxy are not built yet: refused as unknown, not accepted and
-    # refused later as "not available".
-    for name in ("dcap", "proxy"):
-        with pytest.raises(ConfigError, match=f"--backend .*must be one of {', '.join(BACKENDS)}"):
-            load_config({"platform": "/p", "backend": name}, environ={})
+    assert BACKEND_NAMES == ("sim", "dcap", "proxy")
+    with pytest.raises(ConfigError, match=f"--backend .*must be one of {', '.join(BACKENDS)}"):
+        load_config({"platform": "/p", "backend": "epid"}, environ={})
     option = next(option for option in OPTIONS if option.name == "backend")
     assert option.setting.metavar == "|".join(BACKEND_NAMES)
+
+
+def test_each_backend_names_what_it_needs() -> None:
+    with pytest.raises(ConfigError, match="the proxy backend needs --upstream PATH"):
+        load_config({"backend": "proxy"}, environ={})
+    config = load_config({"backend": "dcap"}, environ={})  # nothing required
+    dcap = config.backend_options().dcap
+    assert dcap is not None
+    assert (dcap.library, str(dcap.enclave_device)) == ("libsgx_dcap_ql.so.1", "/dev/sgx_enclave")
+
+
+def test_backend_settings_from_every_source(tmp_path: Path) -> None:
+    file = write_toml(
+        tmp_path / "d.toml",
+        'backend = "dcap"\ndcap-queue-depth = 3\nsgx-enclave-device = "/dev/x"\n',
+    )
+    config = load_config(
+        {"dcap_qe3_logic_library": ""},
+        environ={"SGX_QUOTE_HELPER_DCAP_LIBRARY": "/opt/libsgx_dcap_ql.so.1"},
+        config_file=file,
+    )
+    dcap = config.backend_options().dcap
+    assert dcap is not None
+    assert dcap.library == "/opt/libsgx_dcap_ql.so.1"
+    assert dcap.qe3_logic_library == ""  # switched off, not the default
+    assert dcap.queue_depth == 3
+    assert str(dcap.enclave_device) == "/dev/x"
+    with pytest.raises(ConfigError, match="--dcap-queue-depth"):
+        load_config({"backend": "dcap", "dcap_queue_depth": "0"}, environ={})
+    with pytest.raises(ConfigError, match="--upstream-timeout"):
+        load_config({"backend": "proxy", "upstream": "/s", "upstream_timeout": "-1"}, environ={})
 
 
 def test_cli_reports_a_bad_value_in_one_line(
@@ -220,7 +249,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "socket_group": ("root", 0),
     "allow_uid": ("root", (0,)),
     "allow_gid": ("65534", (65534,)),
-    "backend": ("SIM", "sim"),
+    "backend": ("DCAP", "dcap"),
     "platform": ("/p2", Path("/p2")),
     "pccs_url": ("https://pccs:8081", "https://pccs:8081"),
     "pccs_insecure": ("true", True),
@@ -236,6 +265,19 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "max_inflight": ("3", 3),
     "qe_svn": ("4", 4),
     "pce_svn": ("5", 5),
+    "upstream": ("/run/host-aesmd/aesm.socket", Path("/run/host-aesmd/aesm.socket")),
+    "upstream_timeout": ("0.5", 0.5),
+    "dcap_library": ("/opt/intel/libsgx_dcap_ql.so.1", "/opt/intel/libsgx_dcap_ql.so.1"),
+    "dcap_qe3_logic_library": ("libsgx_qe3_logic.so", "libsgx_qe3_logic.so"),
+    "dcap_quote_provider": ("libsgx_dcap_quoteprov.so.1", "libsgx_dcap_quoteprov.so.1"),
+    "dcap_qe3_path": ("/q/libsgx_qe3.signed.so", Path("/q/libsgx_qe3.signed.so")),
+    "dcap_pce_path": ("/q/libsgx_pce.signed.so", Path("/q/libsgx_pce.signed.so")),
+    "dcap_qpl_path": ("/q/libdcap_quoteprov.so.1", Path("/q/libdcap_quoteprov.so.1")),
+    "dcap_ide_path": ("/q/libsgx_id_enclave.signed.so", Path("/q/libsgx_id_enclave.signed.so")),
+    "sgx_enclave_device": ("/dev/sgx/enclave", Path("/dev/sgx/enclave")),
+    "sgx_provision_device": ("/dev/sgx/provision", Path("/dev/sgx/provision")),
+    "dcap_queue_depth": ("8", 8),
+    "dcap_queue_timeout": ("2", 2.0),
 }
 
 
@@ -248,8 +290,7 @@ def test_each_setting_is_read_from_its_flag_environment_and_toml_key(
     option: Option, tmp_path: Path
 ) -> None:
     text, expected = SAMPLES[option.name]
-    if option.name != "backend":  # while sim is the only backend, its default is the sample
-        assert getattr(ServiceConfig(), option.name) != expected
+    assert getattr(ServiceConfig(), option.name) != expected
     base: dict[str, object] = {} if option.name == "platform" else {"platform": "/p"}
     flag_value: object = [text] if option.setting.repeatable else text
     by_flag = load_config(base | {option.name: flag_value}, environ={})

@@ -1,5 +1,9 @@
 """Conformance of the running daemon with Intel's aesmd on the wire (spec/aesm-wire.md).
 
+The suite runs twice: against the daemon with the ``sim`` backend, and against
+the daemon with the ``proxy`` backend in front of a second (``sim``) daemon,
+which must be indistinguishable on the wire.
+
 Every request is laid out by hand from sections 4 and 5 and sent the way
 Intel's client sends it (the 4-byte length and the body as two writes,
 section 14); replies are checked byte for byte where the spec fixes them, and
@@ -8,6 +12,7 @@ field by field with an independent protobuf reader otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import socket
@@ -38,6 +43,8 @@ from daemon_support import (
     vi,
 )
 
+from sgx_quote_helper.service import load_config
+
 REPORT_DATA = b"conformance".ljust(64, b"\x00")
 
 
@@ -58,13 +65,41 @@ class Daemon:
         return intel_client(self.socket, body)
 
 
-@pytest.fixture(scope="module")
+@contextlib.contextmanager
+def _front(backend: str, sim: Path, run_dir: Path) -> Iterator[RunningDaemon]:
+    """The daemon under test: the sim backend, or the proxy backend in front of one."""
+    if backend == "sim":
+        with run_daemon(config_for(sim, run_dir)) as running:
+            yield running
+        return
+    upstream = run_dir / "upstream.socket"
+    with (
+        run_daemon(config_for(sim, run_dir, socket=str(upstream))),
+        run_daemon(
+            load_config(
+                {
+                    "backend": "proxy",
+                    "upstream": str(upstream),
+                    "socket": str(run_dir / "aesm.socket"),
+                    "admin_listen": "127.0.0.1:0",
+                },
+                environ={},
+            )
+        ) as running,
+    ):
+        yield running
+
+
+@pytest.fixture(scope="module", params=["sim", "proxy"])
 def daemon(
-    sim_template: Path, tmp_path_factory: pytest.TempPathFactory, module_run_dir: Path
+    request: pytest.FixtureRequest,
+    sim_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    module_run_dir: Path,
 ) -> Iterator[Daemon]:
     sim = tmp_path_factory.mktemp("conformance") / "sim"
     shutil.copytree(sim_template, sim)
-    with run_daemon(config_for(sim, module_run_dir)) as running:
+    with _front(request.param, sim, module_run_dir) as running:
         init = intel_client(running.socket, init_quote_ex(True, 32))
         assert init is not None
         fields = response_fields(init, 15)

@@ -32,7 +32,7 @@ from daemon_support import (
 )
 
 from sgx_quote_helper._cli import main
-from sgx_quote_helper.service import StartupError, build_server
+from sgx_quote_helper.service import StartupError, build_server, load_config
 
 NOBODY = 65534
 COUNT_REPLY = bytes.fromhex("07000000 aa0104 0800 1001")
@@ -270,6 +270,14 @@ def test_unusable_platform_or_state_dir_fails_before_binding(
     with pytest.raises(StartupError, match=r"state directory .* is not usable"):
         build_server(make_config(state_dir=str(blocker / "state")))
     assert not (run_dir / "aesm.socket").exists()
+
+
+def test_the_proxy_backend_needs_no_sim_inputs(run_dir: Path) -> None:
+    config = load_config(
+        {"backend": "proxy", "upstream": str(run_dir / "upstream.socket")}, environ={}
+    )
+    server = build_server(config)
+    assert server.backend.info().name == "proxy"
 
 
 def test_shutdown_answers_clients_already_in_the_backlog(make_config: MakeConfig) -> None:

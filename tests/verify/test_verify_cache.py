@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote as percent_encode
 
@@ -23,11 +23,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sgx_quote_helper.pccs import Collateral, PccsClient
+from sgx_quote_helper.pccs import Collateral, PccsClient, PccsUnreachable
 from sgx_quote_helper.verify import (
     CacheKey,
     CollateralCache,
     InvalidSignature,
+    PccsCollateralSource,
     TcbStatus,
     TrustAnchor,
     UnsafeNoAppraisal,
@@ -90,6 +91,39 @@ class CountingPccs:
         return Response(self.collateral.root_ca_crl.hex())
 
 
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+class FakeClient:
+    """A PccsClient stand-in that counts fetches and can hold them until released."""
+
+    base_url = "https://pccs.example"
+
+    def __init__(self, *, block: bool = False, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.error = error
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        if not block:
+            self.release.set()
+
+    def get_collateral(self, **_: object) -> Collateral:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(10)
+        if self.error is not None:
+            raise self.error
+        return COLLATERAL
+
+
 def _verify(url: str, cache_dir: Path) -> VerificationResult:
     with Verifier(pccs=url, cache_dir=cache_dir) as verifier:
         return verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
@@ -117,13 +151,136 @@ def pccs() -> Iterator[tuple[str, CountingPccs]]:
         thread.join(10)
 
 
-def test_without_cache_every_verification_fetches(pccs: tuple[str, CountingPccs]) -> None:
+def test_one_verifier_keeps_what_it_fetched(pccs: tuple[str, CountingPccs]) -> None:
     url, service = pccs
     with Verifier(pccs=url) as verifier:
-        for _ in range(2):
+        for _ in range(3):
             result = verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
             assert result.status is TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED
+    assert service.requests == 4
+    # A new verifier (a new `verify` command) starts empty and asks the PCCS again.
+    with Verifier(pccs=url) as verifier:
+        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
     assert service.requests == 8
+
+
+def test_max_age_zero_fetches_for_every_verification(pccs: tuple[str, CountingPccs]) -> None:
+    url, service = pccs
+    with Verifier(pccs=url, max_collateral_age=timedelta(0)) as verifier:
+        for _ in range(2):
+            verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+    assert service.requests == 8
+
+
+def test_kept_collateral_expires_at_max_age(pccs: tuple[str, CountingPccs]) -> None:
+    url, service = pccs
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    with Verifier(pccs=url, max_collateral_age=timedelta(minutes=10), clock=clock) as verifier:
+        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+        clock.advance(timedelta(minutes=9, seconds=59))
+        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+        assert service.requests == 4
+        clock.advance(timedelta(seconds=1))
+        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+        assert service.requests == 8
+        # Kept again from the refetch, for another ten minutes.
+        clock.advance(timedelta(minutes=5))
+        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+        assert service.requests == 8
+
+
+def test_kept_collateral_expires_at_next_update() -> None:
+    client = FakeClient()
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    source = PccsCollateralSource(client, max_age=timedelta(days=365), clock=clock)  # type: ignore[arg-type]
+    anchor = TrustAnchor.intel()
+    fetched = source.collateral_for(QUOTE, anchor=anchor, now=JULY_1)
+    source.keep(fetched)
+    kept = source.collateral_for(QUOTE, anchor=anchor, now=COLLATERAL.next_update)
+    assert kept.from_cache
+    assert client.calls == 1
+    after = COLLATERAL.next_update + timedelta(seconds=1)
+    assert not source.collateral_for(QUOTE, anchor=anchor, now=after).from_cache
+    assert client.calls == 2
+
+
+def test_concurrent_requests_share_one_fetch() -> None:
+    client = FakeClient(block=True)
+    source = PccsCollateralSource(client)  # type: ignore[arg-type]
+    anchor = TrustAnchor.intel()
+    results: list[Collateral] = []
+
+    def verify_one() -> None:
+        results.append(source.collateral_for(QUOTE, anchor=anchor, now=JULY_1).collateral)
+
+    threads = [threading.Thread(target=verify_one) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    assert client.entered.wait(10)
+    (flight,) = source._in_flight.values()
+    deadline = time.monotonic() + 10
+    while flight.followers < 7:  # every other caller joined the one fetch
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    client.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert client.calls == 1
+    assert results == [COLLATERAL] * 8
+    assert source._in_flight == {}
+
+
+def test_a_failed_fetch_fails_every_caller_waiting_for_it() -> None:
+    client = FakeClient(block=True, error=PccsUnreachable("PCCS down"))
+    source = PccsCollateralSource(client)  # type: ignore[arg-type]
+    anchor = TrustAnchor.intel()
+    errors: list[BaseException] = []
+
+    def verify_one() -> None:
+        try:
+            source.collateral_for(QUOTE, anchor=anchor, now=JULY_1)
+        except PccsUnreachable as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=verify_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    assert client.entered.wait(10)
+    (flight,) = source._in_flight.values()
+    deadline = time.monotonic() + 10
+    while flight.followers < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    client.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(errors) == 4
+    assert client.calls == 1
+    # Nothing was kept: the next request fetches again.
+    client.error = None
+    assert not source.collateral_for(QUOTE, anchor=anchor, now=JULY_1).from_cache
+    assert client.calls == 2
+
+
+def test_many_threads_verify_with_one_verifier(pccs: tuple[str, CountingPccs]) -> None:
+    url, service = pccs
+    statuses: list[TcbStatus] = []
+    with Verifier(pccs=url) as verifier:
+
+        def work() -> None:
+            for _ in range(5):
+                result = verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+                statuses.append(result.status)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert statuses == [TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED] * 40
+    # Whole collateral sets only, and far fewer than one per verification.
+    assert service.requests % 4 == 0
+    assert service.requests < 40 * 4
 
 
 def test_second_verification_makes_no_request(
@@ -158,7 +315,7 @@ def test_corrupt_entry_is_ignored_and_replaced(
         result = _verify(url, tmp_path)
         assert result.status is TcbStatus.CONFIGURATION_AND_SW_HARDENING_NEEDED
         assert service.requests == before + 4
-        assert json.loads(entry.read_text())["format"] == 1
+        assert json.loads(entry.read_text())["format"] == 2
 
 
 def test_cache_serves_old_collateral_until_next_update(tmp_path: Path) -> None:
@@ -213,7 +370,25 @@ def test_unwritable_cache_only_costs_a_refetch(
     url, service = pccs
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with Verifier(pccs=url, cache_dir=blocker / "cache") as verifier:
-        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
-        verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+    for _ in range(2):
+        with Verifier(pccs=url, cache_dir=blocker / "cache") as verifier:
+            verifier.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+    assert service.requests == 8
+
+
+def test_disk_entries_expire_at_max_age(pccs: tuple[str, CountingPccs], tmp_path: Path) -> None:
+    url, service = pccs
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    age = timedelta(hours=2)
+
+    def verify_fresh() -> None:
+        with Verifier(pccs=url, cache_dir=tmp_path, max_collateral_age=age, clock=clock) as v:
+            v.verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
+
+    verify_fresh()
+    clock.advance(timedelta(hours=1))
+    verify_fresh()  # a new verifier, served from disk
+    assert service.requests == 4
+    clock.advance(timedelta(hours=1))
+    verify_fresh()
     assert service.requests == 8

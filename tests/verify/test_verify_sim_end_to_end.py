@@ -15,7 +15,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -292,6 +292,34 @@ def test_tcb_recovery_and_the_cache_trade_off(
     assert (
         stack.verifier().verify(new_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.UP_TO_DATE
     )
+
+
+def test_a_long_lived_verifier_sees_a_recovery_after_its_max_age(
+    capsys: pytest.CaptureFixture[str], stack: Stack
+) -> None:
+    """A verifier keeps its collateral (old status) until the maximum age; a new one,
+    as every `verify` command makes, sees the recovery at once."""
+    moment = [datetime.now(UTC)]
+    old_qe = stack.quote(qe_svn=10)
+    quote_file = stack.state / "old-qe.bin"
+    quote_file.write_bytes(old_qe)
+    kept = Verifier(
+        stack.anchor,
+        pccs=stack.client,
+        max_collateral_age=timedelta(minutes=5),
+        clock=lambda: moment[0],
+    )
+    assert kept.verify(old_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.UP_TO_DATE
+    assert main(["sim", "tcb-recovery", str(stack.sim), "--qe-svn", "11"]) == 0
+    capsys.readouterr()
+
+    moment[0] += timedelta(minutes=4)
+    assert kept.verify(old_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.UP_TO_DATE
+    _, data = _verify_cli(capsys, stack, quote_file, "--accept-status", "OutOfDate")
+    assert data["status"] == "OutOfDate"
+
+    moment[0] += timedelta(minutes=1)
+    assert kept.verify(old_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.OUT_OF_DATE
 
 
 def test_debug_enclave_is_refused(stack: Stack) -> None:

@@ -7,10 +7,12 @@ import json
 import os
 import textwrap
 from datetime import timedelta
+from pathlib import Path
 
 from sgx_quote_helper import client
 from sgx_quote_helper._cli import _args
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
+from sgx_quote_helper.backends import DcapOptions
 from sgx_quote_helper.doctor import (
     CheckResult,
     CheckStatus,
@@ -41,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "doctor",
         help="check the out-of-process attestation set-up of this node or container",
         description="Check SGX_AESM_ADDR, the AESM socket, the quote helper daemon, a test "
-        "quote, the PCCS and its collateral, and the TCB status a quote gets; print each "
+        "quote, the PCCS and its collateral, the TCB status a quote gets, and on SGX "
+        "hardware what the dcap backend needs; print each "
         "check with the fix for a failure.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -96,6 +99,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=7.0,
         help="warn when collateral expires within this many days (default 7)",
     )
+    node = parser.add_argument_group(
+        "node check", "on SGX hardware: what `serve --backend dcap` needs (docs/backends.md)"
+    )
+    node.add_argument("--dcap-library", metavar="LIB", default=DcapOptions.library)
+    node.add_argument("--dcap-quote-provider", metavar="LIB", default=DcapOptions.quote_provider)
+    node.add_argument(
+        "--sgx-enclave-device", metavar="PATH", type=Path, default=DcapOptions.enclave_device
+    )
+    node.add_argument(
+        "--sgx-provision-device", metavar="PATH", type=Path, default=DcapOptions.provision_device
+    )
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.set_defaults(func=run)
 
@@ -120,6 +134,12 @@ def _options(args: argparse.Namespace) -> DoctorOptions:
         pccs_insecure=args.pccs_insecure,
         pccs_ca_file=args.pccs_ca_file,
         warn_within=timedelta(days=args.warn_days),
+        node=DcapOptions(
+            library=args.dcap_library,
+            quote_provider=args.dcap_quote_provider,
+            enclave_device=args.sgx_enclave_device,
+            provision_device=args.sgx_provision_device,
+        ),
     )
 
 

@@ -17,6 +17,11 @@ from sgx_quote_helper.service import (
     run_daemon,
 )
 
+_GROUP_HELP = {
+    "dcap": "Intel's DCAP quote library on an SGX node (docs/backends.md)",
+    "proxy": "forward to an upstream AESM socket (docs/backends.md)",
+}
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -42,17 +47,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     # One flag per setting of the daemon's configuration table; values stay
     # text here and are converted and checked with the environment's and the file's.
+    # A backend's own settings are listed under its name.
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for option in OPTIONS:
         entry = option.setting
+        target: argparse._ActionsContainer = parser
+        if entry.group:
+            if entry.group not in groups:
+                groups[entry.group] = parser.add_argument_group(
+                    f"{entry.group} backend", _GROUP_HELP.get(entry.group)
+                )
+            target = groups[entry.group]
         repeatable = " (repeatable)" if entry.repeatable else ""
         text = f"{option.help}{repeatable} [default: {entry.default_text}; ${option.env}]"
         text = text.replace("%", "%%")  # argparse formats help with %
         if entry.switch:
-            parser.add_argument(
+            target.add_argument(
                 option.flag, dest=option.name, action="store_const", const="true", help=text
             )
         else:
-            parser.add_argument(
+            target.add_argument(
                 option.flag,
                 dest=option.name,
                 metavar=entry.metavar,

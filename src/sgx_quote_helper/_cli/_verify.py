@@ -43,8 +43,9 @@ see docs/verification.md).
 
 The trust anchor is Intel's SGX root unless --root-ca names another one (e.g. the
 simulated manufacturer's DIR/pcs/root-ca.der); results against any other root are
-marked "simulated". --cache-dir keeps collateral until its nextUpdate, so a TCB
-recovery is seen only after that; omit it to always fetch fresh collateral.
+marked "simulated". --cache-dir keeps collateral until its nextUpdate or for an hour,
+whichever comes first, so a TCB recovery is seen only after that; omit it to fetch
+fresh collateral for every command.
 """
 
 
@@ -75,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="verify at this time: Unix seconds or ISO 8601 (UTC if no offset); default: now",
     )
     parser.add_argument(
-        "--cache-dir", metavar="DIR", help="cache PCCS collateral here until its nextUpdate"
+        "--cache-dir",
+        metavar="DIR",
+        help="cache PCCS collateral here until its nextUpdate (at most an hour)",
     )
     parser.add_argument("--pccs-ca-file", metavar="FILE", help="CA certificate(s) for PCCS TLS")
     parser.add_argument(

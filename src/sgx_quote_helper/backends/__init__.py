@@ -2,15 +2,15 @@
 
 Every backend is registered once, in :data:`BACKENDS` below: its name (what
 ``--backend`` takes), a summary, the options it needs and how it is built.
-Only registered backends are offered. Today that is ``sim`` (the simulated
-platform); ``dcap`` (Intel's DCAP quote library on SGX hardware) and ``proxy``
-(an upstream AESM socket) join by adding their :class:`BackendFactory` here.
+Only registered backends are offered: ``sim`` (the simulated platform), ``dcap``
+(Intel's DCAP quote library on SGX hardware) and ``proxy`` (an upstream AESM
+socket).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
@@ -18,6 +18,7 @@ from sgx_quote_helper.backends._base import (
     AttestationKeyStatus,
     BackendCall,
     BackendFactory,
+    BackendHealth,
     BackendInfo,
     BackendOptions,
     InitQuoteResult,
@@ -26,11 +27,22 @@ from sgx_quote_helper.backends._base import (
     QuoteError,
     QuoteResult,
 )
+from sgx_quote_helper.backends._dcap import (
+    DCAP_BACKEND,
+    DcapBackend,
+    DcapOptions,
+    DcapStartupError,
+    check_quote_provider,
+)
+from sgx_quote_helper.backends._dcap import check_devices as check_dcap_devices
+from sgx_quote_helper.backends._proxy import DEFAULT_UPSTREAM_TIMEOUT, PROXY_BACKEND, ProxyBackend
 from sgx_quote_helper.backends._sim import SIM_BACKEND, SimBackend
 from sgx_quote_helper.errors import UsageError
 
 #: The registered backends, by name; the first is the default.
-BACKENDS: Mapping[str, BackendFactory] = {factory.name: factory for factory in (SIM_BACKEND,)}
+BACKENDS: Mapping[str, BackendFactory] = {
+    factory.name: factory for factory in (SIM_BACKEND, DCAP_BACKEND, PROXY_BACKEND)
+}
 #: Backend names accepted by ``--backend``.
 BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
 DEFAULT_BACKEND = BACKEND_NAMES[0]
@@ -61,6 +73,10 @@ def create_backend(
     pck_source: PckSource | None = None,
     qe_svn: int = QE_SVN,
     pce_svn: int = PCE_SVN,
+    upstream: str | os.PathLike[str] | None = None,
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
+    on_upstream_failure: Callable[[str], None] | None = None,
+    dcap: DcapOptions | None = None,
 ) -> QuoteBackend:
     """The backend called ``name``, built from the options that apply to it."""
     factory = backend_factory(name)
@@ -71,6 +87,10 @@ def create_backend(
             pck_source=pck_source,
             qe_svn=qe_svn,
             pce_svn=pce_svn,
+            upstream=None if upstream is None else Path(upstream),
+            upstream_timeout=upstream_timeout,
+            on_upstream_failure=on_upstream_failure,
+            dcap=dcap,
         )
     )
 
@@ -79,18 +99,26 @@ __all__ = [
     "BACKENDS",
     "BACKEND_NAMES",
     "DEFAULT_BACKEND",
+    "DEFAULT_UPSTREAM_TIMEOUT",
     "AttestationKeyStatus",
     "BackendCall",
     "BackendFactory",
+    "BackendHealth",
     "BackendInfo",
     "BackendOptions",
+    "DcapBackend",
+    "DcapOptions",
+    "DcapStartupError",
     "InitQuoteResult",
     "PckSource",
+    "ProxyBackend",
     "QuoteBackend",
     "QuoteError",
     "QuoteResult",
     "SimBackend",
     "backend_factory",
     "check_backend_options",
+    "check_dcap_devices",
+    "check_quote_provider",
     "create_backend",
 ]

@@ -8,23 +8,37 @@ section 6.2, "Server ECDSA path").
 
 Each implementation registers one :class:`BackendFactory` in the package's
 ``__init__`` (its name, a one-line summary, the options it needs and how it is
-built); ``--backend`` offers exactly the registered names. Failures are raised
-as :class:`QuoteError` carrying the DCAP ``quote3_error_t``
-(the daemon maps it to the AESM error code with ``quote3_to_aesm``).
+built); ``--backend`` offers exactly the registered names: ``sim`` (the
+simulated platform), ``dcap`` (Intel's ``libsgx_dcap_ql.so.1`` on real
+hardware) and ``proxy`` (an upstream AESM). Failures are raised as
+:class:`QuoteError` carrying the DCAP ``quote3_error_t`` (the daemon maps it to
+the AESM error code with ``quote3_to_aesm``), or the AESM code itself where a
+backend already has one (an upstream's reply).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.errors import CodedError, ErrorCode
 from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
-from sgx_quote_helper.sgx import AttKeyId, AttKeyIdExt, QeReportInfo, Quote3Error, TargetInfo
+from sgx_quote_helper.sgx import (
+    AesmError,
+    AttKeyId,
+    AttKeyIdExt,
+    QeReportInfo,
+    Quote3Error,
+    TargetInfo,
+)
+
+if TYPE_CHECKING:
+    from sgx_quote_helper.backends._dcap import DcapOptions
 
 
 class QuoteError(CodedError):
@@ -32,19 +46,42 @@ class QuoteError(CodedError):
 
     ``code`` is a ``Quote3Error`` value (an ``int``, so that a backend can pass
     on a value Intel's library returned that this package does not know);
-    ``detail`` says what happened and what to check.
+    ``detail`` says what happened and what to check. ``aesm_code``, when set,
+    is the ``aesm_error_t`` to answer instead of the one Intel's table derives
+    from ``code``: an upstream AESM's own reply (relayed unchanged), or a
+    service-level condition without a ``quote3_error_t`` to AESM mapping
+    (AESM_SERVICE_UNAVAILABLE, AESM_BUSY).
     """
 
-    def __init__(self, code: int, detail: str, *, hints: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        detail: str,
+        *,
+        hints: Sequence[str] | None = None,
+        aesm_code: int | None = None,
+    ) -> None:
         super().__init__(detail, hints=hints)
         self.code = int(code)
         self.detail = detail
+        self.aesm_code = None if aesm_code is None else int(aesm_code)
 
     def codes(self) -> tuple[ErrorCode, ...]:
-        try:
-            return (Quote3Error(self.code),)
-        except ValueError:
-            return (_UnknownQuote3Error(self.code),)
+        codes: list[ErrorCode] = [quote3_code(self.code)]
+        if self.aesm_code is not None:
+            # The wire code this failure is answered with, when it is not
+            # Intel's mapping of ``code``.
+            with contextlib.suppress(ValueError):
+                codes.append(AesmError(self.aesm_code))
+        return tuple(codes)
+
+
+def quote3_code(code: int) -> ErrorCode:
+    """``code`` as a ``Quote3Error`` member, or a stand-in naming an unknown value."""
+    try:
+        return Quote3Error(code)
+    except ValueError:
+        return _UnknownQuote3Error(code)
 
 
 @dataclass(frozen=True)
@@ -71,8 +108,11 @@ class InitQuoteResult:
 
     target_info: TargetInfo
     #: The ``ECDSA_ID``: SHA-256(attestation public key ‖ QE auth data), 32 bytes,
-    #: which equals the first half of the QE report's report data.
-    pub_key_id: bytes
+    #: which equals the first half of the QE report's report data. ``None`` when
+    #: the backend cannot learn it (Intel's ``sgx_qe_get_target_info`` does not
+    #: return it); the reply then omits ``pub_key_id``, which Intel's client
+    #: treats as "buffer left untouched".
+    pub_key_id: bytes | None
     #: True when no usable key was persisted and this call generated one (a
     #: fresh platform, or a sealed blob that failed to unseal): where DCAP
     #: would have answered ATT_KEY_NOT_INITIALIZED to a quote before it.
@@ -155,6 +195,25 @@ class QuoteBackend(Protocol):
 
 
 @runtime_checkable
+class BackendHealth(Protocol):
+    """Optional: a backend whose quoting depends on something that can go away.
+
+    The ``proxy`` backend implements it (its upstream AESM may stop answering).
+    The daemon's readiness is its own readiness *and* ``healthy()``; while
+    unhealthy, the daemon calls ``probe()`` (blocking, in a worker thread)
+    every few seconds so that readiness comes back without client traffic.
+    """
+
+    def healthy(self) -> bool:
+        """Whether the last exchange with the dependency succeeded."""
+        ...
+
+    def probe(self) -> None:
+        """Check the dependency now (blocking) and update ``healthy()``."""
+        ...
+
+
+@runtime_checkable
 class AttestationKeyStatus(Protocol):
     """Optional: what a backend can tell about its attestation key, for metrics.
 
@@ -193,6 +252,13 @@ class BackendOptions:
     #: QE3 and PCE ISVSVNs the (simulated) release hosts.
     qe_svn: int = QE_SVN
     pce_svn: int = PCE_SVN
+    #: The upstream AESM socket (``proxy``) and the budget of one exchange with it.
+    upstream: Path | None = None
+    upstream_timeout: float = 10.0
+    #: Called with a reason each time the upstream gives no usable reply (a metric).
+    on_upstream_failure: Callable[[str], None] | None = None
+    #: Intel's libraries, enclaves and devices (``dcap``); ``None``: the defaults.
+    dcap: DcapOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -208,3 +274,7 @@ class BackendFactory:
     missing_options: Callable[[BackendOptions], list[str]]
     #: Build the backend; raises ``UsageError`` for missing inputs.
     create: Callable[[BackendOptions], QuoteBackend]
+    #: Whether the daemon must give it a PCK certificate source and a state
+    #: directory (the simulated QE); Intel's library and an upstream AESM get
+    #: their certificates themselves.
+    uses_pck_source: bool = False

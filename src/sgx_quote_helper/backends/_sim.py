@@ -329,4 +329,5 @@ SIM_BACKEND = BackendFactory(
     summary="the simulated SGX platform of `sim init` (needs --platform)",
     missing_options=_missing_options,
     create=_create,
+    uses_pck_source=True,
 )

@@ -32,6 +32,7 @@ from sgx_quote_helper.doctor._fs import (
     permission_class,
 )
 from sgx_quote_helper.doctor._local import check_environment, check_socket
+from sgx_quote_helper.doctor._node import check_node
 from sgx_quote_helper.doctor._result import (
     CheckResult,
     CheckStatus,
@@ -56,6 +57,7 @@ __all__ = [
     "assess_validity",
     "check_daemon",
     "check_environment",
+    "check_node",
     "check_pccs",
     "check_quote",
     "check_socket",

@@ -9,6 +9,9 @@ The order follows the path of a quote (docs/doctor.md):
 5. ``pccs``: the PCCS answers and its collateral is within its validity.
 6. ``tcb``: the TCB status the test quote gets (needs the quote, the
    collateral and ``--root-ca``).
+7. ``node``: on SGX hardware, what the ``dcap`` backend needs (devices,
+   Intel's quote library, a quote provider, a first QE target info); skipped
+   elsewhere.
 
 A check whose input was not given is skipped, and so is a check whose input
 comes from a check that failed (the first failure is the cause to fix). No check
@@ -23,17 +26,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sgx_quote_helper.backends import DcapOptions
 from sgx_quote_helper.client import DEFAULT_TIMEOUT
 from sgx_quote_helper.doctor._collateral import DEFAULT_WARN_WITHIN, check_pccs, check_tcb
 from sgx_quote_helper.doctor._daemon import DaemonFacts, check_daemon, check_quote
 from sgx_quote_helper.doctor._fs import Identity
 from sgx_quote_helper.doctor._local import check_environment, check_socket
+from sgx_quote_helper.doctor._node import check_node
 from sgx_quote_helper.doctor._result import CheckResult, DoctorReport, skipped
 from sgx_quote_helper.pccs import DEFAULT_TIMEOUT as PCCS_DEFAULT_TIMEOUT
 from sgx_quote_helper.pccs import Collateral
 
 #: The checks, in the order they run.
-CHECK_NAMES = ("environment", "socket", "daemon", "quote", "pccs", "tcb")
+CHECK_NAMES = ("environment", "socket", "daemon", "quote", "pccs", "tcb", "node")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class DoctorOptions:
     identity: Identity | None = None
     #: The time collateral validity is judged at; default now.
     now: datetime | None = None
+    #: Where the node check looks for Intel's libraries and the SGX devices.
+    node: DcapOptions | None = None
 
 
 def run_doctor(options: DoctorOptions | None = None) -> DoctorReport:
@@ -132,4 +139,5 @@ def run_doctor(options: DoctorOptions | None = None) -> DoctorReport:
     else:
         assert opts.root_ca is not None
         run(check_tcb(quote, collateral, opts.root_ca, now=now))
+    run(check_node(opts.node or DcapOptions(), environ))
     return DoctorReport(tuple(results))

@@ -44,11 +44,16 @@ def parse_quantity(text: object) -> int:
 
 
 def format_quantity(value: int) -> str:
-    """``value`` in canonical form: a binary suffix when exact (``1Mi``), else decimal."""
+    """``value`` as Kubernetes prints a BinarySI quantity (what Intel's webhook writes).
+
+    ``resource.NewQuantity(value, BinarySI).String()``: from 1024 on, the largest
+    binary suffix that is exact (``1Mi``, ``1536Ki``) or none (``1000000``); below
+    1024, decimal SI (``1k``, ``999``).
+    """
     if value == 0:
         return "0"
     sign, magnitude = ("-" if value < 0 else ""), abs(value)
-    if magnitude >= 1024 and magnitude % 1024 == 0:
+    if magnitude >= 1024:
         suffixes = ["", *_BINARY]
         power = 0
         while magnitude % 1024 == 0 and power < len(suffixes) - 1:

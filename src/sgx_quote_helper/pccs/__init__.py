@@ -16,6 +16,7 @@ from sgx_quote_helper.pccs._client import (
     PckCrl,
     UpdateType,
     normalize_base_url,
+    pck_fmspc_and_ca,
     quote_fmspc_and_ca,
 )
 from sgx_quote_helper.pccs._collateral import Collateral
@@ -52,6 +53,7 @@ __all__ = [
     "SignedCollateral",
     "UpdateType",
     "normalize_base_url",
+    "pck_fmspc_and_ca",
     "quote_fmspc_and_ca",
     "signed_bytes",
     "signed_text",

@@ -393,6 +393,17 @@ def quote_fmspc_and_ca(quote: bytes) -> tuple[str, CaType]:
     """
     try:
         leaf = Quote.from_bytes(quote).pck_chain()[0]
+    except (ParseError, ValueError) as exc:
+        raise ParseError(
+            f"cannot read FMSPC and CA type from the quote's PCK certificate: {exc}; "
+            "pass fmspc= and ca= explicitly"
+        ) from exc
+    return pck_fmspc_and_ca(leaf)
+
+
+def pck_fmspc_and_ca(leaf: x509.Certificate) -> tuple[str, CaType]:
+    """FMSPC and PCK CA type of a PCK leaf certificate, as :func:`quote_fmspc_and_ca`."""
+    try:
         fmspc = SgxExtension.from_certificate(leaf).fmspc
         issuer = leaf.issuer.rfc4514_string()
     except (ParseError, ValueError) as exc:
@@ -712,5 +723,6 @@ __all__ = [
     "SignedCollateral",
     "UpdateType",
     "normalize_base_url",
+    "pck_fmspc_and_ca",
     "quote_fmspc_and_ca",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import dcap_qvl
@@ -89,7 +90,13 @@ class Collateral:
     # -- conversions ---------------------------------------------------------
 
     def to_dcap_qvl(self) -> Any:
-        """The ``dcap_qvl.QuoteCollateralV3`` the verification engine takes."""
+        """The ``dcap_qvl.QuoteCollateralV3`` the verification engine takes (made once)."""
+        return self._dcap_qvl
+
+    @cached_property
+    def _dcap_qvl(self) -> Any:
+        # The values are immutable; a verifier that keeps collateral in memory
+        # converts it once instead of once per verification.
         return dcap_qvl.QuoteCollateralV3(*(getattr(self, name) for name in FIELD_ORDER))
 
     @classmethod
@@ -141,7 +148,7 @@ class Collateral:
             raise ParseError("TCB Info has no tcbEvaluationDataNumber")
         return value
 
-    @property
+    @cached_property
     def issue_date(self) -> datetime:
         """The older of the TCB Info and QE Identity issue dates (the collateral's age)."""
         return min(
@@ -149,7 +156,7 @@ class Collateral:
             parse_time(self.qe_identity_object().get("issueDate"), "QE Identity issueDate"),
         )
 
-    @property
+    @cached_property
     def next_update(self) -> datetime:
         """The earliest nextUpdate of TCB Info, QE Identity and both CRLs.
 

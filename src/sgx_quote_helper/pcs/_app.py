@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pccs._types import PckCertificateQuery
 from sgx_quote_helper.pcs._errors import InvalidRequestError, NotFoundError, PcsError
@@ -337,21 +337,6 @@ class RunningService:
     manufacturer: Manufacturer
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        # Listen at once: a client that connects before the server loop runs waits
-        # in the backlog instead of being refused.
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class _Server(uvicorn.Server):
     """uvicorn's server, whose signal handlers only set the exit flag.
 
@@ -394,7 +379,7 @@ def serve_in_thread(
     """
     app = create_app(source, clock=clock)
     manufacturer: Manufacturer = app.state.manufacturer
-    sock = _bind(host, port)
+    sock = listen_tcp(host, port)
     server = uvicorn.Server(_uvicorn_config(app))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="pccs", daemon=True
@@ -434,7 +419,7 @@ def serve(
     broken directory or a busy port fails at once.
     """
     app = create_app(source)
-    sock = _bind(host, port)
+    sock = listen_tcp(host, port)
     config = _uvicorn_config(app, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     bound = sock.getsockname()
     logger.info(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 from sgx_quote_helper._fs import make_directory
-from sgx_quote_helper._logging import configure_logging
+from sgx_quote_helper._logging import configure_logging, log_event
 from sgx_quote_helper.backends import backend_factory
 from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.platform import Platform
@@ -62,6 +63,14 @@ def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
 def build_server(config: ServiceConfig) -> QuoteHelperServer:
     """Everything that can fail before binding: directories, PCK source, backend, metrics."""
     metrics = DaemonMetrics()
+    factory = backend_factory(config.backend)
+    options = dataclasses.replace(
+        config.backend_options(), on_upstream_failure=metrics.upstream_failed
+    )
+    if not factory.uses_pck_source:
+        # Intel's library (through its quote provider) and an upstream AESM
+        # get the PCK chain themselves: no PCK source, no state directory.
+        return QuoteHelperServer(config, factory.create(options), metrics=metrics)
     state_dir = config.effective_state_dir()
     _check_directories(config, state_dir)
     # Held while the daemon runs: a second daemon on this state directory
@@ -117,10 +126,17 @@ def _build_locked(
 
 def run_daemon(config: ServiceConfig) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
-    # A webhook may inject SGX_AESM_ADDR into every container, this one
-    # included; with it set, Intel's quote library would call this daemon.
-    os.environ.pop("SGX_AESM_ADDR", None)
     configure_logging(config.log_format, config.log_level)
+    # A webhook may inject SGX_AESM_ADDR into every container, this one
+    # included; with it set, Intel's quote library (dcap backend) would send
+    # this daemon's quote requests back to the daemon.
+    if os.environ.pop("SGX_AESM_ADDR", None) is not None:
+        log_event(
+            logging.getLogger("sgx_quote_helper.service"),
+            logging.INFO,
+            "daemon.sgx_aesm_addr_unset",
+            reason="this daemon quotes in-process; the variable is for its clients",
+        )
     server = build_server(config)
     # Everything loaded so far (modules, keys, the backend) lives as long as
     # the process: keep it out of the cyclic collector's full passes, which

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper.service._config import AdminAddress
 from sgx_quote_helper.service._metrics import DaemonMetrics
 
@@ -35,7 +36,11 @@ def build_admin_app(metrics: DaemonMetrics, is_ready: Callable[[], bool]) -> Sta
     async def readyz(request: Request) -> Response:
         if is_ready():
             return PlainTextResponse("ready\n")
-        return PlainTextResponse("not ready: no PCK certificate chain yet\n", status_code=503)
+        return PlainTextResponse(
+            "not ready: quoting is not available yet (no PCK certificate chain, or the "
+            "backend's upstream is unusable; see the daemon log)\n",
+            status_code=503,
+        )
 
     return Starlette(
         routes=[
@@ -100,14 +105,7 @@ class AdminServer:
                 raise
         else:
             host, port = listen
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((host, port))
-            except BaseException:
-                sock.close()
-                raise
+            sock = listen_tcp(host, port)
         return sock
 
     async def start(self) -> None:

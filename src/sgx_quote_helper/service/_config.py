@@ -31,7 +31,9 @@ from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import (
     BACKENDS,
     DEFAULT_BACKEND,
+    DEFAULT_UPSTREAM_TIMEOUT,
     BackendOptions,
+    DcapOptions,
     check_backend_options,
 )
 from sgx_quote_helper.errors import UsageError
@@ -176,6 +178,21 @@ def _parse_socket(value: object) -> Path:
     return Path(text)
 
 
+def _parse_path(value: object) -> Path:
+    text = _text(value)
+    if not text:
+        raise ValueError("the path is empty")
+    return Path(text)
+
+
+def _parse_library(value: object) -> str:
+    """A shared library: a file name the dynamic loader searches, or a path."""
+    text = _text(value)
+    if not text:
+        raise ValueError("the library name is empty")
+    return text
+
+
 def _parse_optional_path(value: object) -> Path | None:
     text = _text(value)
     return Path(text) if text else None
@@ -275,9 +292,17 @@ URL: Kind[str | None] = Kind("URL", _parse_url, _optional(str))
 SWITCH: Kind[bool] = Kind("", _parse_bool, lambda on: "on" if on else "off", switch=True)
 LISTEN_ADDRESS: Kind[str | None] = Kind("HOST:PORT|unix:PATH", _parse_admin_listen, _optional(str))
 SVN: Kind[int] = integer(0, 0xFFFF, what="a 16-bit SVN")
+SOCKET: Kind[Path | None] = Kind("PATH", _parse_optional_path, _optional(str))
+DEVICE: Kind[Path] = Kind("PATH", _parse_path, str)
+LIBRARY: Kind[str] = Kind("LIB", _parse_library, str)
+#: A library that may be switched off: empty means "none".
+OPTIONAL_LIBRARY: Kind[str | None] = Kind("LIB", _text, _optional(str))
 
 
 # -- the table ------------------------------------------------------------------------------
+
+#: The dcap backend's defaults, shown in the table.
+_DCAP = DcapOptions()
 
 
 @dataclass(frozen=True)
@@ -292,13 +317,23 @@ class Setting:
     note: str
     repeatable: bool
     switch: bool
+    #: The backend the setting belongs to ("" for the daemon's own), for ``--help``.
+    group: str = ""
 
 
-def setting(kind: Kind[_T], *, default: _T, help: str, default_text: str | None = None) -> _T:
+def setting(
+    kind: Kind[_T],
+    *,
+    default: _T,
+    help: str,
+    default_text: str | None = None,
+    group: str = "",
+) -> _T:
     """Declare one setting (a :class:`ServiceConfig` field) of ``kind``.
 
     ``default_text`` says what the default means when the value alone would not
-    (``None`` for the socket owner is "the daemon's uid").
+    (``None`` for the socket owner is "the daemon's uid"); ``group`` names the
+    backend that reads it.
     """
     entry = Setting(
         parse=kind.parse,
@@ -308,6 +343,7 @@ def setting(kind: Kind[_T], *, default: _T, help: str, default_text: str | None 
         note=kind.note,
         repeatable=kind.repeatable,
         switch=kind.switch,
+        group=group,
     )
     value: _T = dataclasses.field(default=default, metadata={_SETTING_KEY: entry})
     return value
@@ -430,6 +466,92 @@ class ServiceConfig:
         default_text=f"{PCE_SVN} (the release's)",
         help="ISVSVN of the PCE this (simulated) release hosts",
     )
+    upstream: Path | None = setting(
+        SOCKET,
+        default=None,
+        default_text="none",
+        help="the upstream AESM socket (host aesmd or another quote helper)",
+        group="proxy",
+    )
+    upstream_timeout: float = setting(
+        seconds(),
+        default=DEFAULT_UPSTREAM_TIMEOUT,
+        help="one exchange with the upstream; beyond it the client gets "
+        "AESM_SERVICE_UNAVAILABLE (30)",
+        group="proxy",
+    )
+    dcap_library: str = setting(
+        LIBRARY,
+        default=_DCAP.library,
+        help="Intel's quote library (a name ld.so searches, or a path)",
+        group="dcap",
+    )
+    dcap_qe3_logic_library: str | None = setting(
+        OPTIONAL_LIBRARY,
+        default=None,
+        default_text="found through --dcap-library",
+        help="the library with sgx_ql_get_quote, for requests with qe_report_info "
+        "(empty: none; such requests are then refused)",
+        group="dcap",
+    )
+    dcap_quote_provider: str = setting(
+        LIBRARY,
+        default=_DCAP.quote_provider,
+        help="the quote provider library checked at start-up (Intel QPL or az-dcap-client)",
+        group="dcap",
+    )
+    dcap_qe3_path: Path | None = setting(
+        FILE,
+        default=None,
+        default_text="the library's",
+        help="the QE3 enclave (libsgx_qe3.signed.so), for sgx_ql_set_path",
+        group="dcap",
+    )
+    dcap_pce_path: Path | None = setting(
+        FILE,
+        default=None,
+        default_text="the library's",
+        help="the PCE enclave (libsgx_pce.signed.so), for sgx_ql_set_path",
+        group="dcap",
+    )
+    dcap_qpl_path: Path | None = setting(
+        FILE,
+        default=None,
+        default_text="the library's",
+        help="the quote provider library the quote library loads, for sgx_ql_set_path",
+        group="dcap",
+    )
+    dcap_ide_path: Path | None = setting(
+        FILE,
+        default=None,
+        default_text="the library's",
+        help="the ID enclave (libsgx_id_enclave.signed.so), for sgx_ql_set_path",
+        group="dcap",
+    )
+    sgx_enclave_device: Path = setting(
+        DEVICE,
+        default=_DCAP.enclave_device,
+        help="the SGX enclave device, checked at start-up",
+        group="dcap",
+    )
+    sgx_provision_device: Path = setting(
+        DEVICE,
+        default=_DCAP.provision_device,
+        help="the SGX provisioning device, checked at start-up",
+        group="dcap",
+    )
+    dcap_queue_depth: int = setting(
+        integer(1, 100_000),
+        default=_DCAP.queue_depth,
+        help="callers that may wait for the single-threaded quoting enclave; beyond, AESM_BUSY",
+        group="dcap",
+    )
+    dcap_queue_timeout: float = setting(
+        seconds(),
+        default=_DCAP.queue_timeout,
+        help="how long a caller waits for its turn at the quoting enclave; then AESM_BUSY",
+        group="dcap",
+    )
 
     def admin_address(self) -> AdminAddress | None:
         """``--admin-listen`` parsed; ``None`` when the admin listener is off."""
@@ -449,6 +571,21 @@ class ServiceConfig:
             state_dir=self.effective_state_dir(),
             qe_svn=self.qe_svn,
             pce_svn=self.pce_svn,
+            upstream=self.upstream,
+            upstream_timeout=self.upstream_timeout,
+            dcap=DcapOptions(
+                library=self.dcap_library,
+                qe3_logic_library=self.dcap_qe3_logic_library,
+                quote_provider=self.dcap_quote_provider,
+                qe3_path=self.dcap_qe3_path,
+                pce_path=self.dcap_pce_path,
+                qpl_path=self.dcap_qpl_path,
+                ide_path=self.dcap_ide_path,
+                enclave_device=self.sgx_enclave_device,
+                provision_device=self.sgx_provision_device,
+                queue_depth=self.dcap_queue_depth,
+                queue_timeout=self.dcap_queue_timeout,
+            ),
         )
 
 

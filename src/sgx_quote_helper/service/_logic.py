@@ -44,6 +44,7 @@ from sgx_quote_helper.aesm import (
 )
 from sgx_quote_helper.backends import (
     BackendCall,
+    BackendHealth,
     InitQuoteResult,
     QuoteBackend,
     QuoteError,
@@ -91,6 +92,17 @@ class AesmLogic:
         # key id object, done once here.
         self._key_ids = {key_id.base.to_bytes(): key_id.base for key_id in supported}
         self._initialized: dict[bytes, InitQuoteResult] = {}
+        # What key-dependent requests answer until the daemon is ready: the
+        # code of the last failed initialization (aesmd answers every call
+        # with the library's current failure). Before one: a backend behind a
+        # dependency that has not answered yet (an upstream AESM) is
+        # unavailable; otherwise the PCK chain is missing, which aesmd reports
+        # as a network error.
+        self._not_ready_aesm = int(
+            AesmError.SERVICE_UNAVAILABLE
+            if isinstance(backend, BackendHealth)
+            else AesmError.NETWORK_ERROR
+        )
         # Keys the daemon generated before any client asked for one (see
         # initialize): on a fresh platform Intel's aesmd answers quote-size
         # and quote requests ATT_KEY_NOT_INITIALIZED until a client's
@@ -106,7 +118,11 @@ class AesmLogic:
         client's InitQuoteEx, as on Intel's aesmd. Raises :class:`QuoteError`;
         the daemon retries until it succeeds.
         """
-        result = self._backend.init_quote(att_key_id)
+        try:
+            result = self._backend.init_quote(att_key_id)
+        except QuoteError as exc:
+            self._not_ready_aesm = _aesm_for(exc)
+            raise
         base = att_key_id.to_bytes()
         self._initialized[base] = result
         if for_client:
@@ -175,7 +191,7 @@ class AesmLogic:
         return 0
 
     def _not_ready_code(self) -> int:
-        return int(AesmError.NETWORK_ERROR) if not self._is_ready() else 0
+        return self._not_ready_aesm if not self._is_ready() else 0
 
     def _init_quote_ex(self, request: InitQuoteExRequest) -> InitQuoteExResponse:
         code = check_init_quote_ex(request, self._supported)
@@ -278,7 +294,7 @@ class AesmLogic:
         return self._aesm_code(exc, call)
 
     def _aesm_code(self, exc: QuoteError, call: str) -> int:
-        aesm = quote3_to_aesm(exc.code)
+        aesm = _aesm_for(exc)
         level = logging.INFO if exc.code == Quote3Error.INVALID_REPORT else logging.WARNING
         self._log.log(
             level,
@@ -289,6 +305,11 @@ class AesmLogic:
             detail=exc.detail,
         )
         return int(aesm)
+
+
+def _aesm_for(exc: QuoteError) -> int:
+    """The wire code: the backend's own AESM code if it has one, else Intel's mapping."""
+    return exc.aesm_code if exc.aesm_code is not None else int(quote3_to_aesm(exc.code))
 
 
 def _base(att_key_id: bytes | None) -> bytes:

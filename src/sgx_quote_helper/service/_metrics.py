@@ -131,6 +131,15 @@ class DaemonMetrics:
             registry=r,
         )
 
+        self.upstream_failures = Counter(
+            f"{_PREFIX}_upstream_failures",
+            "Exchanges with the upstream AESM (proxy backend) that gave no usable reply, "
+            "by reason (unreachable, timeout, closed, malformed); each cost a client "
+            "AESM_SERVICE_UNAVAILABLE",
+            ["reason"],
+            registry=r,
+        )
+
         self._key_created = 0.0
         self._requests: dict[tuple[int, int], Counter] = {}
         self._dropped: dict[str, Counter] = {}
@@ -171,6 +180,9 @@ class DaemonMetrics:
         if child is None:
             child = self._connections[uid] = self.connections.labels(uid=str(uid))
         child.inc()
+
+    def upstream_failed(self, reason: str) -> None:
+        self.upstream_failures.labels(reason=reason).inc()
 
     def key_created(self, timestamp: float) -> None:
         """Record when the attestation key in use was generated (Unix time)."""

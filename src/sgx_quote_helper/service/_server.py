@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from sgx_quote_helper._logging import RateLimitedLog, log_event
-from sgx_quote_helper.backends import AttestationKeyStatus, QuoteBackend
+from sgx_quote_helper.backends import AttestationKeyStatus, BackendHealth, QuoteBackend
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.service._admin import AdminServer
 from sgx_quote_helper.service._config import ServiceConfig
@@ -65,6 +65,9 @@ _RESERVED_FDS = 64
 #: A client's quoting request while not ready wakes the task early, at most
 #: once per ``_READY_RETRY_MIN``.
 _READY_RETRY_MIN, _READY_RETRY_MAX = 0.5, 30.0
+#: Seconds between probes of an unhealthy backend's dependency (an upstream
+#: AESM), so that readiness comes back without client traffic.
+HEALTH_PROBE_INTERVAL = 2.0
 #: How often the PCK chain is re-fetched (and the key re-certified with it)
 #: once the daemon is ready.
 PCK_REFRESH_INTERVAL = 3600.0
@@ -141,6 +144,8 @@ class QuoteHelperServer:
             "another --socket",
         )
         self._blob_errors_counted = 0
+        self._health = backend if isinstance(backend, BackendHealth) else None
+        self.metrics.ready.set_function(lambda: 1.0 if self._is_ready() else 0.0)
 
     @property
     def admin_port(self) -> int | None:
@@ -338,7 +343,8 @@ class QuoteHelperServer:
             self._admin = None
 
     def _is_ready(self) -> bool:
-        return self.ready
+        """Ready to quote: initialized, and the backend's dependency (if any) answers."""
+        return self.ready and (self._health is None or self._health.healthy())
 
     # -- socket ----------------------------------------------------------------
 
@@ -496,8 +502,9 @@ class QuoteHelperServer:
             break
         self._key_initialized()
         self.ready = True
-        self.metrics.ready.set(1)
         log_event(_log, logging.INFO, "daemon.ready")
+        if self._health is not None:
+            self._background.append(asyncio.create_task(self._watch_health(self._health)))
         while self._refresh_pck is not None:
             await asyncio.sleep(PCK_REFRESH_INTERVAL)
             try:
@@ -510,6 +517,17 @@ class QuoteHelperServer:
             except Exception as exc:
                 reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
                 log_event(_log, logging.WARNING, "pck_chain.refresh_failed", reason=reason)
+
+    async def _watch_health(self, health: BackendHealth) -> None:
+        """Probe an unhealthy backend's dependency until it answers again."""
+        while True:
+            await asyncio.sleep(HEALTH_PROBE_INTERVAL)
+            if health.healthy():
+                continue
+            try:
+                await self._in_worker(health.probe)
+            except Exception:  # a probe must never end the watch
+                _log.exception("backend.probe_failed")
 
     async def _in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
         assert self._loop is not None

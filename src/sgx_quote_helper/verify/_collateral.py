@@ -1,16 +1,23 @@
-"""Where verification collateral comes from: a PCCS, through an optional disk cache.
+"""Where verification collateral comes from: a PCCS, kept in memory and optionally on disk.
 
-The cache trades freshness for availability and speed: an entry is served
-until the collateral's own ``nextUpdate`` (the earliest of TCB Info, QE
-Identity and both CRLs), without asking the PCCS. So after a TCB recovery the
-cache keeps answering with the *old* TCB Info, and quotes keep their old status,
-until that time; a verification without the cache (or with the entry removed)
-shows the new status at once. Intel's own QCNL cache makes the same trade.
+A :class:`PccsCollateralSource` keeps the collateral the engine accepted, in
+memory (and in a :class:`CollateralCache` directory if given), and serves it
+without asking the PCCS until the earlier of the collateral's own
+``nextUpdate`` (the earliest of TCB Info, QE Identity and both CRLs) and
+``max_age`` after it was fetched. That trades freshness for speed and
+availability: after a TCB recovery a kept copy answers with the *old* TCB Info,
+and quotes keep their old status, for up to ``max_age``. A new source (a new
+``Verifier``, as every ``verify`` command makes) starts empty and sees the new
+status at once. Intel's QCNL cache makes the same trade.
+
+Concurrent requests for the same collateral share one fetch (the first caller
+fetches, the others wait for its result or its error), and every method is safe
+to call from several threads at once.
 
 Entries are keyed by PCCS URL, root key id, FMSPC, PCK CA type and the TCB
 evaluation data number asked for (``standard``/``early`` or a number), so
 collateral of a simulated root is never served for Intel's and vice versa.
-Writes are atomic (temporary file, fsync, rename); an entry that does not
+Disk writes are atomic (temporary file, fsync, rename); an entry that does not
 decode is ignored and replaced.
 """
 
@@ -20,17 +27,28 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 from sgx_quote_helper._fs import atomic_write
-from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError
-from sgx_quote_helper.pccs import Collateral, PccsClient, UpdateType, quote_fmspc_and_ca
+from sgx_quote_helper._time import Clock, utc_now
+from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
+from sgx_quote_helper.pccs import (
+    CaType,
+    Collateral,
+    PccsClient,
+    UpdateType,
+    quote_fmspc_and_ca,
+)
 from sgx_quote_helper.verify._anchor import TrustAnchor
 
-_FORMAT = 1
+_FORMAT = 2
+#: How long a source serves collateral it fetched, at most (its nextUpdate may come first).
+DEFAULT_MAX_COLLATERAL_AGE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -67,8 +85,23 @@ class CollateralCache:
     def path_for(self, key: CacheKey) -> Path:
         return self.directory / key.filename()
 
-    def get(self, key: CacheKey, now: datetime) -> Collateral | None:
-        """The cached collateral for ``key`` if present, intact and not past nextUpdate."""
+    def get(
+        self, key: CacheKey, now: datetime, *, fetched_after: datetime | None = None
+    ) -> Collateral | None:
+        """The cached collateral for ``key`` if present, intact and not past nextUpdate.
+
+        With ``fetched_after``, an entry fetched before that time counts as absent.
+        """
+        found = self.get_entry(key, now)
+        if found is None:
+            return None
+        collateral, fetched_at = found
+        if fetched_after is not None and fetched_at < fetched_after:
+            return None
+        return collateral
+
+    def get_entry(self, key: CacheKey, now: datetime) -> tuple[Collateral, datetime] | None:
+        """The cached collateral for ``key`` and when it was fetched, as :meth:`get`."""
         path = self.path_for(key)
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
@@ -77,19 +110,23 @@ class CollateralCache:
             if entry.get("key") != key.as_dict():
                 return None
             collateral = Collateral.from_json(json.dumps(entry["collateral"]))
+            fetched_at = datetime.fromtimestamp(int(entry["fetched_at"]), UTC)
             if now > collateral.next_update:
                 return None
-        except (OSError, ValueError, KeyError, TypeError, ParseError):
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, ParseError):
             # Missing, unreadable or corrupt: ignore it; the caller refetches and rewrites.
             return None
-        return collateral
+        return collateral, fetched_at
 
-    def put(self, key: CacheKey, collateral: Collateral) -> None:
+    def put(
+        self, key: CacheKey, collateral: Collateral, *, fetched_at: datetime | None = None
+    ) -> None:
         """Store atomically: a reader sees the old entry or the new one, never a part."""
         self.directory.mkdir(parents=True, exist_ok=True)
         entry = {
             "format": _FORMAT,
             "key": key.as_dict(),
+            "fetched_at": int((fetched_at or utc_now()).timestamp()),
             "next_update": int(collateral.next_update.timestamp()),
             "collateral": json.loads(collateral.to_json()),
         }
@@ -102,9 +139,11 @@ class FetchedCollateral:
     """Collateral for a quote, and how to keep it once it proved good."""
 
     collateral: Collateral
-    #: Set when the collateral came from the network and may be cached.
+    #: Set when the collateral came from the network and may be kept.
     cache_key: CacheKey | None = None
     from_cache: bool = False
+    #: When it was fetched (by the source's clock); set with ``cache_key``.
+    fetched_at: datetime | None = None
 
 
 class CollateralSource(Protocol):
@@ -118,8 +157,26 @@ class CollateralSource(Protocol):
         """Called once the engine accepted the collateral (for caching)."""
 
 
+class _Flight:
+    """One fetch in progress, and how many callers wait for it besides its leader."""
+
+    def __init__(self) -> None:
+        self.outcome: Future[Collateral] = Future()
+        self.followers = 0
+
+
+@dataclass(frozen=True)
+class _Kept:
+    collateral: Collateral
+    fetched_at: datetime
+
+
 class PccsCollateralSource:
-    """Collateral from a PCCS (:class:`~sgx_quote_helper.pccs.PccsClient`), optionally cached."""
+    """Collateral from a PCCS (:class:`~sgx_quote_helper.pccs.PccsClient`), kept as the
+    module says: in memory, and in ``cache`` if given, for at most ``max_age``
+    (``timedelta(0)``: never kept, every verification fetches). ``clock`` is read
+    for the age; tests inject their own.
+    """
 
     def __init__(
         self,
@@ -128,37 +185,112 @@ class PccsCollateralSource:
         cache: CollateralCache | None = None,
         update: UpdateType = "standard",
         tcb_evaluation_data_number: int | None = None,
+        max_age: timedelta = DEFAULT_MAX_COLLATERAL_AGE,
+        clock: Clock = utc_now,
     ) -> None:
+        if max_age < timedelta(0):
+            raise UsageError(f"the maximum collateral age must not be negative, got {max_age}")
         self.client = client
         self.cache = cache
         self.update: UpdateType = update
         self.tcb_evaluation_data_number = tcb_evaluation_data_number
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kept: dict[CacheKey, _Kept] = {}
+        self._in_flight: dict[CacheKey, _Flight] = {}
 
     def collateral_for(
-        self, quote: bytes, *, anchor: TrustAnchor, now: datetime
+        self,
+        quote: bytes,
+        *,
+        anchor: TrustAnchor,
+        now: datetime,
+        target: tuple[str, CaType] | None = None,
     ) -> FetchedCollateral:
-        fmspc, ca = quote_fmspc_and_ca(quote)
+        """The collateral for ``quote`` (``target``: its FMSPC and PCK CA type, if known)."""
+        fmspc, ca = target if target is not None else quote_fmspc_and_ca(quote)
         evaluation = (
             str(self.tcb_evaluation_data_number)
             if self.tcb_evaluation_data_number is not None
             else self.update
         )
         key = CacheKey(self.client.base_url, anchor.key_id.hex(), fmspc, ca, evaluation)
-        if self.cache is not None:
-            cached = self.cache.get(key, now)
-            if cached is not None:
-                return FetchedCollateral(cached, from_cache=True)
-        collateral = self.client.get_collateral(
-            fmspc=fmspc,
-            ca=ca,
-            update=self.update,
-            tcb_evaluation_data_number=self.tcb_evaluation_data_number,
+        keeping = self.max_age > timedelta(0)
+        if keeping:
+            kept = self._kept_for(key, now)
+            if kept is not None:
+                return FetchedCollateral(kept, from_cache=True)
+        collateral, fetched_at = self._fetch(key, fmspc, ca)
+        return FetchedCollateral(
+            collateral, cache_key=key if keeping else None, fetched_at=fetched_at
         )
-        return FetchedCollateral(collateral, cache_key=key if self.cache is not None else None)
+
+    def _fresh(self, kept: _Kept, now: datetime, clock_now: datetime) -> bool:
+        # The age by the clock; nextUpdate against the verification time, which
+        # a caller may fix in the past (the engine judges validity at that time).
+        return clock_now - kept.fetched_at < self.max_age and now <= kept.collateral.next_update
+
+    def _kept_for(self, key: CacheKey, now: datetime) -> Collateral | None:
+        clock_now = self._clock()
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                if self._fresh(kept, now, clock_now):
+                    return kept.collateral
+                del self._kept[key]
+        if self.cache is None:
+            return None
+        found = self.cache.get_entry(key, now)
+        if found is None:
+            return None
+        kept = _Kept(*found)
+        if not self._fresh(kept, now, clock_now):
+            return None
+        with self._lock:
+            self._kept.setdefault(key, kept)
+        return kept.collateral
+
+    def _fetch(self, key: CacheKey, fmspc: str, ca: CaType) -> tuple[Collateral, datetime]:
+        """One fetch per key at a time: later callers wait for the first one's outcome."""
+        with self._lock:
+            flight = self._in_flight.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._in_flight[key] = _Flight()
+            else:
+                flight.followers += 1
+        if not leader:
+            return flight.outcome.result(), self._clock()
+        fetched_at = self._clock()
+        try:
+            collateral = self.client.get_collateral(
+                fmspc=fmspc,
+                ca=ca,
+                update=self.update,
+                tcb_evaluation_data_number=self.tcb_evaluation_data_number,
+            )
+        except BaseException as exc:
+            flight.outcome.set_exception(exc)
+            raise
+        else:
+            flight.outcome.set_result(collateral)
+        finally:
+            with self._lock:
+                del self._in_flight[key]
+        return collateral, fetched_at
 
     def keep(self, fetched: FetchedCollateral) -> None:
-        if self.cache is None or fetched.cache_key is None:
+        key = fetched.cache_key
+        if key is None:
+            return
+        fetched_at = fetched.fetched_at or self._clock()
+        with self._lock:
+            current = self._kept.get(key)
+            if current is None or current.fetched_at <= fetched_at:
+                self._kept[key] = _Kept(fetched.collateral, fetched_at)
+        if self.cache is None:
             return
         # A cache that cannot be written only costs a refetch next time.
         with contextlib.suppress(OSError, SgxQuoteHelperError):
-            self.cache.put(fetched.cache_key, fetched.collateral)
+            self.cache.put(key, fetched.collateral, fetched_at=fetched_at)

@@ -258,16 +258,22 @@ def classify(engine_message: str) -> VerificationError:
     )
 
 
+def make_engine(anchor: TrustAnchor) -> Any:
+    """A ``dcap_qvl.QuoteVerifier`` for ``anchor``, to be reused across verifications."""
+    return dcap_qvl.QuoteVerifier(anchor.certificate_der)
+
+
 def run_engine(
-    quote: bytes, collateral: Collateral, anchor: TrustAnchor, now: int
+    quote: bytes, collateral: Collateral, anchor: TrustAnchor, now: int, *, engine: Any = None
 ) -> dict[str, Any]:
     """dcap-qvl's verification at ``now`` against ``anchor``; its claims as JSON.
 
     ``QuotePolicy.claims_only`` makes dcap-qvl verify everything (signatures,
     chains, CRLs, validity times, TCB level, QE identity) without judging the
     resulting status, which the caller maps and the appraisal policy judges.
+    ``engine`` is :func:`make_engine` of the same anchor (made here if omitted).
     """
-    verifier = dcap_qvl.QuoteVerifier(anchor.certificate_der)
+    verifier = engine if engine is not None else make_engine(anchor)
     try:
         claims = verifier.verify_with_policy(
             quote, collateral.to_dcap_qvl(), now, dcap_qvl.QuotePolicy.claims_only(now)

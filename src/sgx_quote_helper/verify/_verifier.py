@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -12,20 +14,21 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from sgx_quote_helper._time import parse_time
+from sgx_quote_helper._time import Clock, parse_time, utc_now
 from sgx_quote_helper.errors import ParseError, UsageError
-from sgx_quote_helper.pccs import Collateral, PccsClient
+from sgx_quote_helper.pccs import CaType, Collateral, PccsClient, pck_fmspc_and_ca
 from sgx_quote_helper.sgx import TcbStatus
 from sgx_quote_helper.sgx._quote import PckCertChain, Quote
 from sgx_quote_helper.sgx._structs import INTEL_QE_VENDOR_ID, ReportBody
 from sgx_quote_helper.verify._anchor import TrustAnchor, root_key_id
 from sgx_quote_helper.verify._collateral import (
+    DEFAULT_MAX_COLLATERAL_AGE,
     CollateralCache,
     CollateralSource,
     FetchedCollateral,
     PccsCollateralSource,
 )
-from sgx_quote_helper.verify._engine import run_engine
+from sgx_quote_helper.verify._engine import make_engine, run_engine
 from sgx_quote_helper.verify._errors import (
     MalformedQuote,
     Revoked,
@@ -36,6 +39,9 @@ from sgx_quote_helper.verify._errors import (
 )
 from sgx_quote_helper.verify._policy import Policy
 from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult
+
+#: How many PCK leaves' FMSPC and CA type a verifier remembers (then it starts over).
+_MAX_REMEMBERED_LEAVES = 4096
 
 #: Intel's QvE requires exactly leaf, intermediate CA and root (sgx_qve_def.h).
 PCK_CHAIN_LENGTH = 3
@@ -61,7 +67,13 @@ class Verifier:
     trusted only when passed explicitly (``Verifier(TrustAnchor.from_file(...))``)
     and every result then says ``simulated``. Collateral is passed to
     :meth:`verify`, or fetched from ``pccs`` (a URL or a
-    :class:`~sgx_quote_helper.pccs.PccsClient`), cached in ``cache_dir`` if given.
+    :class:`~sgx_quote_helper.pccs.PccsClient`). Fetched collateral the engine
+    accepted is kept by this instance, in memory and in ``cache_dir`` if given,
+    until its ``nextUpdate`` or ``max_collateral_age`` after the fetch, whichever
+    comes first (``timedelta(0)``: fetch for every verification); concurrent
+    verifications that need the same collateral share one fetch. One instance
+    may serve many threads at once. A new instance starts with nothing kept, so
+    it sees the PCCS's current collateral (a TCB recovery) at once.
     """
 
     def __init__(
@@ -71,6 +83,8 @@ class Verifier:
         pccs: PccsClient | str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         collateral_source: CollateralSource | None = None,
+        max_collateral_age: timedelta = DEFAULT_MAX_COLLATERAL_AGE,
+        clock: Clock = utc_now,
     ) -> None:
         self.trust_anchor = trust_anchor if trust_anchor is not None else TrustAnchor.intel()
         if collateral_source is not None and (pccs is not None or cache_dir is not None):
@@ -82,10 +96,37 @@ class Verifier:
             else:
                 client = pccs
             cache = CollateralCache(cache_dir) if cache_dir is not None else None
-            collateral_source = PccsCollateralSource(client, cache=cache)
+            collateral_source = PccsCollateralSource(
+                client, cache=cache, max_age=max_collateral_age, clock=clock
+            )
         elif cache_dir is not None:
             raise UsageError("cache_dir needs a PCCS to fetch from")
         self.collateral_source = collateral_source
+        self._engine = make_engine(self.trust_anchor)
+        self._targets: dict[bytes, tuple[str, CaType]] = {}
+        self._targets_lock = threading.Lock()
+
+    def _target(self, parsed: Quote) -> tuple[str, CaType]:
+        """FMSPC and PCK CA type of the quote's PCK leaf, remembered per leaf.
+
+        Reading the SGX extension costs about a tenth of a verification; a
+        verifier sees the same few platforms (leaf certificates) again and again.
+        """
+        assert isinstance(parsed.certification_data, PckCertChain)  # _decode checked
+        leaf_pem = parsed.certification_data.pems[0]
+        with self._targets_lock:
+            known = self._targets.get(leaf_pem)
+        if known is not None:
+            return known
+        try:
+            target = pck_fmspc_and_ca(parsed.pck_chain()[0])
+        except ParseError as exc:
+            raise MalformedQuote(str(exc)) from exc
+        with self._targets_lock:
+            if len(self._targets) >= _MAX_REMEMBERED_LEAVES:
+                self._targets.clear()
+            self._targets[leaf_pem] = target
+        return target
 
     def close(self) -> None:
         """Close the PCCS client the verifier made from a URL (not one passed in)."""
@@ -147,13 +188,19 @@ class Verifier:
         # 1.
         raw = bytes(quote)
         parsed, report = _decode(raw)
+        chain = _pck_chain(parsed)
 
         # 2.
-        _check_root(parsed, anchor)
+        _check_root(chain, anchor)
 
         # 3.
         if collateral is not None:
             fetched = FetchedCollateral(collateral)
+        elif isinstance(self.collateral_source, PccsCollateralSource):
+            # The chain is parsed already: no second parse of the quote for its FMSPC.
+            fetched = self.collateral_source.collateral_for(
+                raw, anchor=anchor, now=fixed or to_datetime(None), target=self._target(parsed)
+            )
         elif self.collateral_source is not None:
             fetched = self.collateral_source.collateral_for(
                 raw, anchor=anchor, now=fixed or to_datetime(None)
@@ -164,7 +211,9 @@ class Verifier:
         # 4.
         at = fixed or to_datetime(None)
         try:
-            claims = run_engine(raw, fetched.collateral, anchor, int(at.timestamp()))
+            claims = run_engine(
+                raw, fetched.collateral, anchor, int(at.timestamp()), engine=self._engine
+            )
         except VerificationError as exc:
             # 6. (early) The engine judged the quote after accepting the collateral.
             if not exc.collateral_fault and self.collateral_source is not None:
@@ -186,7 +235,9 @@ class Verifier:
             self.collateral_source.keep(fetched)
 
         # 7.
-        result = _build_result(parsed, report, claims, status, fetched.collateral, anchor, at)
+        result = _build_result(
+            parsed, chain, report, claims, status, fetched.collateral, anchor, at
+        )
 
         # 8.
         policy.appraise(result)
@@ -218,17 +269,20 @@ def _decode(raw: bytes) -> tuple[Quote, ReportBody]:
     return parsed, parsed.report_body
 
 
-def _check_root(parsed: Quote, anchor: TrustAnchor) -> None:
+def _pck_chain(parsed: Quote) -> list[x509.Certificate]:
     try:
-        chain = parsed.pck_chain()
+        return parsed.pck_chain()
     except ParseError as exc:
         raise MalformedQuote(f"the quote's PCK chain does not decode: {exc}") from exc
+
+
+def _check_root(chain: list[x509.Certificate], anchor: TrustAnchor) -> None:
     if len(chain) != PCK_CHAIN_LENGTH:
         raise MalformedQuote(
             f"the quote's PCK chain has {len(chain)} certificates, not leaf, PCK CA and root"
         )
     root = chain[-1]
-    if not anchor.is_certificate(root.public_bytes(serialization.Encoding.DER)):
+    if not anchor.is_certificate(_der(root)):
         # Two simulated manufacturers have the same root DN: only the keys tell
         # them apart, so both key ids are named.
         raise UntrustedRoot(
@@ -245,6 +299,19 @@ def _key_id_text(cert: x509.Certificate) -> str:
     except (ValueError, TypeError, UnsupportedAlgorithm):
         return "<no EC public key>"
     return f"{root_key_id(key).hex()[:16]}..."
+
+
+# Certificates parsed from the same PEM are the same objects (sgx._quote keeps
+# recent ones), so these per-certificate answers are remembered as well.
+@functools.lru_cache(maxsize=1024)
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ca_type(leaf: x509.Certificate) -> str:
+    # dcap-qvl's rule: the PCK CA named in the leaf's issuer (section 5).
+    return "platform" if "Platform" in leaf.issuer.rfc4514_string() else "processor"
 
 
 def _subject(cert: x509.Certificate) -> str:
@@ -283,6 +350,7 @@ def _level(level: Any) -> TcbLevelResult:
 
 def _build_result(
     parsed: Quote,
+    chain: list[x509.Certificate],
     report: ReportBody,
     claims: dict[str, Any],
     status: TcbStatus,
@@ -293,7 +361,6 @@ def _build_result(
     try:
         platform = claims["platform"]
         pck = platform["pck"]
-        leaf_issuer = parsed.pck_chain()[0].issuer.rfc4514_string()  # engine parsed it
         result = VerificationResult(
             status=status,
             qv_result=status.qv_result,
@@ -304,8 +371,7 @@ def _build_result(
             header=parsed.header,
             qe_report=parsed.qe_report,
             fmspc=_bytes(pck["fmspc"]).hex().upper(),
-            # dcap-qvl's rule: the PCK CA named in the leaf's issuer (section 5).
-            ca_type="platform" if "Platform" in leaf_issuer else "processor",
+            ca_type=_ca_type(chain[0]),
             ppid=_bytes(pck["ppid"]),
             pck_cpu_svn=_bytes(pck["cpu_svn"]),
             pck_pce_svn=int(pck["pce_svn"]),
