@@ -29,8 +29,12 @@ from sgx_quote_helper.backends import (
     create_backend,
 )
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
-from sgx_quote_helper.pccs._errors import PccsPlatformNotFound, PccsUnreachable
-from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
+from sgx_quote_helper.pccs import (
+    PccsPlatformNotFound,
+    PccsUnreachable,
+    PckCertificate,
+    PckCertificateQuery,
+)
 from sgx_quote_helper.platform import (
     Platform,
     create_platform,
@@ -43,12 +47,16 @@ from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
     INTEL_QE_VENDOR_ID,
     QE3_MRSIGNER,
+    PckCertChain,
     QeReportInfo,
+    Quote,
+    Quote3Error,
     Report,
+    build_quote_v3,
+    ec_public_key_from_raw,
+    ecdsa_sign_raw,
+    ecdsa_verify_raw,
 )
-from sgx_quote_helper.sgx._ecdsa import ec_public_key_from_raw, ecdsa_sign_raw, ecdsa_verify_raw
-from sgx_quote_helper.sgx._quote import PckCertChain, Quote, build_quote_v3
-from sgx_quote_helper.sgx._status import Quote3Error
 
 MASTER_SECRET = b"test master secret".ljust(32, b"\0")
 PPID = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sgx_quote_helper._cli import main
-from sgx_quote_helper.sgx._quote import PpidCleartext, Quote, Report2Body
+from sgx_quote_helper.sgx import PpidCleartext, Quote, Report2Body
 
 QUOTE_FILE = "intel-sgx-quote-v3.bin"
 

@@ -136,7 +136,7 @@ def test_explicit_intel_root_and_policy_file(
 ) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from sgx_quote_helper.sgx._quote import Quote
+    from sgx_quote_helper.sgx import Quote
 
     root = Quote.from_bytes(QUOTE.read_bytes()).pck_chain()[-1]
     root_path = tmp_path / "intel-root.pem"

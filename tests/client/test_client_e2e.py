@@ -31,8 +31,7 @@ from sgx_quote_helper._cli import main
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.platform import Platform, demo_app_identity
 from sgx_quote_helper.service import ServiceConfig, build_server
-from sgx_quote_helper.sgx import QeReportInfo, Quote3Error, ReportBody
-from sgx_quote_helper.sgx._quote import Quote
+from sgx_quote_helper.sgx import QeReportInfo, Quote, Quote3Error, ReportBody
 
 APP = demo_app_identity()
 

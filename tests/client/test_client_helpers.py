@@ -63,7 +63,7 @@ from sgx_quote_helper.aesm import (
     encode_response,
 )
 from sgx_quote_helper.backends import PckSource, create_backend
-from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
+from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.platform import (
     SimulatedCpu,
     create_platform,

@@ -20,8 +20,7 @@ from sgx_quote_helper import client
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import demo_app_identity, quoting_enclave_identity
-from sgx_quote_helper.sgx import QeReportInfo, Quote3Error, SgxStatus, TargetInfo
-from sgx_quote_helper.sgx._quote import Quote
+from sgx_quote_helper.sgx import QeReportInfo, Quote, Quote3Error, SgxStatus, TargetInfo
 
 APP = demo_app_identity()
 

@@ -47,8 +47,7 @@ from sgx_quote_helper.pccs import (
     normalize_base_url,
     quote_fmspc_and_ca,
 )
-from sgx_quote_helper.sgx._quote import Quote
-from sgx_quote_helper.sgx._status import Quote3Error
+from sgx_quote_helper.sgx import Quote, Quote3Error
 
 ASSETS = Path(__file__).parent.parent / "assets"
 QUOTE = (ASSETS / "intel-sgx-quote-v3.bin").read_bytes()

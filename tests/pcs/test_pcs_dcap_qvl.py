@@ -24,7 +24,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
-from sgx_quote_helper.pccs._types import PckCertificateQuery
+from sgx_quote_helper.pccs import PckCertificateQuery
 from sgx_quote_helper.pcs import Manufacturer, RunningService, serve_in_thread
 from sgx_quote_helper.platform import derive_pck_private_key, derive_provisioning_secret
 from sgx_quote_helper.sgx import (
@@ -34,8 +34,9 @@ from sgx_quote_helper.sgx import (
     Attributes,
     QuoteHeader,
     ReportBody,
+    ec_public_key_to_raw,
+    ecdsa_sign_raw,
 )
-from sgx_quote_helper.sgx._ecdsa import ec_public_key_to_raw, ecdsa_sign_raw
 
 QE_AUTH_DATA = bytes(range(32))
 CERT_TYPE_PCK_CHAIN = 5

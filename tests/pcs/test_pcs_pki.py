@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from sgx_quote_helper._version import PCE_SVN
-from sgx_quote_helper.pccs._types import PckCertificateQuery
+from sgx_quote_helper.pccs import PckCertificateQuery
 from sgx_quote_helper.pcs import (
     InvalidRequestError,
     Manufacturer,
@@ -22,7 +22,7 @@ from sgx_quote_helper.pcs import (
     RegisteredPlatform,
 )
 from sgx_quote_helper.platform import derive_pck_private_key, derive_provisioning_secret
-from sgx_quote_helper.sgx._pck_extension import SGX_EXTENSION_OID, SgxExtension
+from sgx_quote_helper.sgx import SGX_EXTENSION_OID, SgxExtension
 
 # Intel's SGX root public key (dcap-quote.md section 5): the simulated root must differ.
 INTEL_ROOT_PUBLIC_KEY = bytes.fromhex(

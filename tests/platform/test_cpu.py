@@ -20,8 +20,7 @@ from sgx_quote_helper.platform import (
     pce_identity,
     quoting_enclave_identity,
 )
-from sgx_quote_helper.sgx import AttributeFlags, Report
-from sgx_quote_helper.sgx._status import SgxStatus
+from sgx_quote_helper.sgx import AttributeFlags, Report, SgxStatus
 
 ENCLAVE_SECRET = bytes(range(32))
 PROVISIONING_SECRET = bytes(range(32, 64))

@@ -31,7 +31,7 @@ from sgx_quote_helper.platform import (
     create_platform,
     derive_provisioning_secret,
 )
-from sgx_quote_helper.sgx._status import SgxStatus
+from sgx_quote_helper.sgx import SgxStatus
 
 PROVISIONING_GROUP = 4242  # any gid nobody is not in
 

@@ -28,9 +28,16 @@ from sgx_quote_helper.platform import (
     demo_app_identity,
     derive_pck_private_key,
 )
-from sgx_quote_helper.sgx import QeReportInfo, SgxStatus
-from sgx_quote_helper.sgx._ecdsa import ec_public_key_from_raw, ecdsa_verify_raw
-from sgx_quote_helper.sgx._quote import PckCertChain, PpidCleartext, PpidEncrypted, Quote
+from sgx_quote_helper.sgx import (
+    PckCertChain,
+    PpidCleartext,
+    PpidEncrypted,
+    QeReportInfo,
+    Quote,
+    SgxStatus,
+    ec_public_key_from_raw,
+    ecdsa_verify_raw,
+)
 
 PROVISIONING_SECRET = bytes(range(100, 132))
 CPU_SVN = bytes([3, 3, 2, 2, 4, 1, 0, 3]) + bytes(8)

@@ -41,6 +41,7 @@ from sgx_quote_helper.sgx._quote import (
     Quote,
     Report2Body,
     build_quote_v3,
+    encoded_quote_size,
     quote_size_v3,
 )
 from sgx_quote_helper.sgx._structs import INTEL_QE_VENDOR_ID, Attributes, QuoteHeader, ReportBody
@@ -325,6 +326,21 @@ def test_quote_size_v3() -> None:
         quote_size_v3(0x10000, 0)
     with pytest.raises(UsageError):
         quote_size_v3(0, MAX_CERTIFICATION_DATA_SIZE + 1)
+
+
+def test_encoded_quote_size_reads_the_fixed_part_only(quote: Quote, quote_bytes: bytes) -> None:
+    # The real quote alone, zero-padded (as AESM returns it), and cut after the fixed part.
+    assert encoded_quote_size(quote_bytes) == len(quote_bytes) == 4600
+    assert encoded_quote_size(quote_bytes + bytes(300)) == len(quote_bytes)
+    assert encoded_quote_size(quote_bytes[:436]) == len(quote_bytes)
+    sgx_v4 = _v4(quote, tdx=False).to_bytes()
+    assert encoded_quote_size(sgx_v4 + bytes(7)) == len(sgx_v4)
+    with pytest.raises(ParseError, match="less than a quote's fixed 436"):
+        encoded_quote_size(quote_bytes[:435])
+    with pytest.raises(ParseError, match="version 5"):
+        encoded_quote_size((5).to_bytes(2, "little") + quote_bytes[2:])
+    with pytest.raises(ParseError, match="TDX"):
+        encoded_quote_size(_v4(quote, tdx=True).to_bytes())
 
 
 # --- quote v4 ------------------------------------------------------------------

@@ -17,7 +17,7 @@ import dcap_qvl
 import pytest
 
 from sgx_quote_helper.pccs import Collateral
-from sgx_quote_helper.sgx._status import QvResult
+from sgx_quote_helper.sgx import QvResult
 from sgx_quote_helper.verify import (
     CertificateChainError,
     CertificateExpired,

@@ -20,8 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.pccs import Collateral
-from sgx_quote_helper.sgx._quote import Quote
-from sgx_quote_helper.sgx._status import Quote3Error, QvResult
+from sgx_quote_helper.sgx import Quote, Quote3Error, QvResult
 from sgx_quote_helper.verify import (
     INTEL_ROOT_PUBLIC_KEY,
     CertificateChainError,

@@ -9,7 +9,7 @@ import pytest
 
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.pccs import Collateral
-from sgx_quote_helper.sgx._structs import AttributeFlags, Attributes
+from sgx_quote_helper.sgx import AttributeFlags, Attributes
 from sgx_quote_helper.verify import (
     AcceptStatuses,
     AllOf,

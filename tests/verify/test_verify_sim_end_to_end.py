@@ -31,10 +31,8 @@ from sgx_quote_helper.pcs import (
     TcbPolicy,
     serve_in_thread,
 )
-from sgx_quote_helper.platform import Platform, build_identity, demo_app_identity
-from sgx_quote_helper.platform._enclave import EnclaveIdentity
-from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, AttributeFlags
-from sgx_quote_helper.sgx._status import Quote3Error, QvResult
+from sgx_quote_helper.platform import EnclaveIdentity, Platform, build_identity, demo_app_identity
+from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, AttributeFlags, Quote3Error, QvResult
 from sgx_quote_helper.verify import (
     CollateralMismatch,
     DebugEnclave,

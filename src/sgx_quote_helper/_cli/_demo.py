@@ -1,6 +1,6 @@
 """``sgx-quote-helper demo``: out-of-process attestation and the update story, end to end.
 
-The orchestration is in :mod:`sgx_quote_helper._demo`; this module prints it.
+The orchestration is the package :mod:`sgx_quote_helper._demo`; this module prints it.
 """
 
 from __future__ import annotations

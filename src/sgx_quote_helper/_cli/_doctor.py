@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sgx_quote_helper import client
 from sgx_quote_helper._cli import _args
+from sgx_quote_helper._cli._options import PLATFORM_ENV, add_pccs_client_options
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.backends import DcapOptions
 from sgx_quote_helper.doctor import (
@@ -21,10 +22,6 @@ from sgx_quote_helper.doctor import (
     run_doctor,
 )
 from sgx_quote_helper.errors import UsageError
-from sgx_quote_helper.pccs import DEFAULT_TIMEOUT as PCCS_DEFAULT_TIMEOUT
-
-#: The daemon's environment variable for --platform; `quote` and `doctor` honour it too.
-_PLATFORM_ENV = "SGX_QUOTE_HELPER_PLATFORM"
 
 _EPILOG = """\
 Checks, in order: environment (SGX_AESM_ADDR and the mode), socket (exists, is a
@@ -53,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--platform",
         metavar="DIR",
         help="simulated platform directory (DIR/platform of `sim init DIR`) for a test quote; "
-        f"default ${_PLATFORM_ENV}",
+        f"default ${PLATFORM_ENV}",
     )
     parser.add_argument(
         "--socket",
@@ -79,19 +76,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=client.DEFAULT_TIMEOUT,
         help="per read/write timeout on the socket (default 15, as Intel's client)",
     )
-    parser.add_argument(
-        "--pccs-timeout",
-        metavar="SECONDS",
-        type=_args.seconds(),
-        default=PCCS_DEFAULT_TIMEOUT,
-        help=f"default: {PCCS_DEFAULT_TIMEOUT:g}",
-    )
-    parser.add_argument("--pccs-ca-file", metavar="FILE", help="CA certificate(s) for PCCS TLS")
-    parser.add_argument(
-        "--pccs-insecure",
-        action="store_true",
-        help="do not verify the PCCS TLS certificate (self-signed PCCS; insecure)",
-    )
+    add_pccs_client_options(parser)
     parser.add_argument(
         "--warn-days",
         metavar="DAYS",
@@ -125,7 +110,7 @@ def _options(args: argparse.Namespace) -> DoctorOptions:
         raise UsageError("--pccs-ca-file makes no sense with --pccs-insecure")
     return DoctorOptions(
         socket_path=args.socket,
-        platform_dir=args.platform or os.environ.get(_PLATFORM_ENV) or None,
+        platform_dir=args.platform or os.environ.get(PLATFORM_ENV) or None,
         pccs_url=args.pccs_url,
         root_ca=args.root_ca,
         admin_url=args.admin_url,

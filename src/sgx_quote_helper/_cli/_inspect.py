@@ -20,10 +20,11 @@ from cryptography import x509
 
 from sgx_quote_helper._time import format_time
 from sgx_quote_helper.errors import ParseError, UsageError
-from sgx_quote_helper.sgx._encoding import InputEncoding, decode_binary_input
-from sgx_quote_helper.sgx._pck_extension import SgxExtension
-from sgx_quote_helper.sgx._quote import (
+from sgx_quote_helper.sgx import (
+    INTEL_QE_VENDOR_ID,
     MAX_QUOTE_SIZE,
+    AttKeyAlgorithm,
+    InputEncoding,
     OpaqueCertificationData,
     PckCertChain,
     PckLeafCertificate,
@@ -32,10 +33,12 @@ from sgx_quote_helper.sgx._quote import (
     QeReportCertificationData,
     Quote,
     Report2Body,
+    ReportBody,
+    SgxExtension,
     TeeType,
     certification_data_type_name,
+    decode_binary_input,
 )
-from sgx_quote_helper.sgx._structs import INTEL_QE_VENDOR_ID, AttKeyAlgorithm, ReportBody
 
 #: Largest input file read: a maximal quote as base64 or hex with line breaks.
 MAX_INPUT_FILE_SIZE = 3 * MAX_QUOTE_SIZE

@@ -35,6 +35,11 @@ DEFAULT_WEBHOOK_LISTEN = "0.0.0.0:8443"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _add_webhook(subparsers)
+    _add_device_plugin(subparsers)
+
+
+def _add_webhook(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     webhook = subparsers.add_parser(
         "webhook",
         help="the SGX admission webhook (mutates pods that request EPC)",
@@ -59,6 +64,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_log_options(webhook)
     webhook.set_defaults(func=_webhook)
 
+
+def _add_device_plugin(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     plugin = subparsers.add_parser(
         "device-plugin",
         help="SIMULATED SGX devices for clusters without SGX (kubelet device plugin)",

@@ -12,16 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from sgx_quote_helper import client
 from sgx_quote_helper._cli import _args
+from sgx_quote_helper._cli._options import (
+    PLATFORM_ENV,
+    add_report_data_and_output,
+    report_data_argument,
+    write_output,
+)
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import Platform, demo_app_identity, load_manifest
-
-_REPORT_DATA_SIZE = 64
-#: The daemon's environment variable for --platform; the CLI honours it too.
-_PLATFORM_ENV = "SGX_QUOTE_HELPER_PLATFORM"
+from sgx_quote_helper.sgx import QuoteHeader
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,26 +39,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--platform",
         metavar="DIR",
         help="the simulated platform directory (DIR/platform of `sim init DIR`); "
-        f"default ${_PLATFORM_ENV}",
+        f"default ${PLATFORM_ENV}",
     )
     parser.add_argument(
         "--enclave",
         metavar="FILE",
         help="enclave manifest (TOML); default: the built-in demo application enclave",
     )
-    parser.add_argument(
-        "--report-data",
-        required=True,
-        metavar="HEX",
-        help="REPORTDATA, up to 64 bytes as hex (zero-padded to 64)",
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT",
-        help="where to write the quote ('-': stdout)",
-    )
+    add_report_data_and_output(parser, "quote")
+    _add_mode_options(parser)
+    parser.set_defaults(func=run_quote)
+
+
+def _add_mode_options(parser: argparse.ArgumentParser) -> None:
+    """Options that apply to one mode only, in a group each."""
     inproc = parser.add_argument_group("in-process mode (SGX_AESM_ADDR unset)")
     inproc.add_argument(
         "--qe-svn",
@@ -87,27 +83,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="per read/write timeout on the AESM socket (default 15, as Intel's client)",
     )
-    parser.set_defaults(func=run_quote)
-
-
-def _report_data(text: str) -> bytes:
-    cleaned = "".join(text.split()).removeprefix("0x")
-    try:
-        data = bytes.fromhex(cleaned)
-    except ValueError:
-        raise UsageError(f"--report-data must be hex (e.g. 00ff...), got {text[:40]!r}") from None
-    if len(data) > _REPORT_DATA_SIZE:
-        raise UsageError(f"--report-data is at most {_REPORT_DATA_SIZE} bytes, got {len(data)}")
-    return data.ljust(_REPORT_DATA_SIZE, b"\0")
 
 
 def run_quote(args: argparse.Namespace) -> int:
-    report_data = _report_data(args.report_data)
-    platform_dir = args.platform or os.environ.get(_PLATFORM_ENV)
+    report_data = report_data_argument(args.report_data)
+    platform_dir = args.platform or os.environ.get(PLATFORM_ENV)
     if not platform_dir:
         raise UsageError(
             "give --platform DIR (the `platform` directory of `sim init DIR`) or set "
-            f"{_PLATFORM_ENV}: the simulated enclave makes its REPORT on that platform's CPU"
+            f"{PLATFORM_ENV}: the simulated enclave makes its REPORT on that platform's CPU"
         )
     identity = demo_app_identity() if args.enclave is None else load_manifest(args.enclave)
     # The application side only reads the enclave secret (like /dev/sgx_enclave).
@@ -136,18 +120,11 @@ def run_quote(args: argparse.Namespace) -> int:
     report = platform.cpu().ereport(identity, target, report_data)
     quote = quoter.get_quote(report)
 
-    if args.output == "-":
-        sys.stdout.buffer.write(quote)
-        sys.stdout.buffer.flush()
-    else:
-        try:
-            Path(args.output).write_bytes(quote)
-        except OSError as exc:
-            raise UsageError(f"cannot write the quote to {args.output}: {exc}") from exc
-    qe_svn = int.from_bytes(quote[8:10], "little")
-    pce_svn = int.from_bytes(quote[10:12], "little")
+    write_output(args.output, quote, "quote")
+    header = QuoteHeader.from_bytes(quote[: QuoteHeader.LAYOUT.size])
     print(
-        f"quote: mode={quoter.mode.value} size={len(quote)} qe_svn={qe_svn} pce_svn={pce_svn} "
+        f"quote: mode={quoter.mode.value} size={len(quote)} qe_svn={header.qe_svn} "
+        f"pce_svn={header.pce_svn} "
         f"enclave={identity.name} -> {args.output} [{quoter.describe()}]",
         file=sys.stderr,
     )

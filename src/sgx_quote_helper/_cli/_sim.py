@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from sgx_quote_helper._cli import _args
 from sgx_quote_helper._cli._sim_register import add_register_nodes_command
@@ -27,17 +27,20 @@ from sgx_quote_helper.pcs import (
     COLLATERAL_ARTIFACTS,
     DEFAULT_PCCS_URL,
     DEFAULT_TCB_COMPONENTS,
+    MORE_PLATFORMS,
     PLATFORM_TCB_STATUSES,
     QE_TCB_STATUSES,
     Manufacturer,
-    PlatformProvisioning,
     RegisteredPlatform,
     TcbPolicy,
+    create_simulation,
+    provision_platform,
 )
-from sgx_quote_helper.platform import create_platform
+
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: _Commands) -> None:
     sim = subparsers.add_parser(
         "sim",
         help="simulated SGX manufacturer and platforms (development and tests only)",
@@ -47,8 +50,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     sim.set_defaults(func=lambda args: _usage(sim))
     commands = sim.add_subparsers(dest="sim_command", metavar="SUBCOMMAND")
+    _add_init(commands)
+    _add_add_platform(commands)
+    _add_show(commands)
+    _add_tcb_recovery(commands)
+    _add_set_tcb_status(commands)
+    _add_set_qe_status(commands)
+    _add_revoke(commands)
+    _add_expire(commands)
+    add_report_command(commands)
+    add_register_nodes_command(commands)
 
-    init = commands.add_parser(
+
+def _add_init(commands: _Commands) -> None:
+    parser = commands.add_parser(
         "init",
         help="new manufacturer in DIR/pcs and one platform in DIR/platform",
         description="Create a simulated manufacturer in DIR/pcs (root CA, PCK Processor and "
@@ -56,34 +71,40 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "provision one platform in DIR/platform. The policy makes this release's QE and PCE "
         "SVNs and the platform's TCB UpToDate.",
     )
-    init.add_argument("dir", type=Path, metavar="DIR")
-    init.add_argument(
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument(
         "--pccs-url",
         default=DEFAULT_PCCS_URL,
         help=f"collateral service URL written into the CRL distribution points "
         f"(default {DEFAULT_PCCS_URL})",
     )
-    _platform_options(init)
-    init.set_defaults(func=_init)
+    _platform_options(parser)
+    parser.set_defaults(func=_init)
 
-    add = commands.add_parser(
+
+def _add_add_platform(commands: _Commands) -> None:
+    parser = commands.add_parser(
         "add-platform",
         help="provision another platform in DIR/platforms/NAME",
         description="Provision another simulated platform, registered with the manufacturer. "
         "It shares the first platform's FMSPC unless --fmspc names another (which gets its "
         "own TCB Info).",
     )
-    add.add_argument("dir", type=Path, metavar="DIR")
-    add.add_argument("name", metavar="NAME")
-    _platform_options(add)
-    add.set_defaults(func=_add_platform)
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("name", metavar="NAME")
+    _platform_options(parser)
+    parser.set_defaults(func=_add_platform)
 
-    show = commands.add_parser("show", help="platforms, TCB policy and issued collateral")
-    show.add_argument("dir", type=Path, metavar="DIR")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(func=_show)
 
-    recovery = commands.add_parser(
+def _add_show(commands: _Commands) -> None:
+    parser = commands.add_parser("show", help="platforms, TCB policy and issued collateral")
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=_show)
+
+
+def _add_tcb_recovery(commands: _Commands) -> None:
+    parser = commands.add_parser(
         "tcb-recovery",
         help="publish a TCB recovery (new QE and/or platform TCB level)",
         description="A TCB recovery: a new TCB evaluation data number; the new QE level "
@@ -91,84 +112,89 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "the levels they supersede OutOfDate (OutOfDateConfigurationNeeded where "
         "configuration was needed).",
     )
-    recovery.add_argument("dir", type=Path, metavar="DIR")
-    recovery.add_argument("--qe-svn", type=_args.u16(), help="the QE3 ISVSVN that is now UpToDate")
-    recovery.add_argument("--pce-svn", type=_args.u16(), help="the PCESVN that is now UpToDate")
-    recovery.add_argument(
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("--qe-svn", type=_args.u16(), help="the QE3 ISVSVN that is now UpToDate")
+    parser.add_argument("--pce-svn", type=_args.u16(), help="the PCESVN that is now UpToDate")
+    parser.add_argument(
         "--components",
         type=_components,
         help="the 16 TCB component SVNs now UpToDate (comma-separated, zero-padded, or "
         "32 hex digits of CPUSVN)",
     )
-    recovery.add_argument(
+    parser.add_argument(
         "--fmspc",
         action="append",
         type=_fmspc,
         help="limit the platform TCB change to this FMSPC (repeatable; default: all)",
     )
-    recovery.add_argument(
+    parser.add_argument(
         "--advisory", action="append", default=[], help="advisory ID for superseded levels"
     )
-    recovery.set_defaults(func=_tcb_recovery)
+    parser.set_defaults(func=_tcb_recovery)
 
-    status = commands.add_parser(
+
+def _add_set_tcb_status(commands: _Commands) -> None:
+    parser = commands.add_parser(
         "set-tcb-status",
         help="set the status of a platform TCB level",
         description="Set the tcbStatus (and advisory IDs) of one platform TCB level in TCB "
         "Info, adding the level if needed. The level defaults to the platform's own TCB "
         f"(its components and PCESVN {PCE_SVN}).",
     )
-    status.add_argument("dir", type=Path, metavar="DIR")
-    status.add_argument("--status", required=True, choices=PLATFORM_TCB_STATUSES)
-    status.add_argument("--advisory", action="append", default=[], help="advisory ID")
-    status.add_argument(
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("--status", required=True, choices=PLATFORM_TCB_STATUSES)
+    parser.add_argument("--advisory", action="append", default=[], help="advisory ID")
+    parser.add_argument(
         "--platform", help="platform name or directory (default: the first platform)"
     )
-    status.add_argument("--fmspc", type=_fmspc, help="FMSPC of the level (default: platform's)")
-    status.add_argument("--components", type=_components, help="TCB component SVNs")
-    status.add_argument("--pce-svn", type=_args.u16(), default=PCE_SVN, help=f"default {PCE_SVN}")
-    status.set_defaults(func=_set_tcb_status)
+    parser.add_argument("--fmspc", type=_fmspc, help="FMSPC of the level (default: platform's)")
+    parser.add_argument("--components", type=_components, help="TCB component SVNs")
+    parser.add_argument("--pce-svn", type=_args.u16(), default=PCE_SVN, help=f"default {PCE_SVN}")
+    parser.set_defaults(func=_set_tcb_status)
 
-    qe_status = commands.add_parser("set-qe-status", help="set the status of a QE Identity level")
-    qe_status.add_argument("dir", type=Path, metavar="DIR")
-    qe_status.add_argument("--qe-svn", type=_args.u16(), required=True, help="the QE3 ISVSVN")
-    qe_status.add_argument("--status", required=True, choices=QE_TCB_STATUSES)
-    qe_status.add_argument("--advisory", action="append", default=[], help="advisory ID")
-    qe_status.set_defaults(func=_set_qe_status)
 
-    revoke = commands.add_parser(
+def _add_set_qe_status(commands: _Commands) -> None:
+    parser = commands.add_parser("set-qe-status", help="set the status of a QE Identity level")
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("--qe-svn", type=_args.u16(), required=True, help="the QE3 ISVSVN")
+    parser.add_argument("--status", required=True, choices=QE_TCB_STATUSES)
+    parser.add_argument("--advisory", action="append", default=[], help="advisory ID")
+    parser.set_defaults(func=_set_qe_status)
+
+
+def _add_revoke(commands: _Commands) -> None:
+    parser = commands.add_parser(
         "revoke",
         help="revoke a platform's PCK certificates, one certificate, or a CA",
         description="Put certificates on the CRLs: every PCK certificate issued to a "
         "platform (and any issued to it later), one PCK certificate by serial, or a PCK CA "
         "or the TCB signer on the root CA CRL.",
     )
-    revoke.add_argument("dir", type=Path, metavar="DIR")
-    target = revoke.add_mutually_exclusive_group(required=True)
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--platform", metavar="PATH_OR_NAME", help="platform directory or name")
     target.add_argument("--serial", metavar="HEX", help="PCK certificate serial number (hex)")
     target.add_argument("--ca", choices=CA_CERTIFICATES, help="certificate for the root CA CRL")
-    revoke.set_defaults(func=_revoke)
+    parser.set_defaults(func=_revoke)
 
-    expire = commands.add_parser(
+
+def _add_expire(commands: _Commands) -> None:
+    parser = commands.add_parser(
         "expire",
         help="issue collateral that is already expired (for tests)",
         description="From now on, issue the named collateral already expired (nextUpdate a "
         "day in the past), so that verifiers fail with an expiry reason. --clear returns to "
         "normal issuance.",
     )
-    expire.add_argument("dir", type=Path, metavar="DIR")
-    expire.add_argument(
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument(
         "--artifact",
         action="append",
         choices=COLLATERAL_ARTIFACTS,
         help="what to expire (repeatable; default: all of them)",
     )
-    expire.add_argument("--clear", action="store_true", help="issue valid collateral again")
-    expire.set_defaults(func=_expire)
-
-    add_report_command(commands)
-    add_register_nodes_command(commands)
+    parser.add_argument("--clear", action="store_true", help="issue valid collateral again")
+    parser.set_defaults(func=_expire)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -240,31 +266,16 @@ def _gid(group: str | None) -> int | None:
         raise UsageError(f"no group named {group!r}") from None
 
 
-def _create_platform_dir(
-    provisioning: PlatformProvisioning, sim_dir: Path, gid: int | None
-) -> None:
-    """Write the platform directory: the simulated CPU package's side of provisioning."""
-    platform = provisioning.platform
-    create_platform(
-        sim_dir / platform.path,
-        ppid=platform.ppid,
-        qe_id=platform.qe_id,
-        fmspc=platform.fmspc,
-        pce_id=platform.pce_id,
-        tcb_components=platform.tcb_components,
-        provisioning_secret=provisioning.provisioning_secret,
-        ppid_encryption_key_pem=provisioning.ppid_encryption_key_pem,
-        provisioning_gid=gid,
-    )
-
-
 def _provision(manufacturer: Manufacturer, name: str, path: Path, args: Any) -> RegisteredPlatform:
-    gid = _gid(args.provisioning_group)
-    provisioning = manufacturer.new_platform(
-        name, path, fmspc=args.fmspc, tcb_components=args.components, ca_type=args.ca
+    return provision_platform(
+        manufacturer,
+        name,
+        path,
+        fmspc=args.fmspc,
+        tcb_components=args.components,
+        ca_type=args.ca,
+        provisioning_gid=_gid(args.provisioning_group),
     )
-    _create_platform_dir(provisioning, manufacturer.sim_dir, gid)
-    return manufacturer.register_platform(provisioning)
 
 
 def _platform_json(manufacturer: Manufacturer, platform: RegisteredPlatform) -> dict[str, Any]:
@@ -322,14 +333,22 @@ def _directory_warnings(path: Path) -> list[str]:
 def _init(args: argparse.Namespace) -> int:
     for warning in _directory_warnings(args.dir):
         print(f"sgx-quote-helper: warning: {warning}", file=sys.stderr)
-    manufacturer = Manufacturer.create(args.dir, pccs_url=args.pccs_url)
-    platform = _provision(manufacturer, "default", args.dir / "platform", args)
+    gid = _gid(args.provisioning_group)
+    simulation = create_simulation(
+        args.dir,
+        pccs_url=args.pccs_url,
+        fmspc=args.fmspc,
+        tcb_components=args.components,
+        ca_type=args.ca,
+        provisioning_gid=gid,
+    )
+    manufacturer, platform = simulation.manufacturer, simulation.platform
     if args.json:
         print(
             json.dumps(
                 {
                     "sim_dir": str(args.dir),
-                    "root_ca": str(manufacturer.pcs_dir / "root-ca.der"),
+                    "root_ca": str(manufacturer.root_ca_path),
                     "pccs_url": manufacturer.pccs_url,
                     "platform": _platform_json(manufacturer, platform),
                 },
@@ -338,7 +357,7 @@ def _init(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"simulated manufacturer in {manufacturer.pcs_dir} (NOT Intel; for tests only)")
-    print(f"trust anchor for verifiers: {manufacturer.pcs_dir / 'root-ca.der'}")
+    print(f"trust anchor for verifiers: {manufacturer.root_ca_path}")
     print(f"CRL distribution points name {manufacturer.pccs_url}")
     _print_platform(manufacturer, platform)
     print(f"serve its collateral with: sgx-quote-helper pccs --sim {args.dir}")
@@ -349,7 +368,7 @@ def _add_platform(args: argparse.Namespace) -> int:
     manufacturer = Manufacturer.load(args.dir)
     if "/" in args.name or args.name in ("", ".", ".."):
         raise UsageError(f"{args.name!r} is not a usable platform name")
-    platform = _provision(manufacturer, args.name, args.dir / "platforms" / args.name, args)
+    platform = _provision(manufacturer, args.name, args.dir / MORE_PLATFORMS / args.name, args)
     if args.json:
         print(json.dumps(_platform_json(manufacturer, platform), indent=2))
     else:
@@ -397,7 +416,7 @@ def _show(args: argparse.Namespace) -> int:
                 {
                     "sim_dir": str(args.dir),
                     "pccs_url": manufacturer.pccs_url,
-                    "root_ca": str(manufacturer.pcs_dir / "root-ca.der"),
+                    "root_ca": str(manufacturer.root_ca_path),
                     "platforms": [
                         _platform_json(manufacturer, p) for p in manufacturer.platforms()
                     ],

@@ -12,14 +12,16 @@ The ``sim`` command group lives in ``_cli/_sim.py``, which calls
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
+from sgx_quote_helper._cli._options import (
+    add_report_data_and_output,
+    hex_argument,
+    report_data_argument,
+    write_output,
+)
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import Platform, demo_app_identity, load_manifest
 from sgx_quote_helper.sgx import TargetInfo
-
-_REPORT_DATA_SIZE = 64
 
 
 def add_report_command(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,54 +51,20 @@ def add_report_command(sim_subparsers: argparse._SubParsersAction[argparse.Argum
         metavar="HEX",
         help="the 512-byte sgx_target_info_t of the enclave the REPORT is for, as hex",
     )
-    parser.add_argument(
-        "--report-data",
-        required=True,
-        metavar="HEX",
-        help="REPORTDATA, up to 64 bytes as hex (zero-padded to 64)",
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="OUT",
-        help="where to write the REPORT ('-': stdout)",
-    )
+    add_report_data_and_output(parser, "REPORT")
     parser.set_defaults(func=run_report)
 
 
-def _hex_argument(value: str, option: str) -> bytes:
-    text = "".join(value.split()).removeprefix("0x")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise UsageError(f"{option} must be hex (e.g. 00ff...), got {value[:40]!r}") from None
-
-
 def run_report(args: argparse.Namespace) -> int:
-    target_raw = _hex_argument(args.target_info, "--target-info")
+    target_raw = hex_argument(args.target_info, "--target-info")
     if len(target_raw) != TargetInfo.LAYOUT.size:
         raise UsageError(
             f"--target-info must be {TargetInfo.LAYOUT.size} bytes "
             f"({2 * TargetInfo.LAYOUT.size} hex digits), got {len(target_raw)} bytes"
         )
-    report_data = _hex_argument(args.report_data, "--report-data")
-    if len(report_data) > _REPORT_DATA_SIZE:
-        raise UsageError(
-            f"--report-data is at most {_REPORT_DATA_SIZE} bytes, got {len(report_data)}"
-        )
+    report_data = report_data_argument(args.report_data)
     identity = demo_app_identity() if args.enclave is None else load_manifest(args.enclave)
     platform = Platform.load(args.platform, need_provisioning=False)
-    report = platform.cpu().ereport(
-        identity, TargetInfo.from_bytes(target_raw), report_data.ljust(_REPORT_DATA_SIZE, b"\0")
-    )
-    data = report.to_bytes()
-    if args.output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        try:
-            Path(args.output).write_bytes(data)
-        except OSError as exc:
-            raise UsageError(f"cannot write the REPORT to {args.output}: {exc}") from exc
+    report = platform.cpu().ereport(identity, TargetInfo.from_bytes(target_raw), report_data)
+    write_output(args.output, report.to_bytes(), "REPORT")
     return 0

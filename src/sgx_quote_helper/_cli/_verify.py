@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sgx_quote_helper._cli import _args, exit_status
+from sgx_quote_helper._cli._options import add_pccs_client_options
 from sgx_quote_helper._time import parse_time as parse_iso_time
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.explain import guide
 from sgx_quote_helper.pccs import Collateral, PccsClient
-from sgx_quote_helper.sgx._encoding import decode_binary_input
+from sgx_quote_helper.sgx import decode_binary_input
 from sgx_quote_helper.verify import (
     AppraisalError,
     Policy,
@@ -29,8 +30,8 @@ from sgx_quote_helper.verify import (
     appraise,
     load_policy,
     policy_from_mapping,
+    report_to_dict,
 )
-from sgx_quote_helper.verify._result import report_to_dict
 
 _EPILOG = """\
 Exit status: 0 when the quote verifies and the policy accepts it; 1 otherwise (the
@@ -80,19 +81,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIR",
         help="cache PCCS collateral here until its nextUpdate (at most an hour)",
     )
-    parser.add_argument("--pccs-ca-file", metavar="FILE", help="CA certificate(s) for PCCS TLS")
-    parser.add_argument(
-        "--pccs-insecure",
-        action="store_true",
-        help="do not verify the PCCS TLS certificate (self-signed PCCS; insecure)",
-    )
-    parser.add_argument(
-        "--pccs-timeout",
-        metavar="SECONDS",
-        type=_args.seconds(),
-        default=10.0,
-        help="default: 10",
-    )
+    add_pccs_client_options(parser)
     policy = parser.add_argument_group("policy options")
     policy.add_argument("--mrenclave", metavar="HEX", action="append", help="repeatable: any of")
     policy.add_argument("--mrsigner", metavar="HEX", action="append", help="repeatable: any of")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from sgx_quote_helper.sgx._status import AesmError
+from sgx_quote_helper.sgx import AesmError
 
 # ---- Framing (section 2) ----
 

@@ -27,6 +27,7 @@ from sgx_quote_helper.backends._base import (
     QuoteError,
     QuoteResult,
 )
+from sgx_quote_helper.backends._certification import pck_source_for
 from sgx_quote_helper.backends._dcap import (
     DCAP_BACKEND,
     DcapBackend,
@@ -121,4 +122,5 @@ __all__ = [
     "check_dcap_devices",
     "check_quote_provider",
     "create_backend",
+    "pck_source_for",
 ]

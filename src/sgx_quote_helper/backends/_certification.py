@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sgx_quote_helper._fs import atomic_write, make_directory
 from sgx_quote_helper.errors import CodedError, SgxQuoteHelperError, UsageError
-from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
+from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 
 PckCertificateSource = Callable[[PckCertificateQuery], PckCertificate]
 

@@ -32,7 +32,7 @@ from sgx_quote_helper.backends._base import (
     QuoteResult,
 )
 from sgx_quote_helper.errors import CodedError, UsageError
-from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
+from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.platform import (
     ATTESTATION_KEY_FILE,
     CertificationDataError,

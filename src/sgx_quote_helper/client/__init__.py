@@ -25,17 +25,6 @@ an error the client has no specific hints for). See ``docs/client.md``.
 """
 
 from sgx_quote_helper.backends import QuoteResult
-from sgx_quote_helper.client._dcap import (
-    AsyncOutOfProcessQuoter,
-    AsyncQuoter,
-    OutOfProcessQuoter,
-    QeReportMacCheck,
-    Quoter,
-    RetryPolicy,
-    sim_qe_report_mac_check,
-    trim_quote,
-    verify_qe_report,
-)
 from sgx_quote_helper.client._entry import (
     async_in_process,
     async_out_of_process,
@@ -85,6 +74,17 @@ from sgx_quote_helper.client._quote_ex import (
     AsyncAesmClient,
     GetQuoteExResult,
     InitQuoteExResult,
+)
+from sgx_quote_helper.client._quoter import (
+    AsyncOutOfProcessQuoter,
+    AsyncQuoter,
+    OutOfProcessQuoter,
+    QeReportMacCheck,
+    Quoter,
+    RetryPolicy,
+    sim_qe_report_mac_check,
+    trim_quote,
+    verify_qe_report,
 )
 from sgx_quote_helper.client._transport import DEFAULT_TIMEOUT
 

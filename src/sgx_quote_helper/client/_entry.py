@@ -6,15 +6,15 @@ import os
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import PckSource
-from sgx_quote_helper.client._dcap import (
+from sgx_quote_helper.client._inproc import AsyncInProcessQuoter, in_process
+from sgx_quote_helper.client._mode import ENV_VAR, Mode, check_mode, environment_choice
+from sgx_quote_helper.client._quoter import (
     AsyncOutOfProcessQuoter,
     AsyncQuoter,
     OutOfProcessQuoter,
     Quoter,
     RetryPolicy,
 )
-from sgx_quote_helper.client._inproc import AsyncInProcessQuoter, in_process
-from sgx_quote_helper.client._mode import ENV_VAR, Mode, check_mode, environment_choice
 from sgx_quote_helper.client._transport import DEFAULT_TIMEOUT
 from sgx_quote_helper.errors import UsageError
 

@@ -41,15 +41,8 @@ from sgx_quote_helper.backends import (
     QuoteError,
     QuoteResult,
     create_backend,
+    pck_source_for,
 )
-from sgx_quote_helper.backends._certification import pck_source_for
-from sgx_quote_helper.client._dcap import (
-    AsyncQuoter,
-    QeReportMacCheck,
-    Quoter,
-    check_quote_args,
-)
-from sgx_quote_helper.client._dcap import verify_qe_report as _verify_qe_report
 from sgx_quote_helper.client._errors import (
     AttestationKeyNotInitializedError,
     InvalidParameterError,
@@ -67,6 +60,13 @@ from sgx_quote_helper.client._mode import (
     check_mode,
     fix_mode,
 )
+from sgx_quote_helper.client._quoter import (
+    AsyncQuoter,
+    QeReportMacCheck,
+    Quoter,
+    check_quote_args,
+)
+from sgx_quote_helper.client._quoter import verify_qe_report as _verify_qe_report
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.platform import (
     PROVISIONING_SECRET_FILE,
@@ -405,37 +405,9 @@ def in_process(
         if cached is not None and not cached.closed:
             return cached
 
-    # 1. The platform, with provisioning access: fail before anything else.
-    try:
-        Platform.load(platform_path, need_provisioning=True)
-    except ProvisioningAccessError as exc:
-        raise _provisioning_refused(platform_path) from exc
-    except PlatformDirectoryError as exc:
-        raise _platform_unusable(platform_path, exc) from exc
-
-    # 2. Where the PCK certificate comes from.
-    if pck_source is None:
-        try:
-            pck_source = pck_source_for(
-                pccs_url=pccs_url,
-                platform_dir=platform_path,
-                cache_dir=state / "pck-cache",
-                pccs_insecure=pccs_insecure,
-                pccs_ca_file=Path(pccs_ca_file) if pccs_ca_file is not None else None,
-            )
-        except UsageError as exc:
-            raise UsageError(
-                "in-process quoting needs a PCK certificate source: pass pccs_url= (CLI "
-                "--pccs-url), or use a platform directory inside a `sim init` directory "
-                f"(its manufacturer in DIR/pcs). {exc}"
-            ) from exc
-        except OSError as exc:
-            raise PlatformCertUnavailableError(
-                f"cannot load the embedded simulated manufacturer for {platform_path}: {exc}",
-                where=_WHERE,
-                hints=["Pass pccs_url= to get the PCK certificate from a PCCS instead."],
-            ) from exc
-
+    _check_platform(platform_path)  # 1. with provisioning access: fail before anything else
+    if pck_source is None:  # 2. where the PCK certificate comes from
+        pck_source = _pck_source(platform_path, state, pccs_url, pccs_insecure, pccs_ca_file)
     # 3. The QE3 and PCE, hosted here through the daemon's backend code.
     try:
         backend = create_backend(
@@ -460,3 +432,42 @@ def in_process(
             return existing
         _CACHE[key] = quoter
     return quoter
+
+
+def _check_platform(platform_path: Path) -> None:
+    try:
+        Platform.load(platform_path, need_provisioning=True)
+    except ProvisioningAccessError as exc:
+        raise _provisioning_refused(platform_path) from exc
+    except PlatformDirectoryError as exc:
+        raise _platform_unusable(platform_path, exc) from exc
+
+
+def _pck_source(
+    platform_path: Path,
+    state: Path,
+    pccs_url: str | None,
+    pccs_insecure: bool,
+    pccs_ca_file: str | os.PathLike[str] | None,
+) -> PckSource:
+    """A PCCS at ``pccs_url``, else the embedded manufacturer around ``platform_path``."""
+    try:
+        return pck_source_for(
+            pccs_url=pccs_url,
+            platform_dir=platform_path,
+            cache_dir=state / "pck-cache",
+            pccs_insecure=pccs_insecure,
+            pccs_ca_file=Path(pccs_ca_file) if pccs_ca_file is not None else None,
+        )
+    except UsageError as exc:
+        raise UsageError(
+            "in-process quoting needs a PCK certificate source: pass pccs_url= (CLI "
+            "--pccs-url), or use a platform directory inside a `sim init` directory "
+            f"(its manufacturer in DIR/pcs). {exc}"
+        ) from exc
+    except OSError as exc:
+        raise PlatformCertUnavailableError(
+            f"cannot load the embedded simulated manufacturer for {platform_path}: {exc}",
+            where=_WHERE,
+            hints=["Pass pccs_url= to get the PCK certificate from a PCCS instead."],
+        ) from exc

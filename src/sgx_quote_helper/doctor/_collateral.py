@@ -187,8 +187,36 @@ def check_pccs(
     The FMSPC and CA type come from the test quote's PCK certificate, else from
     the platform directory; with neither, the TCB Info (per FMSPC) is left out.
     """
-    name = "pccs"
     details: dict[str, Any] = {"url": url}
+    fmspc, ca = _fmspc_and_ca(quote, platform_dir)
+    notes: list[str] = []
+    collateral: Collateral | None = None
+    try:
+        with PccsClient(url, timeout=timeout, verify_tls=not insecure, ca_file=ca_file) as pccs:
+            if fmspc is not None:
+                collateral = pccs.get_collateral(fmspc=fmspc, ca=ca)
+                items = collateral_items(collateral, ca)
+                details.update(
+                    fmspc=fmspc,
+                    ca_type=ca,
+                    tcb_evaluation_data_number=collateral.tcb_evaluation_data_number,
+                )
+            else:
+                items = _platform_independent_items(pccs, notes)
+    except PccsError as exc:
+        return _pccs_failure(url, exc), None
+    except (ParseError, ValueError) as exc:
+        return _unreadable_collateral(url, exc, details), None
+    details["collateral"] = [item.to_dict() for item in items]
+    details["notes"] = notes
+    if now is None:
+        now = datetime.now(UTC)  # after the fetch: the collateral may be issued just now
+    target = f" for FMSPC {fmspc} ({ca} CA)" if fmspc else ""
+    return _validity_result(url, target, items, now, warn_within, details), collateral
+
+
+def _fmspc_and_ca(quote: bytes | None, platform_dir: str | None) -> tuple[str | None, str]:
+    """The FMSPC (hex) and PCK CA type to ask for: from the quote, else the platform."""
     fmspc: str | None = None
     ca = "processor"
     if quote is not None:
@@ -202,62 +230,58 @@ def check_pccs(
             fmspc = description.fmspc.hex().upper()
         except PlatformError:
             fmspc = None
-    collateral: Collateral | None = None
-    notes: list[str] = []
-    try:
-        with PccsClient(url, timeout=timeout, verify_tls=not insecure, ca_file=ca_file) as pccs:
-            if fmspc is not None:
-                collateral = pccs.get_collateral(fmspc=fmspc, ca=ca)
-                items = collateral_items(collateral, ca)
-                details.update(
-                    fmspc=fmspc,
-                    ca_type=ca,
-                    tcb_evaluation_data_number=collateral.tcb_evaluation_data_number,
-                )
-            else:
-                qe_identity = pccs.get_qe_identity()
-                items = [
-                    _signed_item(
-                        "QE Identity",
-                        qe_identity.inner,
-                        Quote3Error.SGX_ENCLAVE_IDENTITY_EXPIRED,
-                    ),
-                    _crl_item("PCK CRL (processor CA)", pccs.get_pck_crl("processor").crl),
-                ]
-                try:
-                    items.append(_crl_item("root CA CRL", pccs.get_root_ca_crl()))
-                except PccsNotFound:
-                    notes.append("the PCCS has no /rootcacrl (Intel PCS); root CA CRL not checked")
-                notes.append("TCB Info not checked: it is per FMSPC; give --platform")
-    except PccsError as exc:
-        return _pccs_failure(url, exc), None
-    except (ParseError, ValueError) as exc:
-        return (
-            CheckResult.make(
-                name,
-                CheckStatus.FAIL,
-                f"the PCCS at {url} served collateral that cannot be read: {exc}",
-                fix=["Check that the URL is a PCCS v4 and see its log."],
-                details=details,
-                codes=codes_of(Quote3Error.MESSAGE_ERROR),
-            ),
-            None,
-        )
+    return fmspc, ca
 
-    details["collateral"] = [item.to_dict() for item in items]
-    details["notes"] = notes
-    if now is None:
-        now = datetime.now(UTC)  # after the fetch: the collateral may be issued just now
+
+def _platform_independent_items(pccs: PccsClient, notes: list[str]) -> list[ValidityItem]:
+    """Without an FMSPC: QE Identity and the CRLs (TCB Info is per FMSPC)."""
+    qe_identity = pccs.get_qe_identity()
+    items = [
+        _signed_item(
+            "QE Identity",
+            qe_identity.inner,
+            Quote3Error.SGX_ENCLAVE_IDENTITY_EXPIRED,
+        ),
+        _crl_item("PCK CRL (processor CA)", pccs.get_pck_crl("processor").crl),
+    ]
+    try:
+        items.append(_crl_item("root CA CRL", pccs.get_root_ca_crl()))
+    except PccsNotFound:
+        notes.append("the PCCS has no /rootcacrl (Intel PCS); root CA CRL not checked")
+    notes.append("TCB Info not checked: it is per FMSPC; give --platform")
+    return items
+
+
+def _unreadable_collateral(url: str, exc: Exception, details: dict[str, Any]) -> CheckResult:
+    return CheckResult.make(
+        "pccs",
+        CheckStatus.FAIL,
+        f"the PCCS at {url} served collateral that cannot be read: {exc}",
+        fix=["Check that the URL is a PCCS v4 and see its log."],
+        details=details,
+        codes=codes_of(Quote3Error.MESSAGE_ERROR),
+    )
+
+
+def _validity_result(
+    url: str,
+    target: str,
+    items: list[ValidityItem],
+    now: datetime,
+    warn_within: timedelta,
+    details: dict[str, Any],
+) -> CheckResult:
+    """PASS with the earliest expiry, WARN when some expire soon, FAIL when some are invalid."""
+    name = "pccs"
     status, problems, codes = assess_validity(items, now, warn_within)
     earliest = min(items, key=lambda item: item.next_update)
-    target = f" for FMSPC {fmspc} ({ca} CA)" if fmspc else ""
     if status is CheckStatus.PASS:
         summary = (
             f"the PCCS at {url} serves collateral{target}, valid until "
             f"{format_time(earliest.next_update)} "
             f"({earliest.name}, {_ago(earliest.next_update - now)})"
         )
-        return CheckResult.make(name, status, summary, details=details), collateral
+        return CheckResult.make(name, status, summary, details=details)
     if status is CheckStatus.WARN:
         fix = [
             f"Collateral expiring within {warn_within.days} days: make sure the PCCS refreshes "
@@ -267,10 +291,7 @@ def check_pccs(
         summary = f"the PCCS at {url} serves collateral{target} that expires soon: " + "; ".join(
             problems
         )
-        return (
-            CheckResult.make(name, status, summary, fix=fix, details=details, codes=codes),
-            collateral,
-        )
+        return CheckResult.make(name, status, summary, fix=fix, details=details, codes=codes)
     fix = [
         "Verifiers refuse expired collateral (dcap-qvl fails; Intel's QvE flags "
         "collateral_expiration_status): refresh the PCCS's cache from Intel PCS (Intel's "
@@ -281,9 +302,7 @@ def check_pccs(
         "In simulation: sgx-quote-helper sim expire DIR --clear restores valid issuance.",
     ]
     summary = f"the PCCS at {url} serves invalid collateral{target}: " + "; ".join(problems)
-    return CheckResult.make(
-        name, status, summary, fix=fix, details=details, codes=codes
-    ), collateral
+    return CheckResult.make(name, status, summary, fix=fix, details=details, codes=codes)
 
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from sgx_quote_helper.sgx import (
     AesmError,
     Quote,
     Quote3Error,
+    Report,
     SgxStatus,
     TargetInfo,
 )
@@ -120,60 +121,19 @@ def check_daemon(
     GetQuoteSizeEx (spec aesm-wire.md sections 8 and 9).
     """
     name = "daemon"
-    aesm = AesmClient(socket_path, timeout=timeout)
-    default_id = DEFAULT_ECDSA_ATT_KEY_ID.to_bytes()
     details: dict[str, Any] = {"socket": socket_path, "timeout": timeout}
-
-    def refused(summary: str, fix: str, *codes: SgxStatus | Quote3Error) -> CheckResult:
-        return CheckResult.make(
-            name, CheckStatus.FAIL, summary, fix=[fix], details=details, codes=codes_of(*codes)
-        )
-
     try:
-        count = aesm.get_supported_att_key_id_num()
-        ids = aesm.get_supported_att_key_ids(count) if count > 0 else []
-        prefix = default_id[:ATT_KEY_ID_MATCH_LEN]
-        has_default = any(key[:ATT_KEY_ID_MATCH_LEN] == prefix for key in ids)
-        details.update(att_key_id_num=count, default_ecdsa_key_id=has_default)
-        if not has_default:
-            return refused(
-                f"the daemon on {socket_path} lists {count} attestation key id(s), none of them "
-                "Intel's default ECDSA P-256 id that DCAP clients hard-code",
-                "Clients ask for the default ECDSA key id (QE3 MRSIGNER, prod id 1, algorithm "
-                "2) and get SGX_ERROR_UNSUPPORTED_ATT_KEY_ID: run a daemon with the ECDSA "
-                "quoting backend (the quote helper, or aesmd with libsgx-aesm-ecdsa-plugin) "
-                "rather than an EPID-only aesmd.",
-                SgxStatus.ERROR_UNSUPPORTED_ATT_KEY_ID,
-                Quote3Error.UNSUPPORTED_ATT_KEY_ID,
-            ), None
-        size_query = aesm.init_quote_ex(default_id, pub_key_id=False)
-        details["pub_key_id_size"] = size_query.pub_key_id_size
-        if size_query.pub_key_id_size != PUB_KEY_ID_SIZE:
-            return refused(
-                f"init quote (size query) reports a {size_query.pub_key_id_size}-byte public "
-                f"key id; DCAP requires {PUB_KEY_ID_SIZE} for ECDSA and fails the call",
-                "The daemon is not AESM-compatible for ECDSA; check its version and log.",
-                SgxStatus.ERROR_UNEXPECTED,
-                Quote3Error.ERROR_UNEXPECTED,
-            ), None
-        init = aesm.init_quote_ex(default_id, pub_key_id=True)
-        if not any(init.target_info.to_bytes()):
-            return refused(
-                "init quote returned an all-zero QE target info",
-                "The daemon's QE did not initialise; see the daemon's log.",
-                SgxStatus.ERROR_UNEXPECTED,
-                Quote3Error.ERROR_UNEXPECTED,
-            ), None
-        quote_size = aesm.get_quote_size_ex(default_id)
+        answers = _ask_daemon(AesmClient(socket_path, timeout=timeout), socket_path, details)
     except QuoteClientError as exc:
         return client_failure(name, f"the daemon on {socket_path} failed", exc), None
-
-    mr_enclave = init.target_info.mr_enclave.hex()
-    details.update(qe_mr_enclave=mr_enclave, quote_size=quote_size)
+    if isinstance(answers, CheckResult):
+        return answers, None
+    mr_enclave = answers.target_info.mr_enclave.hex()
+    details.update(qe_mr_enclave=mr_enclave, quote_size=answers.quote_size)
     summary = (
-        f"the daemon on {socket_path} answers: {count} attestation key id(s) including "
-        f"Intel's default ECDSA P-256 id, QE target info (MRENCLAVE {mr_enclave[:16]}...), "
-        f"quote size {quote_size} bytes"
+        f"the daemon on {socket_path} answers: {answers.key_id_count} attestation key id(s) "
+        f"including Intel's default ECDSA P-256 id, QE target info (MRENCLAVE "
+        f"{mr_enclave[:16]}...), quote size {answers.quote_size} bytes"
     )
     status = CheckStatus.PASS
     fix: list[str] = []
@@ -195,8 +155,68 @@ def check_daemon(
                 f"hosting QE SVN {build.get('qe_svn', '?')} and PCE SVN "
                 f"{build.get('pce_svn', '?')}"
             )
-    facts = DaemonFacts(socket_path, default_id, init.target_info, quote_size, build)
+    facts = DaemonFacts(
+        socket_path, _DEFAULT_KEY_ID, answers.target_info, answers.quote_size, build
+    )
     return CheckResult.make(name, status, summary, fix=fix, details=details), facts
+
+
+_DEFAULT_KEY_ID = DEFAULT_ECDSA_ATT_KEY_ID.to_bytes()
+
+
+@dataclass(frozen=True)
+class _DaemonAnswers:
+    key_id_count: int
+    target_info: TargetInfo
+    quote_size: int
+
+
+def _ask_daemon(
+    aesm: AesmClient, socket_path: str, details: dict[str, Any]
+) -> _DaemonAnswers | CheckResult:
+    """The four calls in order; the first answer a DCAP client would refuse is the result."""
+
+    def refused(summary: str, fix: str, *codes: SgxStatus | Quote3Error) -> CheckResult:
+        return CheckResult.make(
+            "daemon", CheckStatus.FAIL, summary, fix=[fix], details=details, codes=codes_of(*codes)
+        )
+
+    count = aesm.get_supported_att_key_id_num()
+    ids = aesm.get_supported_att_key_ids(count) if count > 0 else []
+    prefix = _DEFAULT_KEY_ID[:ATT_KEY_ID_MATCH_LEN]
+    has_default = any(key[:ATT_KEY_ID_MATCH_LEN] == prefix for key in ids)
+    details.update(att_key_id_num=count, default_ecdsa_key_id=has_default)
+    if not has_default:
+        return refused(
+            f"the daemon on {socket_path} lists {count} attestation key id(s), none of them "
+            "Intel's default ECDSA P-256 id that DCAP clients hard-code",
+            "Clients ask for the default ECDSA key id (QE3 MRSIGNER, prod id 1, algorithm "
+            "2) and get SGX_ERROR_UNSUPPORTED_ATT_KEY_ID: run a daemon with the ECDSA "
+            "quoting backend (the quote helper, or aesmd with libsgx-aesm-ecdsa-plugin) "
+            "rather than an EPID-only aesmd.",
+            SgxStatus.ERROR_UNSUPPORTED_ATT_KEY_ID,
+            Quote3Error.UNSUPPORTED_ATT_KEY_ID,
+        )
+    size_query = aesm.init_quote_ex(_DEFAULT_KEY_ID, pub_key_id=False)
+    details["pub_key_id_size"] = size_query.pub_key_id_size
+    if size_query.pub_key_id_size != PUB_KEY_ID_SIZE:
+        return refused(
+            f"init quote (size query) reports a {size_query.pub_key_id_size}-byte public "
+            f"key id; DCAP requires {PUB_KEY_ID_SIZE} for ECDSA and fails the call",
+            "The daemon is not AESM-compatible for ECDSA; check its version and log.",
+            SgxStatus.ERROR_UNEXPECTED,
+            Quote3Error.ERROR_UNEXPECTED,
+        )
+    init = aesm.init_quote_ex(_DEFAULT_KEY_ID, pub_key_id=True)
+    if not any(init.target_info.to_bytes()):
+        return refused(
+            "init quote returned an all-zero QE target info",
+            "The daemon's QE did not initialise; see the daemon's log.",
+            SgxStatus.ERROR_UNEXPECTED,
+            Quote3Error.ERROR_UNEXPECTED,
+        )
+    quote_size = aesm.get_quote_size_ex(_DEFAULT_KEY_ID)
+    return _DaemonAnswers(count, init.target_info, quote_size)
 
 
 # ---------------------------------------------------------------------------
@@ -208,33 +228,67 @@ def check_quote(
     facts: DaemonFacts, platform_dir: str, *, timeout: float = DEFAULT_TIMEOUT
 ) -> tuple[CheckResult, bytes | None]:
     """A test quote: the demo enclave's REPORT for the QE, made on ``platform_dir``'s CPU."""
-    name = "quote"
     details: dict[str, Any] = {"platform": platform_dir}
+    report = _test_report(facts, platform_dir, details)
+    if isinstance(report, CheckResult):
+        return report, None
+    quote = _test_quote(facts, report, platform_dir, details, timeout)
+    if isinstance(quote, CheckResult):
+        return quote, None
     try:
-        # The application side: only the enclave secret (/dev/sgx_enclave).
-        platform = Platform.load(platform_dir, need_provisioning=False)
-        report = platform.cpu().ereport(demo_app_identity(), facts.target_info, TEST_REPORT_DATA)
-    except PlatformError as exc:
-        status = exc.sgx_status or SgxStatus.ERROR_NO_DEVICE
+        parsed = Quote.from_bytes(quote)
+    except ParseError as exc:
         return (
             CheckResult.make(
-                name,
+                "quote",
                 CheckStatus.FAIL,
-                f"cannot make a REPORT on the platform {platform_dir}: {exc}",
-                fix=[
-                    "--platform names the simulated platform directory (DIR/platform of "
-                    "`sim init DIR`) whose CPU the daemon serves; the application side needs "
-                    "read access to its enclave.secret (the simulated /dev/sgx_enclave)."
-                ],
+                f"the daemon returned a {len(quote)}-byte quote that does not parse: {exc}",
+                fix=["The daemon is not DCAP-compatible or has a bug; see its version and log."],
                 details=details,
-                codes=codes_of(status),
+                codes=codes_of(SgxStatus.ERROR_UNEXPECTED, Quote3Error.ERROR_UNEXPECTED),
             ),
             None,
         )
+    return _quote_passed(quote, parsed, details), quote
+
+
+def _test_report(
+    facts: DaemonFacts, platform_dir: str, details: dict[str, Any]
+) -> Report | CheckResult:
+    """The demo enclave's REPORT for the QE, made as an application makes it."""
+    try:
+        # The application side: only the enclave secret (/dev/sgx_enclave).
+        platform = Platform.load(platform_dir, need_provisioning=False)
+        return platform.cpu().ereport(demo_app_identity(), facts.target_info, TEST_REPORT_DATA)
+    except PlatformError as exc:
+        status = exc.sgx_status or SgxStatus.ERROR_NO_DEVICE
+        return CheckResult.make(
+            "quote",
+            CheckStatus.FAIL,
+            f"cannot make a REPORT on the platform {platform_dir}: {exc}",
+            fix=[
+                "--platform names the simulated platform directory (DIR/platform of "
+                "`sim init DIR`) whose CPU the daemon serves; the application side needs "
+                "read access to its enclave.secret (the simulated /dev/sgx_enclave)."
+            ],
+            details=details,
+            codes=codes_of(status),
+        )
+
+
+def _test_quote(
+    facts: DaemonFacts,
+    report: Report,
+    platform_dir: str,
+    details: dict[str, Any],
+    timeout: float,
+) -> bytes | CheckResult:
+    """GetQuoteEx for the test REPORT, trimmed to the quote's size."""
+    name = "quote"
     aesm = AesmClient(facts.socket_path, timeout=timeout)
     try:
         buffer = aesm.get_quote_ex(report, facts.att_key_id, facts.quote_size).quote
-        quote = trim_quote(buffer)
+        return trim_quote(buffer)
     except ReportRejectedError as exc:
         result = client_failure(name, "the QE refused the test REPORT", exc)
         hint = (
@@ -249,23 +303,13 @@ def check_quote(
             fix=[hint, *result.fix],
             details={**result.details, **details},
             codes=result.codes,
-        ), None
-    except QuoteClientError as exc:
-        return client_failure(name, "the daemon failed to quote", exc), None
-    try:
-        parsed = Quote.from_bytes(quote)
-    except ParseError as exc:
-        return (
-            CheckResult.make(
-                name,
-                CheckStatus.FAIL,
-                f"the daemon returned a {len(quote)}-byte quote that does not parse: {exc}",
-                fix=["The daemon is not DCAP-compatible or has a bug; see its version and log."],
-                details=details,
-                codes=codes_of(SgxStatus.ERROR_UNEXPECTED, Quote3Error.ERROR_UNEXPECTED),
-            ),
-            None,
         )
+    except QuoteClientError as exc:
+        return client_failure(name, "the daemon failed to quote", exc)
+
+
+def _quote_passed(quote: bytes, parsed: Quote, details: dict[str, Any]) -> CheckResult:
+    """What the test quote shows: its versions, and where its PCK chain points."""
     header = parsed.header
     details.update(
         size=len(quote),
@@ -297,4 +341,4 @@ def check_quote(
             "the daemon hosts other versions"
         )
     details["notes"] = notes
-    return CheckResult.make(name, CheckStatus.PASS, summary, details=details), quote
+    return CheckResult.make("quote", CheckStatus.PASS, summary, details=details)

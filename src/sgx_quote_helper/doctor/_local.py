@@ -14,10 +14,12 @@ from sgx_quote_helper.client import (
     ENV_VAR,
     SOCKET_MOUNT_ADVICE,
     Mode,
+    ModeChoice,
     choice_from_environ,
 )
 from sgx_quote_helper.doctor._fs import (
     WRITE,
+    Blocked,
     Identity,
     file_kind,
     first_unsearchable,
@@ -49,11 +51,20 @@ def check_environment(
     environ: Mapping[str, str], socket_override: str | None = None
 ) -> tuple[CheckResult, str]:
     """``SGX_AESM_ADDR``, the mode it selects, and the socket the next checks examine."""
-    name = "environment"
     choice = choice_from_environ(environ)
     socket_path = socket_override or choice.socket_path or DEFAULT_SOCKET_PATH
+    details = _environment_details(environ, choice, socket_override, socket_path)
+    return _mode_verdict(choice, socket_path, details), socket_path
+
+
+def _environment_details(
+    environ: Mapping[str, str],
+    choice: ModeChoice,
+    socket_override: str | None,
+    socket_path: str,
+) -> dict[str, Any]:
+    """What the environment says: the variable, the mode, the library, the devices."""
     library = find_quote_ex_library(environ)
-    devices = {device: os.path.exists(device) for device in _SGX_DEVICES}
     details: dict[str, Any] = {
         "variable": ENV_VAR,
         "value": choice.value,
@@ -62,7 +73,7 @@ def check_environment(
         "checked_socket": socket_path,
         "socket_from": "--socket" if socket_override else ENV_VAR,
         "intel_quote_ex_library": library,
-        "devices": devices,
+        "devices": {device: os.path.exists(device) for device in _SGX_DEVICES},
     }
     notes: list[str] = []
     if socket_override and choice.socket_path and socket_override != choice.socket_path:
@@ -77,75 +88,67 @@ def check_environment(
             "(libsgx-quote-ex package); this project's client does not"
         )
     details["notes"] = notes
+    return details
 
+
+def _mode_verdict(choice: ModeChoice, socket_path: str, details: dict[str, Any]) -> CheckResult:
+    """In process (WARN), a value that is ignored or only we read (WARN), or the default."""
+    name = "environment"
     if choice.mode is Mode.IN_PROCESS:
-        provision = devices["/dev/sgx_provision"]
-        return (
-            CheckResult.make(
-                name,
-                CheckStatus.WARN,
-                f"{ENV_VAR} is not set: applications here quote in process (DCAP's default) "
-                f"and need their own QE3/PCE and /dev/sgx_provision "
-                f"({'present' if provision else 'absent'}); checking the quote helper socket "
-                f"{socket_path} anyway",
-                fix=[
-                    f"For out-of-process quoting through the quote helper set {ENV_VAR} "
-                    "(any value, e.g. 1: presence is the flag, read once when the quote "
-                    "library loads) and reach its socket; on Kubernetes the admission "
-                    "webhook or device plugin injects both.",
-                    SOCKET_MOUNT_ADVICE,
-                    "In process without /dev/sgx_provision, loading the PCE/QE3 fails with "
-                    "SGX_ERROR_SERVICE_INVALID_PRIVILEGE 0x4004 (DCAP 0xE035).",
-                ],
-                details=details,
-            ),
-            socket_path,
+        provision = details["devices"]["/dev/sgx_provision"]
+        return CheckResult.make(
+            name,
+            CheckStatus.WARN,
+            f"{ENV_VAR} is not set: applications here quote in process (DCAP's default) "
+            f"and need their own QE3/PCE and /dev/sgx_provision "
+            f"({'present' if provision else 'absent'}); checking the quote helper socket "
+            f"{socket_path} anyway",
+            fix=[
+                f"For out-of-process quoting through the quote helper set {ENV_VAR} "
+                "(any value, e.g. 1: presence is the flag, read once when the quote "
+                "library loads) and reach its socket; on Kubernetes the admission "
+                "webhook or device plugin injects both.",
+                SOCKET_MOUNT_ADVICE,
+                "In process without /dev/sgx_provision, loading the PCE/QE3 fails with "
+                "SGX_ERROR_SERVICE_INVALID_PRIVILEGE 0x4004 (DCAP 0xE035).",
+            ],
+            details=details,
         )
-
     value = choice.value or ""
     if choice.value_ignored:
-        return (
-            CheckResult.make(
-                name,
-                CheckStatus.WARN,
-                f"{ENV_VAR}={value!r}: out-of-process, but the value is not an absolute path "
-                f"and is ignored; the socket is the default {DEFAULT_SOCKET_PATH}",
-                fix=[
-                    f"Set {ENV_VAR}=1 for the default socket, or an absolute path "
-                    "(unix:/path/to/aesm.socket) to name another one for this project's "
-                    "client; relative paths are never used."
-                ],
-                details=details,
-            ),
-            socket_path,
+        return CheckResult.make(
+            name,
+            CheckStatus.WARN,
+            f"{ENV_VAR}={value!r}: out-of-process, but the value is not an absolute path "
+            f"and is ignored; the socket is the default {DEFAULT_SOCKET_PATH}",
+            fix=[
+                f"Set {ENV_VAR}=1 for the default socket, or an absolute path "
+                "(unix:/path/to/aesm.socket) to name another one for this project's "
+                "client; relative paths are never used."
+            ],
+            details=details,
         )
     if choice.socket_path != DEFAULT_SOCKET_PATH:
-        return (
-            CheckResult.make(
-                name,
-                CheckStatus.WARN,
-                f"{ENV_VAR}={value!r}: out-of-process through {choice.socket_path}, a path only "
-                f"this project's client reads; Intel's libsgx_quote_ex and DCAP ignore the "
-                f"value and always connect to {DEFAULT_SOCKET_PATH}",
-                fix=[
-                    f"If the application (or a library it loads) uses Intel's quote "
-                    f"libraries, make the quote helper reachable at {DEFAULT_SOCKET_PATH} too "
-                    "(serve --socket, or mount its directory there); otherwise keep this "
-                    "only for clients of this project."
-                ],
-                details=details,
-            ),
-            socket_path,
-        )
-    return (
-        CheckResult.make(
+        return CheckResult.make(
             name,
-            CheckStatus.PASS,
-            f"{ENV_VAR}={value!r}: out-of-process through {choice.socket_path}, the path "
-            "Intel's libraries use too",
+            CheckStatus.WARN,
+            f"{ENV_VAR}={value!r}: out-of-process through {choice.socket_path}, a path only "
+            f"this project's client reads; Intel's libsgx_quote_ex and DCAP ignore the "
+            f"value and always connect to {DEFAULT_SOCKET_PATH}",
+            fix=[
+                f"If the application (or a library it loads) uses Intel's quote "
+                f"libraries, make the quote helper reachable at {DEFAULT_SOCKET_PATH} too "
+                "(serve --socket, or mount its directory there); otherwise keep this "
+                "only for clients of this project."
+            ],
             details=details,
-        ),
-        socket_path,
+        )
+    return CheckResult.make(
+        name,
+        CheckStatus.PASS,
+        f"{ENV_VAR}={value!r}: out-of-process through {choice.socket_path}, the path "
+        "Intel's libraries use too",
+        details=details,
     )
 
 
@@ -175,7 +178,6 @@ def check_socket(
     permission on every directory above it; the verdict is computed from the mode
     bits and owners for ``who`` (root passes), not with ``os.access``.
     """
-    name = "socket"
     env = os.environ if environ is None else environ
     parent = os.path.dirname(os.path.abspath(path))
     mounts = read_mount_points() if mount_points is None else mount_points
@@ -195,31 +197,47 @@ def check_socket(
     )
     blocked = first_unsearchable(path, who)
     if blocked is not None:
-        details["blocked_directory"] = blocked.directory
-        return CheckResult.make(
-            name,
-            CheckStatus.FAIL,
-            f"{who.describe()} cannot reach {path}: directory {blocked.directory} (mode "
-            f"{blocked.mode:04o}, owner {blocked.uid}:{blocked.gid}) is not searchable",
-            fix=[
-                f"Connecting needs search (x) permission on every directory above the socket: "
-                f"chmod o+x {blocked.directory} (aesmd's installer creates /var/run/aesmd with "
-                "mode 0755), or run as a uid/group that may search it.",
-            ],
-            details=details,
-            codes=_UNAVAILABLE,
-        )
+        return _unsearchable(path, who, blocked, details)
     try:
         info = os.stat(path)
     except OSError as exc:
         return _missing_socket(path, parent, exc, details, expect_host_mount=expect_host_mount)
-
-    kind = file_kind(info.st_mode)
     mode = stat.S_IMODE(info.st_mode)
-    details.update(kind=kind, mode=f"{mode:04o}", owner=info.st_uid, group=info.st_gid)
+    details.update(
+        kind=file_kind(info.st_mode), mode=f"{mode:04o}", owner=info.st_uid, group=info.st_gid
+    )
+    if not stat.S_ISSOCK(info.st_mode):
+        return _not_a_socket(path, info, details)
+    refused = _may_not_connect(path, info, who, details)
+    if refused is not None:
+        return refused
+    return _socket_usable(path, info, who, details, expect_host_mount=expect_host_mount)
+
+
+def _unsearchable(
+    path: str, who: Identity, blocked: Blocked, details: dict[str, Any]
+) -> CheckResult:
+    details["blocked_directory"] = blocked.directory
+    return CheckResult.make(
+        "socket",
+        CheckStatus.FAIL,
+        f"{who.describe()} cannot reach {path}: directory {blocked.directory} (mode "
+        f"{blocked.mode:04o}, owner {blocked.uid}:{blocked.gid}) is not searchable",
+        fix=[
+            f"Connecting needs search (x) permission on every directory above the socket: "
+            f"chmod o+x {blocked.directory} (aesmd's installer creates /var/run/aesmd with "
+            "mode 0755), or run as a uid/group that may search it.",
+        ],
+        details=details,
+        codes=_UNAVAILABLE,
+    )
+
+
+def _not_a_socket(path: str, info: os.stat_result, details: dict[str, Any]) -> CheckResult:
+    """A directory (what a socket-file mount leaves) or another kind of file."""
     if stat.S_ISDIR(info.st_mode):
         return CheckResult.make(
-            name,
+            "socket",
             CheckStatus.FAIL,
             f"{path} is a directory, not a socket",
             fix=[
@@ -234,50 +252,67 @@ def check_socket(
             details=details,
             codes=_UNAVAILABLE,
         )
-    if not stat.S_ISSOCK(info.st_mode):
-        return CheckResult.make(
-            name,
-            CheckStatus.FAIL,
-            f"{path} is a {kind}, not a socket",
-            fix=[
-                f"Nothing can connect to a {kind}. Remove it and (re)start the quote helper, "
-                "which creates its socket there (serve --socket PATH); check that no other "
-                "program writes to this path.",
-                SOCKET_MOUNT_ADVICE,
-            ],
-            details=details,
-            codes=_UNAVAILABLE,
-        )
+    kind = details["kind"]
+    return CheckResult.make(
+        "socket",
+        CheckStatus.FAIL,
+        f"{path} is a {kind}, not a socket",
+        fix=[
+            f"Nothing can connect to a {kind}. Remove it and (re)start the quote helper, "
+            "which creates its socket there (serve --socket PATH); check that no other "
+            "program writes to this path.",
+            SOCKET_MOUNT_ADVICE,
+        ],
+        details=details,
+        codes=_UNAVAILABLE,
+    )
 
+
+def _may_not_connect(
+    path: str, info: os.stat_result, who: Identity, details: dict[str, Any]
+) -> CheckResult | None:
+    """FAIL when ``who`` lacks write permission on the socket (mode bits, then ACLs)."""
     klass = permission_class(info.st_uid, info.st_gid, who)
     allowed = may_access(info.st_mode, info.st_uid, info.st_gid, who, WRITE)
     details.update(permission_class=klass, connectable=allowed)
     if not allowed and who == Identity.current() and os.access(path, os.W_OK):
         allowed = True  # an ACL grants what the mode bits do not
         details.update(connectable=True, granted_by_acl=True)
-    if not allowed:
-        return CheckResult.make(
-            name,
-            CheckStatus.FAIL,
-            f"{who.describe()} may not connect to {path}: the socket is mode {mode:04o}, "
-            f"owner {info.st_uid}:{info.st_gid}, and the {klass} bits lack write (w) permission",
-            fix=[
-                "Connecting to a Unix socket needs write permission on it. Start the daemon "
-                "with a wider --socket-mode (aesmd uses 0777), or --socket-group set to a "
-                f"group this process is in (it runs as {who.describe()}), or run the "
-                "application with the socket's uid or group (pod securityContext "
-                "runAsUser/supplementalGroups).",
-            ],
-            details=details,
-            codes=_UNAVAILABLE,
-        )
+    if allowed:
+        return None
+    return CheckResult.make(
+        "socket",
+        CheckStatus.FAIL,
+        f"{who.describe()} may not connect to {path}: the socket is mode "
+        f"{stat.S_IMODE(info.st_mode):04o}, owner {info.st_uid}:{info.st_gid}, and the "
+        f"{klass} bits lack write (w) permission",
+        fix=[
+            "Connecting to a Unix socket needs write permission on it. Start the daemon "
+            "with a wider --socket-mode (aesmd uses 0777), or --socket-group set to a "
+            f"group this process is in (it runs as {who.describe()}), or run the "
+            "application with the socket's uid or group (pod securityContext "
+            "runAsUser/supplementalGroups).",
+        ],
+        details=details,
+        codes=_UNAVAILABLE,
+    )
 
+
+def _socket_usable(
+    path: str,
+    info: os.stat_result,
+    who: Identity,
+    details: dict[str, Any],
+    *,
+    expect_host_mount: bool,
+) -> CheckResult:
+    """PASS, or WARN when the socket file itself is mounted (stale after a restart)."""
     notes: list[str] = []
     status = CheckStatus.PASS
     fix: list[str] = []
     summary = (
-        f"{path} is a socket (mode {mode:04o}, owner {info.st_uid}:{info.st_gid}), "
-        f"connectable by {who.describe()}"
+        f"{path} is a socket (mode {stat.S_IMODE(info.st_mode):04o}, owner "
+        f"{info.st_uid}:{info.st_gid}), connectable by {who.describe()}"
     )
     if who.uid == 0:
         notes.append("running as root: permission bits do not apply; run as the application's uid")
@@ -291,11 +326,29 @@ def check_socket(
         ]
     elif expect_host_mount:
         notes.append(
-            f"{parent} is not a mount point although this looks like a container: the socket "
-            "is the container's own, not the node's quote helper"
+            f"{details['directory']} is not a mount point although this looks like a "
+            "container: the socket is the container's own, not the node's quote helper"
         )
     details["notes"] = notes
-    return CheckResult.make(name, status, summary, fix=fix, details=details)
+    return CheckResult.make("socket", status, summary, fix=fix, details=details)
+
+
+def _no_directory(path: str, parent: str, details: dict[str, Any]) -> CheckResult:
+    details["directory_exists"] = False
+    return CheckResult.make(
+        "socket",
+        CheckStatus.FAIL,
+        f"no socket at {path}: its directory {parent} does not exist",
+        fix=[
+            SOCKET_MOUNT_ADVICE,
+            "On AKS the confcom add-on needs the quote helper enabled explicitly "
+            "(--enable-sgxquotehelper); with kind, add /var/run/aesmd to extraMounts.",
+            "On the node itself: is the quote helper (sgx-quote-helper serve) or aesmd "
+            "installed and running?",
+        ],
+        details=details,
+        codes=_UNAVAILABLE,
+    )
 
 
 def _missing_socket(
@@ -318,21 +371,7 @@ def _missing_socket(
             codes=_UNAVAILABLE,
         )
     if not os.path.isdir(parent):
-        details["directory_exists"] = False
-        return CheckResult.make(
-            name,
-            CheckStatus.FAIL,
-            f"no socket at {path}: its directory {parent} does not exist",
-            fix=[
-                SOCKET_MOUNT_ADVICE,
-                "On AKS the confcom add-on needs the quote helper enabled explicitly "
-                "(--enable-sgxquotehelper); with kind, add /var/run/aesmd to extraMounts.",
-                "On the node itself: is the quote helper (sgx-quote-helper serve) or aesmd "
-                "installed and running?",
-            ],
-            details=details,
-            codes=_UNAVAILABLE,
-        )
+        return _no_directory(path, parent, details)
     details["directory_exists"] = True
     others = [n for n in sockets_in(parent) if n != os.path.basename(path)]
     details["other_sockets"] = others

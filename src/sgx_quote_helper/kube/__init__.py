@@ -81,7 +81,6 @@ from sgx_quote_helper.kube._quantity import format_quantity, parse_quantity
 from sgx_quote_helper.kube._register import (
     NodeRegistration,
     platform_secret,
-    provision_platform,
     register_nodes,
 )
 from sgx_quote_helper.kube._service import (
@@ -166,7 +165,6 @@ __all__ = [
     "parse_quantity",
     "patch_epc_capacity",
     "platform_secret",
-    "provision_platform",
     "read_platform_dir",
     "register_nodes",
     "review",

@@ -23,8 +23,7 @@ from sgx_quote_helper.kube._api import KubernetesApi
 from sgx_quote_helper.kube._errors import KubeError
 from sgx_quote_helper.kube._node import DEFAULT_SECRET_PREFIX, secret_name
 from sgx_quote_helper.kube._platform_files import read_platform_dir, secret_data
-from sgx_quote_helper.pcs import Manufacturer, RegisteredPlatform
-from sgx_quote_helper.platform import create_platform
+from sgx_quote_helper.pcs import Manufacturer, provision_platform
 
 log = logging.getLogger("sgx_quote_helper.kube.register")
 
@@ -44,23 +43,6 @@ class NodeRegistration:
     platform_created: bool
     secret: str
     secret_action: str  # "created", "updated" or "unchanged"
-
-
-def provision_platform(manufacturer: Manufacturer, name: str, path: Path) -> RegisteredPlatform:
-    """A new platform registered with ``manufacturer`` (what ``sim add-platform`` does)."""
-    provisioning = manufacturer.new_platform(name, path)
-    platform = provisioning.platform
-    create_platform(
-        manufacturer.sim_dir / platform.path,
-        ppid=platform.ppid,
-        qe_id=platform.qe_id,
-        fmspc=platform.fmspc,
-        pce_id=platform.pce_id,
-        tcb_components=platform.tcb_components,
-        provisioning_secret=provisioning.provisioning_secret,
-        ppid_encryption_key_pem=provisioning.ppid_encryption_key_pem,
-    )
-    return manufacturer.register_platform(provisioning)
 
 
 def platform_secret(name: str, node: str, files: dict[str, bytes]) -> dict[str, Any]:

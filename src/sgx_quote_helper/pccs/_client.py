@@ -39,8 +39,7 @@ from sgx_quote_helper.pccs._errors import (
 )
 from sgx_quote_helper.pccs._signed import SignedCollateral, signed_text
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
-from sgx_quote_helper.sgx._pck_extension import SgxExtension
-from sgx_quote_helper.sgx._quote import Quote
+from sgx_quote_helper.sgx import Quote, SgxExtension
 
 #: Seconds for connecting and for each read; a PCCS that forwards to Intel may be slow.
 DEFAULT_TIMEOUT = 10.0

@@ -8,8 +8,13 @@ revocations are a policy file; TCB Info, QE Identity and CRLs are derived from
 it, signed, and re-issued when stale. Everything is named "Simulated": nothing
 here chains to Intel's root.
 
+The manufacturer is three parts behind one object: its directory
+(``_store``), PCK issuance (``_pck_issuance``) and
+the issued collateral (``_collateral_cache``).
+
 Typical use::
 
+    simulation = create_simulation(sim_dir)         # what `sim init` does
     manufacturer = Manufacturer.load(sim_dir)       # the `sim init` directory
     manufacturer.issue_pck_certificate(query)        # -> PckCertificate
     manufacturer.tcb_info(fmspc).body                # signed TCB Info JSON
@@ -62,6 +67,13 @@ from sgx_quote_helper.pcs._policy import (
     Validity,
 )
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry
+from sgx_quote_helper.pcs._simulation import (
+    FIRST_PLATFORM,
+    MORE_PLATFORMS,
+    Simulation,
+    create_simulation,
+    provision_platform,
+)
 from sgx_quote_helper.sgx import PLATFORM_TCB_STATUSES, QE_TCB_STATUSES
 
 __all__ = [
@@ -70,7 +82,9 @@ __all__ = [
     "COLLATERAL_ARTIFACTS",
     "DEFAULT_PCCS_URL",
     "DEFAULT_TCB_COMPONENTS",
+    "FIRST_PLATFORM",
     "MANUFACTURER_ORGANIZATION",
+    "MORE_PLATFORMS",
     "PCK_CERTIFICATE_CN",
     "PLATFORM_CA_CN",
     "PLATFORM_TCB_STATUSES",
@@ -97,10 +111,13 @@ __all__ = [
     "Revocation",
     "Revocations",
     "RunningService",
+    "Simulation",
     "TcbPolicy",
     "Validity",
     "create_app",
+    "create_simulation",
     "percent_encode",
+    "provision_platform",
     "serve",
     "serve_in_thread",
     "utc_now",

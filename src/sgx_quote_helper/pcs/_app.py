@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper._time import Clock, utc_now
-from sgx_quote_helper.pccs._types import PckCertificateQuery
+from sgx_quote_helper.pccs import PckCertificateQuery
 from sgx_quote_helper.pcs._errors import InvalidRequestError, NotFoundError, PcsError
 from sgx_quote_helper.pcs._manufacturer import Manufacturer
 from sgx_quote_helper.pcs._openapi import openapi_document

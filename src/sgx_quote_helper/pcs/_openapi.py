@@ -201,9 +201,11 @@ _HEX_CRL = {"text/plain": {"schema": _string("^[0-9a-f]+$", "The CRL's DER, hex-
 _DER_CRL = {"application/pkix-crl": {"schema": {"type": "string", "format": "binary"}}}
 
 
+_V4 = "/sgx/certification/v4"
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0.3 description of the service."""
-    v4 = "/sgx/certification/v4"
     return {
         "openapi": "3.0.3",
         "info": {
@@ -214,183 +216,176 @@ def openapi_document() -> dict[str, Any]:
             "only when the simulated root CA is passed to them explicitly.",
         },
         "paths": {
-            f"{v4}/pckcert": {
-                "get": {
-                    "operationId": "getPckCertificate",
-                    "summary": "The PCK certificate of a provisioned platform for a raw TCB.",
-                    "parameters": [
-                        _query(
-                            "qeid",
-                            _string("^([0-9A-Fa-f]{2}){1,130}$"),
-                            "QE-ID (hex, any case, even length, at most 260 digits).",
-                            required=True,
-                        ),
-                        _query("cpusvn", _string(f"{_HEX}{{32}}$"), "Raw CPUSVN.", required=True),
-                        _query(
-                            "pcesvn", _string(f"{_HEX}{{4}}$"), "PCESVN, u16 LE.", required=True
-                        ),
-                        _query("pceid", _string(f"{_HEX}{{4}}$"), "PCE-ID, u16 LE.", required=True),
-                        _query(
-                            "encrypted_ppid",
-                            _string(f"{_HEX}{{768}}$"),
-                            "PPID encrypted with the manufacturer's RSA-3072 key (OAEP SHA-256).",
-                        ),
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The PCK certificate (PEM).",
-                            "headers": {
-                                "SGX-PCK-Certificate-Issuer-Chain": _header(_CHAIN_DESCRIPTION),
-                                "SGX-TCBm": _header(
-                                    "Certified CPUSVN and PCESVN (u16 LE), hex.", f"{_HEX}{{36}}$"
-                                ),
-                                "SGX-FMSPC": _header("The platform's FMSPC.", f"{_HEX}{{12}}$"),
-                                "SGX-PCK-Certificate-CA-Type": _header(
-                                    "processor or platform.", "^(processor|platform)$"
-                                ),
-                                **_REQUEST_ID,
-                            },
-                            "content": {"application/x-pem-file": {"schema": _string()}},
-                        },
-                        "400": _BAD_REQUEST,
-                        "404": _NOT_FOUND,
-                    },
-                }
-            },
-            f"{v4}/pckcrl": {
-                "get": {
-                    "operationId": "getPckCrl",
-                    "summary": "The CRL of a PCK CA.",
-                    "parameters": [
-                        _query(
-                            "ca",
-                            {"type": "string", "enum": ["processor", "platform"]},
-                            "Which PCK CA (case-insensitive).",
-                            required=True,
-                        ),
-                        _query(
-                            "encoding",
-                            {"type": "string", "enum": ["der", "pem"]},
-                            "der: DER body; otherwise hex of the DER, as PCCS does.",
-                        ),
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The CRL: DER with encoding=der, else hex.",
-                            "headers": {
-                                "SGX-PCK-CRL-Issuer-Chain": _header(_CHAIN_DESCRIPTION),
-                                **_REQUEST_ID,
-                            },
-                            "content": {**_DER_CRL, **_HEX_CRL},
-                        },
-                        "400": _BAD_REQUEST,
-                    },
-                }
-            },
-            f"{v4}/tcb": {
-                "get": {
-                    "operationId": "getTcbInfo",
-                    "summary": "Signed TCB Info v3 of an FMSPC.",
-                    "parameters": [
-                        _query(
-                            "fmspc",
-                            _string(f"{_HEX}{{12}}$"),
-                            "FMSPC (hex, any case).",
-                            required=True,
-                        ),
-                        _UPDATE,
-                        _EVALUATION_NUMBER,
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "TCB Info and its signature.",
-                            "headers": {
-                                "TCB-Info-Issuer-Chain": _header(_CHAIN_DESCRIPTION),
-                                "SGX-TCB-Info-Issuer-Chain": _header(
-                                    _CHAIN_DESCRIPTION + " (API v3 name)"
-                                ),
-                                **_REQUEST_ID,
-                            },
-                            "content": {"application/json": {"schema": _TCB_INFO}},
-                        },
-                        "400": _BAD_REQUEST,
-                        "404": _NOT_FOUND,
-                    },
-                }
-            },
-            f"{v4}/qe/identity": {
-                "get": {
-                    "operationId": "getQeIdentity",
-                    "summary": "Signed QE Identity v2 of QE3.",
-                    "parameters": [_UPDATE, _EVALUATION_NUMBER],
-                    "responses": {
-                        "200": {
-                            "description": "QE Identity and its signature.",
-                            "headers": {
-                                "SGX-Enclave-Identity-Issuer-Chain": _header(_CHAIN_DESCRIPTION),
-                                **_REQUEST_ID,
-                            },
-                            "content": {"application/json": {"schema": _QE_IDENTITY}},
-                        },
-                        "400": _BAD_REQUEST,
-                        "404": _NOT_FOUND,
-                    },
-                }
-            },
-            f"{v4}/rootcacrl": {
-                "get": {
-                    "operationId": "getRootCaCrl",
-                    "summary": "The root CA CRL, hex-encoded DER (as PCCS serves it).",
-                    "responses": {
-                        "200": {
-                            "description": "Hex of the root CA CRL.",
-                            "headers": _REQUEST_ID,
-                            "content": _HEX_CRL,
-                        }
-                    },
-                }
-            },
-            "/sim/root-ca.crl": {
-                "get": {
-                    "operationId": "getRootCaCrlDer",
-                    "summary": "The root CA CRL as DER: the CRL distribution point of the "
-                    "root, the PCK CAs and the TCB Signing certificate.",
-                    "responses": {
-                        "200": {
-                            "description": "DER of the root CA CRL.",
-                            "headers": _REQUEST_ID,
-                            "content": _DER_CRL,
-                        }
-                    },
-                }
-            },
-            "/tdx/certification/v4/tcb": {
-                "get": {
-                    "operationId": "getTdxTcbInfo",
-                    "summary": "TDX is not simulated: always 404.",
-                    "responses": {"404": _NOT_FOUND},
-                }
-            },
-            "/tdx/certification/v4/qe/identity": {
-                "get": {
-                    "operationId": "getTdxQeIdentity",
-                    "summary": "TDX is not simulated: always 404.",
-                    "responses": {"404": _NOT_FOUND},
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "operationId": "getHealth",
-                    "summary": "Liveness: the manufacturer directory is readable.",
-                    "responses": {
-                        "200": {
-                            "description": "Healthy.",
-                            "headers": _REQUEST_ID,
-                            "content": {"text/plain": {"schema": _string()}},
-                        },
-                        "503": _error("The manufacturer directory cannot be read."),
-                    },
-                }
-            },
+            f"{_V4}/pckcert": _pck_certificate_operation(),
+            f"{_V4}/pckcrl": _pck_crl_operation(),
+            f"{_V4}/tcb": _tcb_info_operation(),
+            f"{_V4}/qe/identity": _qe_identity_operation(),
+            **_root_ca_crl_operations(),
+            **_tdx_operations(),
+            "/healthz": _health_operation(),
         },
     }
+
+
+def _get(
+    operation_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A path item with one GET operation."""
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary}
+    if parameters is not None:
+        operation["parameters"] = parameters
+    operation["responses"] = responses
+    return {"get": operation}
+
+
+def _pck_certificate_operation() -> dict[str, Any]:
+    parameters = [
+        _query(
+            "qeid",
+            _string("^([0-9A-Fa-f]{2}){1,130}$"),
+            "QE-ID (hex, any case, even length, at most 260 digits).",
+            required=True,
+        ),
+        _query("cpusvn", _string(f"{_HEX}{{32}}$"), "Raw CPUSVN.", required=True),
+        _query("pcesvn", _string(f"{_HEX}{{4}}$"), "PCESVN, u16 LE.", required=True),
+        _query("pceid", _string(f"{_HEX}{{4}}$"), "PCE-ID, u16 LE.", required=True),
+        _query(
+            "encrypted_ppid",
+            _string(f"{_HEX}{{768}}$"),
+            "PPID encrypted with the manufacturer's RSA-3072 key (OAEP SHA-256).",
+        ),
+    ]
+    certificate = {
+        "description": "The PCK certificate (PEM).",
+        "headers": {
+            "SGX-PCK-Certificate-Issuer-Chain": _header(_CHAIN_DESCRIPTION),
+            "SGX-TCBm": _header("Certified CPUSVN and PCESVN (u16 LE), hex.", f"{_HEX}{{36}}$"),
+            "SGX-FMSPC": _header("The platform's FMSPC.", f"{_HEX}{{12}}$"),
+            "SGX-PCK-Certificate-CA-Type": _header(
+                "processor or platform.", "^(processor|platform)$"
+            ),
+            **_REQUEST_ID,
+        },
+        "content": {"application/x-pem-file": {"schema": _string()}},
+    }
+    return _get(
+        "getPckCertificate",
+        "The PCK certificate of a provisioned platform for a raw TCB.",
+        {"200": certificate, "400": _BAD_REQUEST, "404": _NOT_FOUND},
+        parameters,
+    )
+
+
+def _pck_crl_operation() -> dict[str, Any]:
+    parameters = [
+        _query(
+            "ca",
+            {"type": "string", "enum": ["processor", "platform"]},
+            "Which PCK CA (case-insensitive).",
+            required=True,
+        ),
+        _query(
+            "encoding",
+            {"type": "string", "enum": ["der", "pem"]},
+            "der: DER body; otherwise hex of the DER, as PCCS does.",
+        ),
+    ]
+    crl = {
+        "description": "The CRL: DER with encoding=der, else hex.",
+        "headers": {"SGX-PCK-CRL-Issuer-Chain": _header(_CHAIN_DESCRIPTION), **_REQUEST_ID},
+        "content": {**_DER_CRL, **_HEX_CRL},
+    }
+    return _get("getPckCrl", "The CRL of a PCK CA.", {"200": crl, "400": _BAD_REQUEST}, parameters)
+
+
+def _tcb_info_operation() -> dict[str, Any]:
+    parameters = [
+        _query("fmspc", _string(f"{_HEX}{{12}}$"), "FMSPC (hex, any case).", required=True),
+        _UPDATE,
+        _EVALUATION_NUMBER,
+    ]
+    tcb_info = {
+        "description": "TCB Info and its signature.",
+        "headers": {
+            "TCB-Info-Issuer-Chain": _header(_CHAIN_DESCRIPTION),
+            "SGX-TCB-Info-Issuer-Chain": _header(_CHAIN_DESCRIPTION + " (API v3 name)"),
+            **_REQUEST_ID,
+        },
+        "content": {"application/json": {"schema": _TCB_INFO}},
+    }
+    return _get(
+        "getTcbInfo",
+        "Signed TCB Info v3 of an FMSPC.",
+        {"200": tcb_info, "400": _BAD_REQUEST, "404": _NOT_FOUND},
+        parameters,
+    )
+
+
+def _qe_identity_operation() -> dict[str, Any]:
+    qe_identity = {
+        "description": "QE Identity and its signature.",
+        "headers": {
+            "SGX-Enclave-Identity-Issuer-Chain": _header(_CHAIN_DESCRIPTION),
+            **_REQUEST_ID,
+        },
+        "content": {"application/json": {"schema": _QE_IDENTITY}},
+    }
+    return _get(
+        "getQeIdentity",
+        "Signed QE Identity v2 of QE3.",
+        {"200": qe_identity, "400": _BAD_REQUEST, "404": _NOT_FOUND},
+        [_UPDATE, _EVALUATION_NUMBER],
+    )
+
+
+def _root_ca_crl_operations() -> dict[str, Any]:
+    """The root CA CRL as PCCS serves it (hex), and as DER at its distribution point."""
+    hex_crl = {
+        "description": "Hex of the root CA CRL.",
+        "headers": _REQUEST_ID,
+        "content": _HEX_CRL,
+    }
+    der_crl = {
+        "description": "DER of the root CA CRL.",
+        "headers": _REQUEST_ID,
+        "content": _DER_CRL,
+    }
+    return {
+        f"{_V4}/rootcacrl": _get(
+            "getRootCaCrl",
+            "The root CA CRL, hex-encoded DER (as PCCS serves it).",
+            {"200": hex_crl},
+        ),
+        "/sim/root-ca.crl": _get(
+            "getRootCaCrlDer",
+            "The root CA CRL as DER: the CRL distribution point of the "
+            "root, the PCK CAs and the TCB Signing certificate.",
+            {"200": der_crl},
+        ),
+    }
+
+
+def _tdx_operations() -> dict[str, Any]:
+    not_simulated = "TDX is not simulated: always 404."
+    return {
+        "/tdx/certification/v4/tcb": _get("getTdxTcbInfo", not_simulated, {"404": _NOT_FOUND}),
+        "/tdx/certification/v4/qe/identity": _get(
+            "getTdxQeIdentity", not_simulated, {"404": _NOT_FOUND}
+        ),
+    }
+
+
+def _health_operation() -> dict[str, Any]:
+    healthy = {
+        "description": "Healthy.",
+        "headers": _REQUEST_ID,
+        "content": {"text/plain": {"schema": _string()}},
+    }
+    return _get(
+        "getHealth",
+        "Liveness: the manufacturer directory is readable.",
+        {"200": healthy, "503": _error("The manufacturer directory cannot be read.")},
+    )

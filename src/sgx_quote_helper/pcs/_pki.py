@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sgx_quote_helper._time import to_utc_seconds
-from sgx_quote_helper.sgx._pck_extension import SgxExtension
+from sgx_quote_helper.sgx import SgxExtension
 
 MANUFACTURER_ORGANIZATION = "Simulated SGX Manufacturer"
 ROOT_CA_CN = "Simulated SGX Root CA"

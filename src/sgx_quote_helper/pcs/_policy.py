@@ -567,42 +567,69 @@ def _policy_from_document(document: Any) -> TcbPolicy:
     document = _expect(document, dict, "policy")
     if document.get("format") != POLICY_FORMAT:
         raise PolicyError(f"format: expected {POLICY_FORMAT}, got {document.get('format')!r}")
-    validity_doc = _expect(document.get("validity", {}), dict, "validity")
-    validity = Validity(
+    # In the order of the file, so that the first problem is the one reported.
+    validity = _validity_from(_expect(document.get("validity", {}), dict, "validity"))
+    fmspcs = _fmspcs_from(_expect(document["platformTcb"], dict, "platformTcb"))
+    qe_levels = _qe_levels_from(_expect(document["qeIdentity"], dict, "qeIdentity"))
+    revocations_doc = _expect(document.get("revocations", {}), dict, "revocations")
+    revocations = Revocations(
+        platforms=_revocations(revocations_doc, "platforms", "ppid"),
+        pck_certificates=_revocations(revocations_doc, "pckCertificates", "serial"),
+        ca_certificates=_revocations(revocations_doc, "caCertificates", "ca"),
+    )
+    return TcbPolicy(
+        tcb_evaluation_data_number=document["tcbEvaluationDataNumber"],
+        fmspcs=fmspcs,
+        qe_levels=qe_levels,
+        validity=validity,
+        revocations=revocations,
+    )
+
+
+def _validity_from(validity_doc: dict[str, Any]) -> Validity:
+    return Validity(
         days=_expect(validity_doc.get("days", 30), int, "validity.days"),
         refresh_hours=_expect(validity_doc.get("refreshHours", 24), int, "validity.refreshHours"),
         expired=frozenset(_strings(validity_doc.get("expired", []), "validity.expired")),
     )
+
+
+def _fmspcs_from(platform_tcb: dict[str, Any]) -> dict[bytes, FmspcPolicy]:
     fmspcs: dict[bytes, FmspcPolicy] = {}
-    for fmspc_hex, entry in _expect(document["platformTcb"], dict, "platformTcb").items():
+    for fmspc_hex, entry in platform_tcb.items():
         where = f"platformTcb.{fmspc_hex}"
         fmspc = _hex(fmspc_hex, 6, where)
         entry = _expect(entry, dict, where)
-        levels = []
-        for index, level in enumerate(_expect(entry["tcbLevels"], list, f"{where}.tcbLevels")):
-            at = f"{where}.tcbLevels[{index}]"
-            level = _expect(level, dict, at)
-            components = tuple(_expect(level["components"], list, f"{at}.components"))
-            try:
-                levels.append(
-                    PlatformTcbLevel(
-                        components=components,
-                        pce_svn=level["pceSvn"],
-                        status=level["status"],
-                        tcb_date=_date(level["tcbDate"], f"{at}.tcbDate"),
-                        advisory_ids=_strings(level.get("advisoryIds", []), f"{at}.advisoryIds"),
-                    )
-                )
-            except PolicyError as exc:
-                raise PolicyError(f"{at}: {exc}") from None
+        levels = tuple(
+            _platform_level_from(level, f"{where}.tcbLevels[{index}]")
+            for index, level in enumerate(_expect(entry["tcbLevels"], list, f"{where}.tcbLevels"))
+        )
         try:
             fmspcs[fmspc] = FmspcPolicy(
-                pce_id=_hex(entry["pceId"], 2, f"{where}.pceId"), levels=tuple(levels)
+                pce_id=_hex(entry["pceId"], 2, f"{where}.pceId"), levels=levels
             )
         except PolicyError as exc:
             raise PolicyError(f"{where}: {exc}") from None
+    return fmspcs
+
+
+def _platform_level_from(level: Any, at: str) -> PlatformTcbLevel:
+    level = _expect(level, dict, at)
+    components = tuple(_expect(level["components"], list, f"{at}.components"))
+    try:
+        return PlatformTcbLevel(
+            components=components,
+            pce_svn=level["pceSvn"],
+            status=level["status"],
+            tcb_date=_date(level["tcbDate"], f"{at}.tcbDate"),
+            advisory_ids=_strings(level.get("advisoryIds", []), f"{at}.advisoryIds"),
+        )
+    except PolicyError as exc:
+        raise PolicyError(f"{at}: {exc}") from None
+
+
+def _qe_levels_from(qe_doc: dict[str, Any]) -> tuple[QeTcbLevel, ...]:
     qe_levels = []
-    qe_doc = _expect(document["qeIdentity"], dict, "qeIdentity")
     for index, level in enumerate(_expect(qe_doc["tcbLevels"], list, "qeIdentity.tcbLevels")):
         at = f"qeIdentity.tcbLevels[{index}]"
         level = _expect(level, dict, at)
@@ -617,16 +644,4 @@ def _policy_from_document(document: Any) -> TcbPolicy:
             )
         except PolicyError as exc:
             raise PolicyError(f"{at}: {exc}") from None
-    revocations_doc = _expect(document.get("revocations", {}), dict, "revocations")
-    revocations = Revocations(
-        platforms=_revocations(revocations_doc, "platforms", "ppid"),
-        pck_certificates=_revocations(revocations_doc, "pckCertificates", "serial"),
-        ca_certificates=_revocations(revocations_doc, "caCertificates", "ca"),
-    )
-    return TcbPolicy(
-        tcb_evaluation_data_number=document["tcbEvaluationDataNumber"],
-        fmspcs=fmspcs,
-        qe_levels=tuple(qe_levels),
-        validity=validity,
-        revocations=revocations,
-    )
+    return tuple(qe_levels)

@@ -16,7 +16,7 @@ from typing import Any
 from sgx_quote_helper._time import format_time, parse_time
 from sgx_quote_helper.pcs._errors import ManufacturerDirectoryError
 from sgx_quote_helper.pcs._pki import CA_TYPES
-from sgx_quote_helper.sgx._pck_extension import PlatformConfiguration, SgxExtension, SgxType
+from sgx_quote_helper.sgx import PlatformConfiguration, SgxExtension, SgxType
 
 REGISTRY_FORMAT = 1
 

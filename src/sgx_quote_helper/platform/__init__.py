@@ -47,6 +47,7 @@ from sgx_quote_helper.platform._platform import (
     PROVISIONING_SECRET_FILE,
     Platform,
     PlatformDescription,
+    application_view,
     create_platform,
 )
 from sgx_quote_helper.platform._qe import (
@@ -92,6 +93,7 @@ __all__ = [
     "ReportVerifier",
     "SealError",
     "SimulatedCpu",
+    "application_view",
     "build_identity",
     "create_platform",
     "demo_app_identity",

@@ -23,9 +23,14 @@ from sgx_quote_helper._version import PCE_SVN
 from sgx_quote_helper.platform._cpu import SimulatedCpu
 from sgx_quote_helper.platform._enclave import EnclaveIdentity, pce_identity
 from sgx_quote_helper.platform._errors import SGX_ERROR_INVALID_ATTRIBUTE, CertificationError
-from sgx_quote_helper.sgx import AttributeFlags, Report, TargetInfo
-from sgx_quote_helper.sgx._ecdsa import ecdsa_sign_raw
-from sgx_quote_helper.sgx._quote import PpidCleartext, PpidEncrypted
+from sgx_quote_helper.sgx import (
+    AttributeFlags,
+    PpidCleartext,
+    PpidEncrypted,
+    Report,
+    TargetInfo,
+    ecdsa_sign_raw,
+)
 
 _REPORT_BODY_SIZE = 384
 

@@ -272,3 +272,20 @@ def create_platform(
     # The description last: its presence marks a complete platform directory.
     atomic_write(root / DESCRIPTION_FILE, text.encode("utf-8"), mode=DESCRIPTION_MODE)
     return Platform(root, description, enclave_secret, provisioning_secret)
+
+
+def application_view(platform_dir: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """What an application container sees of a platform, written to ``target``.
+
+    The description and the enclave secret, not the provisioning secret: the
+    container mounts ``/dev/sgx_enclave`` but not ``/dev/sgx_provision``, so it
+    can make REPORTs but quotes only through the quote helper.
+    """
+    source, view = Path(platform_dir), Path(target)
+    view.mkdir(mode=DIRECTORY_MODE, parents=True)
+    for name, mode in (
+        (DESCRIPTION_FILE, DESCRIPTION_MODE),
+        (ENCLAVE_SECRET_FILE, ENCLAVE_SECRET_MODE),
+    ):
+        atomic_write(view / name, (source / name).read_bytes(), mode=mode)
+    return view

@@ -47,13 +47,14 @@ from sgx_quote_helper.sgx import (
     INTEL_QE_VENDOR_ID,
     AttKeyAlgorithm,
     AttKeyIdExt,
+    PckCertChain,
     QeReportInfo,
     QuoteHeader,
     Report,
     TargetInfo,
+    ec_public_key_to_raw,
+    ecdsa_sign_raw,
 )
-from sgx_quote_helper.sgx._ecdsa import ec_public_key_to_raw, ecdsa_sign_raw
-from sgx_quote_helper.sgx._quote import PckCertChain
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sgx_quote_helper.errors import CodedError
+from sgx_quote_helper.sgx import REPORT_DATA_SIZE
 
-REPORT_DATA_SIZE = 64
 #: Uncompressed SEC1 point: 0x04 || x || y.
 PUBLIC_KEY_SIZE = 65
 NONCE_SIZE = 12

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from sgx_quote_helper import client
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.explain import guide
@@ -162,6 +164,16 @@ def _provisioning_view(platform_dir: Path) -> str:
     return "readable, not used" if os.access(secret, os.R_OK) else "not readable"
 
 
+@dataclass(frozen=True)
+class _Quoted:
+    """How our quote was made: the mode, where, and the QE and PCE that made it."""
+
+    mode: str
+    where: str
+    qe_svn: int
+    pce_svn: int
+
+
 class _Party:
     def __init__(self, config: PartyConfig, channel: FramedChannel, sink: EventSink) -> None:
         self.config = config
@@ -188,9 +200,36 @@ class _Party:
 
     def _run(self) -> ExchangeResult:
         config = self.config
+        platform = self._load_platform()  # 1
+        key, public, report_data = self._new_key()  # 2
+        quote, quoted = self._quote(platform, report_data)  # 3
+        peer_public, peer_quote = self._exchange_evidence(public, quote)  # 4, 5
+        result = self._verify_peer(peer_quote, peer_public)  # 6: the verdict goes to the peer
+        self._await_verdict()  # 7
+        session_key = self._session_key(key, public, peer_public)  # 8
+        plaintext = self._exchange_messages(session_key, public, peer_public)  # 9, 10
         identity = config.identity
+        return ExchangeResult(
+            name=config.name,
+            peer_name=self.peer_name,
+            mode=quoted.mode,
+            where=quoted.where,
+            mr_enclave=identity.mr_enclave.hex(),
+            mr_signer=identity.mr_signer.hex(),
+            qe_svn=quoted.qe_svn,
+            pce_svn=quoted.pce_svn,
+            peer_status=result.status.value,
+            peer_qv_result=result.qv_result.c_name,
+            peer_qe_svn=result.header.qe_svn,
+            peer_mr_enclave=result.report.mr_enclave.hex(),
+            key_fingerprint=_crypto.key_fingerprint(session_key),
+            sent=config.message,
+            received=plaintext,
+        )
 
-        # 1. The platform as an application sees it: no provisioning secret.
+    def _load_platform(self) -> Platform:
+        """1. The platform as an application sees it: no provisioning secret."""
+        config, identity = self.config, self.config.identity
         try:
             platform = Platform.load(config.platform_dir, need_provisioning=False)
         except SgxQuoteHelperError as exc:
@@ -206,14 +245,19 @@ class _Party:
             loaded_provisioning_secret=platform.has_provisioning_access,
             provisioning_secret=_provisioning_view(config.platform_dir),
         )
+        return platform
 
-        # 2. A fresh key pair, bound into REPORTDATA.
+    def _new_key(self) -> tuple[ec.EllipticCurvePrivateKey, bytes, bytes]:
+        """2. A fresh key pair, bound into REPORTDATA."""
         key = _crypto.generate_key()
         public = _crypto.public_bytes(key)
         report_data = _crypto.report_data_for(public)
         self.emit("key", public_key_sha256=_sha256(public), report_data=report_data.hex())
+        return key, public, report_data
 
-        # 3. The quote, through whichever mode SGX_AESM_ADDR selects.
+    def _quote(self, platform: Platform, report_data: bytes) -> tuple[bytes, _Quoted]:
+        """3. The quote, through whichever mode ``SGX_AESM_ADDR`` selects."""
+        config = self.config
         options: dict[str, Any] = {"pccs_url": config.pccs_url}
         if config.qe_svn is not None:
             options["qe_svn"] = config.qe_svn
@@ -222,34 +266,34 @@ class _Party:
         try:
             quoter = client.quoter(platform_dir=config.platform_dir, **options)
             target = quoter.get_target_info()
-            report = platform.cpu().ereport(identity, target, report_data)
+            report = platform.cpu().ereport(config.identity, target, report_data)
             quote = quoter.get_quote(report)
         except SgxQuoteHelperError as exc:
             raise ExchangeError(
                 "quote", exc.diagnostics(guide), cause_type=type(exc).__name__
             ) from exc
         header = Quote.from_bytes(quote).header
-        mode, where = quoter.mode.value, quoter.describe()
+        quoted = _Quoted(quoter.mode.value, quoter.describe(), header.qe_svn, header.pce_svn)
         self.emit(
             "quote",
-            mode=mode,
-            via=where,
-            qe_svn=header.qe_svn,
-            pce_svn=header.pce_svn,
+            mode=quoted.mode,
+            via=quoted.where,
+            qe_svn=quoted.qe_svn,
+            pce_svn=quoted.pce_svn,
             size=len(quote),
         )
+        return quote, quoted
 
-        # 4.
+    def _exchange_evidence(self, public: bytes, quote: bytes) -> tuple[bytes, bytes]:
+        """4. Send our quote and public key; 5. receive the peer's."""
         evidence = {
             "type": "evidence",
-            "name": config.name,
+            "name": self.config.name,
             "public_key": public.hex(),
             "quote": base64.b64encode(quote).decode(),
         }
         self.channel.send(evidence, step="send_evidence")
         self.emit("send_evidence", quote_size=len(quote))
-
-        # 5.
         message = self._receive("receive_evidence", "evidence")
         peer_public, peer_quote = self._parse_evidence(message)
         self.emit(
@@ -258,11 +302,10 @@ class _Party:
             public_key_sha256=_sha256(peer_public),
             quote_size=len(peer_quote),
         )
+        return peer_public, peer_quote
 
-        # 6. Verify and appraise; the verdict goes to the peer either way.
-        result = self._verify_peer(peer_quote, peer_public)
-
-        # 7.
+    def _await_verdict(self) -> None:
+        """7. The peer's verdict on our evidence; a refusal stops us with its reason."""
         verdict = self._receive("peer_verdict", "verdict")
         if verdict.get("accepted") is not True:
             reason = _untrusted(verdict.get("reason", "no reason given"), 2000)
@@ -274,21 +317,25 @@ class _Party:
             )
         self.emit("peer_verdict", accepted=True, our_status=_untrusted(verdict.get("status"), 64))
 
-        # 8.
+    def _session_key(
+        self, key: ec.EllipticCurvePrivateKey, public: bytes, peer_public: bytes
+    ) -> bytes:
+        """8. ECDH with the peer's attested key, then HKDF-SHA256 over both public keys."""
         try:
             session_key = _crypto.derive_session_key(key, public, peer_public)
         except _crypto.KeyAgreementError as exc:
             raise ExchangeError("session_key", str(exc), cause_type=type(exc).__name__) from exc
         fingerprint = _crypto.key_fingerprint(session_key)
         self.emit("session_key", kdf="HKDF-SHA256", cipher="AES-256-GCM", fingerprint=fingerprint)
+        return session_key
 
-        # 9.
+    def _exchange_messages(self, session_key: bytes, public: bytes, peer_public: bytes) -> str:
+        """9. One AES-256-GCM message to the peer; 10. one from it, opened."""
+        config = self.config
         nonce, ciphertext = _crypto.seal(session_key, config.message.encode(), public)
         sealed = {"type": "message", "nonce": nonce.hex(), "ciphertext": ciphertext.hex()}
         self.channel.send(sealed, step="send_message")
         self.emit("send_message", plaintext=config.message, ciphertext_size=len(ciphertext))
-
-        # 10.
         received = self._receive("receive_message", "message")
         try:
             plaintext = _crypto.open_sealed(
@@ -300,24 +347,7 @@ class _Party:
         except (ValueError, _crypto.KeyAgreementError) as exc:
             raise ExchangeError("receive_message", str(exc), cause_type=type(exc).__name__) from exc
         self.emit("receive_message", plaintext=plaintext)
-
-        return ExchangeResult(
-            name=config.name,
-            peer_name=self.peer_name,
-            mode=mode,
-            where=where,
-            mr_enclave=identity.mr_enclave.hex(),
-            mr_signer=identity.mr_signer.hex(),
-            qe_svn=header.qe_svn,
-            pce_svn=header.pce_svn,
-            peer_status=result.status.value,
-            peer_qv_result=result.qv_result.c_name,
-            peer_qe_svn=result.header.qe_svn,
-            peer_mr_enclave=result.report.mr_enclave.hex(),
-            key_fingerprint=fingerprint,
-            sent=config.message,
-            received=plaintext,
-        )
+        return plaintext
 
     def _receive(self, step: str, expected: str) -> dict[str, Any]:
         message = self.channel.receive(step=step)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from sgx_quote_helper._fs import make_directory
 from sgx_quote_helper._logging import configure_logging, log_event
-from sgx_quote_helper.backends import backend_factory
-from sgx_quote_helper.backends._certification import pck_source_for
+from sgx_quote_helper.backends import backend_factory, pck_source_for
 from sgx_quote_helper.platform import Platform
 from sgx_quote_helper.service._config import (
     CONFIG_FILE_ENV,

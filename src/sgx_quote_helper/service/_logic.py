@@ -49,8 +49,7 @@ from sgx_quote_helper.backends import (
     QuoteBackend,
     QuoteError,
 )
-from sgx_quote_helper.sgx import AttKeyId, QeReportInfo
-from sgx_quote_helper.sgx._status import AesmError, Quote3Error, quote3_to_aesm
+from sgx_quote_helper.sgx import AesmError, AttKeyId, QeReportInfo, Quote3Error, quote3_to_aesm
 
 _log = logging.getLogger("sgx_quote_helper.service")
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from sgx_quote_helper._version import __version__
 from sgx_quote_helper.aesm import MessageKind
-from sgx_quote_helper.sgx._status import AesmError
+from sgx_quote_helper.sgx import AesmError
 
 _PREFIX = "sgx_quote_helper"
 

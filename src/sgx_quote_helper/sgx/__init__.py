@@ -39,6 +39,7 @@ from sgx_quote_helper.sgx._quote import (
     TeeType,
     build_quote_v3,
     certification_data_type_name,
+    encoded_quote_size,
     quote_size_v3,
 )
 from sgx_quote_helper.sgx._status import (
@@ -65,6 +66,7 @@ from sgx_quote_helper.sgx._structs import (
     INTEL_QE_VENDOR_ID,
     QE3_MRSIGNER,
     QE3_PROD_ID,
+    REPORT_DATA_SIZE,
     XFRM_LEGACY,
     AttKeyAlgorithm,
     AttKeyId,
@@ -92,6 +94,7 @@ __all__ = [
     "QE_TCB_STATUSES",
     "QUOTE_EX_STATUSES",
     "QUOTE_MIN_SIZE_V3",
+    "REPORT_DATA_SIZE",
     "SGX_EXTENSION_OID",
     "SIGNED_REGION_SIZE_V3",
     "TCB_STATUS_QV_RESULT",
@@ -143,6 +146,7 @@ __all__ = [
     "ecdsa_signature_from_raw",
     "ecdsa_signature_to_raw",
     "ecdsa_verify_raw",
+    "encoded_quote_size",
     "oal_to_sgx",
     "quote3_to_aesm",
     "quote_size_v3",

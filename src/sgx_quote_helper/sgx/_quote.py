@@ -633,6 +633,27 @@ def _report_body_class(header: QuoteHeader) -> type[ReportBody] | type[Report2Bo
     raise ParseError(f"quote version {header.version} is not supported (only versions 3 and 4 are)")
 
 
+def encoded_quote_size(data: bytes) -> int:
+    """The size of the SGX quote that starts ``data``, from its fixed part alone.
+
+    ``signature_data_offset + signature_data_len`` (436 + the u32 at 432 for v3
+    and for v4 SGX quotes), as Gramine recomputes it to trim the zero-padded
+    buffer that AESM returns (aesm-wire.md section 6.2). What follows the fixed
+    part is not read: it may be missing or padding. :class:`ParseError` when
+    ``data`` is shorter than the fixed part or is not an SGX quote of a version
+    this codec reads (a TDX quote has another body).
+    """
+    if len(data) < SIGNATURE_DATA_OFFSET_V3:
+        raise ParseError(
+            f"{len(data)} bytes are less than a quote's fixed {SIGNATURE_DATA_OFFSET_V3}"
+        )
+    header = QuoteHeader.from_bytes(data[:QUOTE_HEADER_SIZE])
+    if _report_body_class(header) is not ReportBody:
+        raise ParseError("a TDX quote, not an SGX one")
+    length = data[SIGNATURE_DATA_LEN_OFFSET_V3:SIGNATURE_DATA_OFFSET_V3]
+    return SIGNATURE_DATA_OFFSET_V3 + int.from_bytes(length, "little")
+
+
 @dataclass(frozen=True)
 class Quote:
     """An ECDSA-P256 DCAP quote, v3 or v4, with the QE block flattened.

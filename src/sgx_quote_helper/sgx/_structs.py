@@ -261,5 +261,8 @@ DEFAULT_ECDSA_ATT_KEY_ID = AttKeyIdExt(
     )
 )
 
+#: REPORTDATA, the last field of the report body: what an enclave binds into its REPORT.
+REPORT_DATA_SIZE = next(f.size for f in ReportBody.LAYOUT.fields if f.name == "report_data")
+
 #: Bytes of ``sgx_ql_att_key_id_t`` that AESM compares when matching a key id.
 ATT_KEY_ID_MATCH_LEN = AttKeyId.LAYOUT.size

@@ -62,7 +62,7 @@ from sgx_quote_helper.verify._policy import (
     load_policy,
     policy_from_mapping,
 )
-from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult
+from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult, report_to_dict
 from sgx_quote_helper.verify._verifier import Verifier
 
 __all__ = [
@@ -115,5 +115,6 @@ __all__ = [
     "appraise",
     "load_policy",
     "policy_from_mapping",
+    "report_to_dict",
     "root_key_id",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 import dcap_qvl
 
 from sgx_quote_helper.pccs import Collateral
-from sgx_quote_helper.sgx._status import Quote3Error
+from sgx_quote_helper.sgx import Quote3Error
 from sgx_quote_helper.verify._anchor import TrustAnchor
 from sgx_quote_helper.verify._errors import (
     CertificateChainError,

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sgx_quote_helper.errors import CodedError, UsageError
-from sgx_quote_helper.sgx import TcbStatus
+from sgx_quote_helper.sgx import REPORT_DATA_SIZE, TcbStatus
 from sgx_quote_helper.verify._result import VerificationResult
 
-REPORT_DATA_SIZE = 64
 MEASUREMENT_SIZE = 32
 
 

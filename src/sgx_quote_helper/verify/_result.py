@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sgx_quote_helper.sgx import QvResult, TcbStatus
-from sgx_quote_helper.sgx._structs import QuoteHeader, ReportBody
+from sgx_quote_helper.sgx import QuoteHeader, QvResult, ReportBody, TcbStatus
 from sgx_quote_helper.verify._anchor import TrustAnchor
 
 

@@ -17,9 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from sgx_quote_helper._time import Clock, parse_time, utc_now
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs import CaType, Collateral, PccsClient, pck_fmspc_and_ca
-from sgx_quote_helper.sgx import TcbStatus
-from sgx_quote_helper.sgx._quote import PckCertChain, Quote
-from sgx_quote_helper.sgx._structs import INTEL_QE_VENDOR_ID, ReportBody
+from sgx_quote_helper.sgx import INTEL_QE_VENDOR_ID, PckCertChain, Quote, ReportBody, TcbStatus
 from sgx_quote_helper.verify._anchor import TrustAnchor, root_key_id
 from sgx_quote_helper.verify._collateral import (
     DEFAULT_MAX_COLLATERAL_AGE,

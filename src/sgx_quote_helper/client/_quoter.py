@@ -1,4 +1,6 @@
-"""The high-level API in DCAP's shape: target info, quote size, quote.
+"""The quoter: the high-level API in DCAP's shape (target info, quote size, quote).
+
+(Not the ``dcap`` backend: this is a client of any AESM-compatible service.)
 
 ``get_target_info``, ``get_quote_size`` and ``get_quote`` do what DCAP's
 ``sgx_qe_get_target_info``, ``sgx_qe_get_quote_size`` and ``sgx_qe_get_quote``
@@ -53,7 +55,7 @@ from sgx_quote_helper.client._transport import (
     run_flow,
     run_flow_async,
 )
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError
 from sgx_quote_helper.platform import EnclaveIdentity, SimulatedCpu
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
@@ -62,16 +64,11 @@ from sgx_quote_helper.sgx import (
     Report,
     SgxStatus,
     TargetInfo,
+    encoded_quote_size,
 )
-from sgx_quote_helper.sgx._quote import SIGNATURE_DATA_LEN_OFFSET_V3, SIGNATURE_DATA_OFFSET_V3
 
 T = TypeVar("T")
 
-#: ``sgx_quote3_t`` up to and including ``signature_data_len`` (spec section 10).
-_QUOTE_FIXED_SIZE = SIGNATURE_DATA_OFFSET_V3  # 436
-_SIGNATURE_LEN_OFFSET = SIGNATURE_DATA_LEN_OFFSET_V3  # 432
-#: SGX quote versions whose fixed part is laid out as v3 (DCAP v4 for SGX keeps it).
-_TRIMMABLE_VERSIONS = (3, 4)
 
 #: Checks the MAC of the QE's REPORT for the application enclave; raises if bad.
 QeReportMacCheck = Callable[[Report], None]
@@ -100,29 +97,20 @@ class RetryPolicy:
 def trim_quote(buffer: bytes) -> bytes:
     """The real quote at the start of a zero-padded quote buffer (spec section 6.2).
 
-    The size of an SGX v3 quote is ``436 + signature_data_len`` (u32 at 432);
-    Gramine recomputes it the same way.
+    Its size comes from the quote's own fixed part (``sgx.encoded_quote_size``),
+    as Gramine recomputes it.
     """
-    call = QuoteExCall.GET_QUOTE_EX
-    if len(buffer) < _QUOTE_FIXED_SIZE:
+    try:
+        size = encoded_quote_size(buffer)
+    except ParseError as exc:
         raise UnexpectedError(
-            f"the quote buffer holds {len(buffer)} bytes, less than a quote's fixed "
-            f"{_QUOTE_FIXED_SIZE}",
-            call=call,
-        )
-    version = int.from_bytes(buffer[0:2], "little")
-    if version not in _TRIMMABLE_VERSIONS:
-        raise UnexpectedError(
-            f"the service returned a quote of version {version}; this client reads SGX "
-            f"quotes of versions {', '.join(map(str, _TRIMMABLE_VERSIONS))}",
-            call=call,
-        )
-    size = _QUOTE_FIXED_SIZE + int.from_bytes(
-        buffer[_SIGNATURE_LEN_OFFSET:_QUOTE_FIXED_SIZE], "little"
-    )
+            f"the service returned no SGX quote this client reads: {exc}",
+            call=QuoteExCall.GET_QUOTE_EX,
+        ) from None
     if size > len(buffer):
         raise UnexpectedError(
-            f"the quote claims {size} bytes but the buffer holds {len(buffer)}", call=call
+            f"the quote claims {size} bytes but the buffer holds {len(buffer)}",
+            call=QuoteExCall.GET_QUOTE_EX,
         )
     return buffer[:size]
 
