@@ -64,8 +64,7 @@ _keep: list[Any] = []
 @functools.cache
 def _logic() -> Any:
     """The daemon's request logic over a ready simulated backend."""
-    from sgx_quote_helper.backends import SimBackend
-    from sgx_quote_helper.backends._certification import pck_source_for
+    from sgx_quote_helper.backends import SimBackend, pck_source_for
     from sgx_quote_helper.service._logic import AesmLogic
     from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID
 
@@ -89,10 +88,10 @@ def aesm_frames(data: bytes) -> None:
         MissingRequiredField,
         NeedData,
         decode_request,
+        error_response,
         frame_response,
     )
-    from sgx_quote_helper.aesm._messages import error_response
-    from sgx_quote_helper.sgx._status import AesmError
+    from sgx_quote_helper.sgx import AesmError
 
     decoder = FrameDecoder(max_body_size=MAX_REQUEST_BODY_SIZE)
     # The first byte chooses how the stream is cut, as TCP may cut it.
@@ -122,14 +121,15 @@ def aesm_frames(data: bytes) -> None:
 
 
 def _aesm_seeds() -> list[bytes]:
-    from sgx_quote_helper.aesm import Request, frame_request
-    from sgx_quote_helper.aesm._messages import (
+    from sgx_quote_helper.aesm import (
         GetQuoteExRequest,
         GetQuoteSizeExRequest,
         GetSupportedAttKeyIDNumRequest,
         GetSupportedAttKeyIDsRequest,
         InitQuoteExRequest,
+        Request,
         SelectAttKeyIDRequest,
+        frame_request,
     )
     from sgx_quote_helper.platform import Platform, demo_app_identity
     from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, TargetInfo
@@ -175,7 +175,7 @@ def quote(data: bytes) -> None:
 
 
 def _quote_seeds() -> list[bytes]:
-    from sgx_quote_helper.aesm._messages import GetQuoteExRequest, InitQuoteExRequest
+    from sgx_quote_helper.aesm import GetQuoteExRequest, InitQuoteExRequest
     from sgx_quote_helper.platform import Platform, demo_app_identity
     from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, TargetInfo
 
@@ -204,8 +204,7 @@ def pck_extension(data: bytes) -> None:
 
 
 def _pck_extension_seeds() -> list[bytes]:
-    from sgx_quote_helper.sgx import Quote
-    from sgx_quote_helper.sgx._pck_extension import SGX_EXTENSION_OID
+    from sgx_quote_helper.sgx import SGX_EXTENSION_OID, Quote
 
     seeds = []
     for raw in _quote_seeds():
