@@ -77,9 +77,31 @@ def _call(path: Path, request: Request) -> bytes:
         return reader.read(length)
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (the daemon and any workers it started)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+    """CPU time of the daemon and its worker processes (``--workers``)."""
+    total = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLK_TCK
 
 
 def _memory_mib(pid: int) -> dict[str, float]:
@@ -346,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         default="native",
         help="client processes in C (default, when cc exists) or Python",
     )
+    parser.add_argument("--workers", type=int, help="daemon worker processes (default: its own)")
     args = parser.parse_args(argv)
     native = native_client() if args.loadgen == "native" else None
 
@@ -360,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             cli_main(["sim", "init", str(work / "sim")])
-        with _daemon(work, loop=args.loop, profile=profile) as daemon:
+        extra = ["--workers", str(args.workers)] if args.workers else []
+        results["workers"] = args.workers or "default"
+        with _daemon(work, loop=args.loop, profile=profile, extra=extra) as daemon:
             quote, count = _frames(work, daemon)
             results["daemon_memory_ready"] = _memory_mib(daemon.process.pid)
             latencies = _sequential(daemon, quote.read_bytes(), args.sequential)

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import algorithms
 
 from bench._loadgen import native_client, run_clients
-from bench.daemon import RESULTS, Daemon, _daemon, _frames, _machine, _starvation
+from bench.daemon import RESULTS, Daemon, _daemon, _frames, _machine, _starvation, _tree
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 NOBODY = 65534
@@ -62,23 +62,6 @@ QE3_PCE_BYTES = QE3_HEAP + QE3_STACK + PCE_HEAP + PCE_STACK
 
 
 # -- measurements of processes ----------------------------------------------------
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (the daemon and any workers it started)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += children.get(current, [])
-    return found
 
 
 def _tree_cpu_seconds(pids: list[int]) -> float:

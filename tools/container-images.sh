@@ -5,6 +5,12 @@
 #   tools/container-images.sh setup    install podman & co. if missing, make the base image if absent
 #   tools/container-images.sh build    setup, then build sgx-quote-helper and sgx-quote-helper-sample
 #   tools/container-images.sh env      print the environment podman needs (eval it)
+#   tools/container-images.sh dcap intel|azure
+#                                      setup, then build the dcap backend's image (target dcap,
+#                                      Intel's DCAP runtime and that quote provider), tagged
+#                                      <release>-dcap-<provider> as the chart's presets name it.
+#                                      Needs download.01.org and a registry for its Ubuntu base:
+#                                      never run in CI (docs/images.md)
 #
 # Environment:
 #   CA_BUNDLE   PEM bundle that pip inside the build trusts (TLS-intercepting
@@ -104,8 +110,10 @@ check() {
 
 build_one() {
     local target="$1" name="$2" start=$SECONDS
+    shift 2
+    # Further arguments go to podman build (the dcap target's pull policy and build-arg).
     local args=(build --pull=never --layers --target "$target" -f "$repo/deploy/docker/Dockerfile"
-                --build-arg "BASE_IMAGE=$BASE_IMAGE") tag
+                --build-arg "BASE_IMAGE=$BASE_IMAGE" "$@") tag
     for tag in "${tags[@]}"; do args+=(-t "localhost/$name:$tag"); done
     if [ -n "$CA_BUNDLE" ]; then
         [ -r "$CA_BUNDLE" ] || die "CA_BUNDLE=$CA_BUNDLE is not readable"
@@ -126,7 +134,23 @@ case "$cmd" in
         make_base_image
         build_one daemon sgx-quote-helper
         build_one sample sgx-quote-helper-sample
-        # The dcap backend's image (Intel's DCAP runtime) will be one more target here.
+        # Not the dcap target: it needs Intel's repository (see `dcap` below).
         ;;
-    *) die "unknown command $cmd (check, setup, build, env)" ;;
+    dcap)
+        provider="${2:-}"
+        case "$provider" in
+            intel|azure) ;;
+            *) die "usage: $0 dcap intel|azure (the quote provider library in the image)" ;;
+        esac
+        if [ -n "${IMAGE_TAG:-}" ]; then
+            tags=("$IMAGE_TAG")
+        else
+            tags=("${release:-latest}-dcap-$provider")
+        fi
+        install_tools
+        make_base_image
+        # --pull=missing: the Ubuntu base comes from a registry (a later --pull wins).
+        build_one dcap sgx-quote-helper --pull=missing --build-arg "QUOTE_PROVIDER=$provider"
+        ;;
+    *) die "unknown command $cmd (check, setup, build, dcap, env)" ;;
 esac

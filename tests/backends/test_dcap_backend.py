@@ -234,6 +234,41 @@ def test_devices_must_be_accessible_to_the_daemons_user(run_dir: Path) -> None:
     assert run_as_nobody(as_nobody) == {"error": None}
 
 
+def test_a_device_behind_an_unsearchable_directory_is_not_called_missing(
+    run_dir: Path,
+) -> None:
+    hidden = run_dir / "dev"
+    hidden.mkdir()
+    enclave, provision = hidden / "sgx_enclave", hidden / "sgx_provision"
+    for path in (enclave, provision):
+        path.write_bytes(b"")
+        path.chmod(0o666)
+    hidden.chmod(0o700)  # root only: nobody cannot look inside
+
+    def as_nobody() -> dict[str, Any]:
+        try:
+            check_devices(enclave, provision)
+        except DcapStartupError as exc:
+            return {"error": str(exc)}
+        return {"error": None}
+
+    error = run_as_nobody(as_nobody)["error"]
+    assert error is not None
+    assert f"{enclave} cannot be looked up by uid 65534 (Permission denied)" in error
+    assert "does not exist" not in error
+
+
+def test_a_quote_provider_without_its_entry_point_is_named(
+    options: DcapOptions, shims: Shims
+) -> None:
+    # The quote library stand-in loads but is no quote provider.
+    bad = DcapOptions(**{**options.__dict__, "quote_provider": str(shims.library)})
+    with pytest.raises(DcapStartupError) as caught:
+        DcapBackend(bad, environ={})
+    assert "does not export sgx_ql_get_quote_config" in str(caught.value)
+    assert "az-dcap-client" in caught.value.diagnostics()
+
+
 def test_sgx_aesm_addr_is_unset_before_the_library_loads(
     options: DcapOptions, tmp_path: Path
 ) -> None:
@@ -373,6 +408,41 @@ def test_only_the_default_ecdsa_key_id(backend: DcapBackend) -> None:
         assert caught.value.code == Quote3Error.UNSUPPORTED_ATT_KEY_ID
 
 
+def test_bad_sizes_are_refused_before_or_after_the_library(
+    backend: DcapBackend, shim: ShimControl
+) -> None:
+    # A REPORT of the wrong size never reaches the library.
+    before = len(shim.calls())
+    with pytest.raises(QuoteError) as caught:
+        backend.get_quote(REPORT[:100], KEY, None)
+    assert caught.value.code == Quote3Error.ERROR_INVALID_PARAMETER
+    assert len(shim.calls()) == before
+    # A quote size smaller than a quote's fixed part is the library's error.
+    shim.set_quote_size(100)
+    for call in (lambda: backend.quote_size(KEY), lambda: backend.get_quote(REPORT, KEY, None)):
+        with pytest.raises(QuoteError, match="less than a quote's fixed part") as caught:
+            call()
+        assert caught.value.code == Quote3Error.ERROR_UNEXPECTED
+    assert not any(c.startswith("sgx_qe_get_quote ") for c in shim.calls())
+
+
+def test_a_library_answer_that_does_not_fit_is_an_unexpected_error(
+    backend: DcapBackend, shim: ShimControl
+) -> None:
+    # An ECDSA id of another size than the 32 bytes of a SHA-256.
+    shim.misbehave(pub_key_id_size=20)
+    with pytest.raises(QuoteError, match="20-byte ECDSA id, not 32") as caught:
+        backend.init_quote(KEY)
+    assert caught.value.code == Quote3Error.ERROR_UNEXPECTED
+    # A quote whose signature length runs past the buffer the library was given.
+    shim.misbehave(sig_len_excess=1)
+    with pytest.raises(QuoteError, match="claims 1501 bytes in a 1500-byte buffer") as caught:
+        backend.get_quote(REPORT, KEY, None)
+    assert caught.value.code == Quote3Error.ERROR_UNEXPECTED
+    shim.misbehave()
+    assert len(backend.get_quote(REPORT, KEY, None).quote) == 1500
+
+
 # ---- error mapping: every call's failure carries the library's code ----
 
 
@@ -506,6 +576,76 @@ def test_close_waits_for_the_call_in_flight(options: DcapOptions, shim: ShimCont
     with pytest.raises(QuoteError) as caught:
         backend.quote_size(KEY)
     assert caught.value.aesm_code == AesmError.SERVICE_UNAVAILABLE
+
+
+def test_a_caller_that_waits_too_long_gets_busy_and_never_reaches_the_library(
+    options: DcapOptions, shim: ShimControl
+) -> None:
+    backend = DcapBackend(
+        DcapOptions(**{**options.__dict__, "queue_depth": 4, "queue_timeout": 0.2}), environ={}
+    )
+    try:
+        shim.delay(1000)
+        first = threading.Thread(target=lambda: backend.quote_size(KEY))
+        first.start()
+        deadline = time.monotonic() + 30
+        while not any(c.startswith("sgx_qe_get_quote_size") for c in shim.calls()):
+            assert time.monotonic() < deadline, "the first call never reached the library"
+            time.sleep(0.005)
+        with pytest.raises(QuoteError, match=r"did not become free within 0\.2 s") as caught:
+            backend.quote_size(KEY)
+        assert caught.value.aesm_code == AesmError.BUSY
+        first.join(timeout=30)
+        # Only the first call entered the library; the timed-out one was withdrawn.
+        assert len([c for c in shim.calls() if c.startswith("sgx_qe_get_quote_size")]) == 1
+    finally:
+        shim.delay(0)
+        backend.close()
+
+
+def test_close_turns_away_queued_callers_with_service_unavailable(
+    options: DcapOptions, shim: ShimControl
+) -> None:
+    backend = DcapBackend(options, environ={})
+    # Long enough for three threads to queue behind the running call even on
+    # a busy machine; the queued ones are turned away, so only one call waits.
+    shim.delay(4000)
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        try:
+            result: object = backend.quote_size(KEY)
+        except QuoteError as exc:
+            result = exc.aesm_code
+        with lock:
+            outcomes.append(result)
+
+    running = threading.Thread(target=client)
+    running.start()
+    deadline = time.monotonic() + 30
+    while not any(c.startswith("sgx_qe_get_quote_size") for c in shim.calls()):
+        assert time.monotonic() < deadline, "the first call never reached the library"
+        time.sleep(0.005)
+    queued = [threading.Thread(target=client) for _ in range(3)]
+    for thread in queued:
+        thread.start()
+    work = backend._queue._executor._work_queue  # the callers queued for the QE thread
+    while work.qsize() < len(queued):
+        assert time.monotonic() < deadline, "the callers never queued"
+        time.sleep(0.005)
+    backend.close()
+    for thread in (running, *queued):
+        thread.join(timeout=30)
+    # The running call completed; every other one was either served before the
+    # close or turned away with AESM_SERVICE_UNAVAILABLE, none entered the
+    # library after the release.
+    assert 1500 in outcomes
+    assert AesmError.SERVICE_UNAVAILABLE in outcomes
+    assert set(outcomes) <= {1500, AesmError.SERVICE_UNAVAILABLE}
+    log = shim.log()
+    release = next(i for i, line in enumerate(log) if line.startswith("enter sgx_qe_cleanup"))
+    assert not any(line.startswith("enter sgx_qe_get_quote_size") for line in log[release:])
 
 
 # ---- doctor's node check: the same start-up checks ----

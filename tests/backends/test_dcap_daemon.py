@@ -127,6 +127,26 @@ def test_the_daemon_quotes_through_the_library(
     assert shim.max_active() == 1
 
 
+def test_a_pccs_side_failure_at_start_up_is_not_ready_then_ready(
+    shims: Shims, shim: ShimControl, run_dir: Path, device_flags: dict[str, str]
+) -> None:
+    # The quote provider cannot reach the PCCS: the first target info at
+    # start-up and the daemon's first InitQuoteEx fail with NETWORK_ERROR.
+    shim.script("sgx_qe_get_target_info", 0xE019)
+    shim.script("sgx_ql_init_quote", 0xE019)
+    with run_daemon(dcap_config(shims, run_dir, device_flags), ready=False) as daemon:
+        # The daemon bound its socket and retries; once the library answers
+        # (the scripted failures are used up) it becomes ready by itself.
+        daemon.wait_ready()
+        assert daemon.metric("sgx_quote_helper_ready") == 1
+        init = _fields(intel_client(daemon.socket, init_quote_ex(True, 32)), 15)
+        assert init[1] == 0
+    # The daemon's first attempt failed, a later one succeeded.
+    log = shim.log()
+    assert "exit sgx_ql_init_quote 0xe019" in log
+    assert log.index("exit sgx_ql_init_quote 0xe019") < log.index("exit sgx_ql_init_quote 0x0000")
+
+
 def _serve(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

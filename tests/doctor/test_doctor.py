@@ -551,3 +551,22 @@ def test_contradictory_options_are_refused(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as info:
         main(["doctor", "--no-such-option"])
     assert info.value.code == 2
+
+
+def test_help_names_every_check_and_explains_every_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["doctor", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    epilog = text[text.index("Checks, in order:") :]
+    for name in CHECK_NAMES:
+        assert f" {name} (" in epilog, name
+    # The node check's options say what they are (argparse shows nothing without help).
+    for described in (
+        "--dcap-library LIB Intel's quote library",
+        "--dcap-quote-provider LIB the quote provider library",
+        "--sgx-enclave-device PATH the SGX enclave device (default /dev/sgx_enclave)",
+        "--sgx-provision-device PATH the SGX provisioning device (default /dev/sgx_provision)",
+    ):
+        assert described in text, described

@@ -250,6 +250,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "allow_uid": ("root", (0,)),
     "allow_gid": ("65534", (65534,)),
     "backend": ("DCAP", "dcap"),
+    "workers": ("3", 3),
     "platform": ("/p2", Path("/p2")),
     "pccs_url": ("https://pccs:8081", "https://pccs:8081"),
     "pccs_insecure": ("true", True),
@@ -317,6 +318,27 @@ def test_serve_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> N
     for option in OPTIONS:
         assert option.flag in text
         assert option.env in text
+
+
+def test_serve_help_lists_each_backends_options_under_its_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = capsys.readouterr().out
+    sections: dict[str, str] = {}
+    name = "options"
+    for line in text.splitlines():
+        if line.endswith(":") and not line.startswith(" "):
+            name = line[:-1]
+        sections[name] = sections.get(name, "") + line + "\n"
+    grouped = {option.flag: option.setting.group for option in OPTIONS}
+    assert {group for group in grouped.values() if group} == set(BACKENDS)
+    for flag, group in grouped.items():
+        section = f"{group} backend" if group else "options"
+        assert f"  {flag}" in sections[section], (flag, section)
+    assert "--platform" in sections["sim backend"]
+    assert "--upstream" in sections["proxy backend"]
 
 
 def test_daemon_docs_table_is_fresh() -> None:

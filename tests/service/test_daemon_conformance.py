@@ -25,9 +25,11 @@ from daemon_support import (
     GET_SUPPORTED_NUM,
     KEY_ID,
     TIMEOUT_15000,
+    DaemonProcess,
     MakeReport,
     RunningDaemon,
     config_for,
+    daemon_process,
     exchange,
     frame,
     get_quote_ex,
@@ -50,7 +52,7 @@ REPORT_DATA = b"conformance".ljust(64, b"\x00")
 
 @dataclass
 class Daemon:
-    running: RunningDaemon
+    running: RunningDaemon | DaemonProcess
     target_info: bytes
     pub_key_id: bytes
     quote_size: int
@@ -66,11 +68,16 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def _front(backend: str, sim: Path, run_dir: Path) -> Iterator[RunningDaemon]:
-    """The daemon under test: the sim backend, or the proxy backend in front of one."""
+def _front(backend: str, sim: Path, run_dir: Path) -> Iterator[RunningDaemon | DaemonProcess]:
+    """The daemon under test: the sim backend (in one process or two worker
+    processes), or the proxy backend in front of one."""
     if backend == "sim":
         with run_daemon(config_for(sim, run_dir)) as running:
             yield running
+        return
+    if backend == "sim-workers":
+        with daemon_process(sim, run_dir, "--workers", "2") as process:
+            yield process
         return
     upstream = run_dir / "upstream.socket"
     with (
@@ -90,7 +97,7 @@ def _front(backend: str, sim: Path, run_dir: Path) -> Iterator[RunningDaemon]:
         yield running
 
 
-@pytest.fixture(scope="module", params=["sim", "proxy"])
+@pytest.fixture(scope="module", params=["sim", "sim-workers", "proxy"])
 def daemon(
     request: pytest.FixtureRequest,
     sim_template: Path,

@@ -304,6 +304,30 @@ def test_no_upstream_socket_then_the_upstream_starts(
             wait_for(lambda: _ready(proxy) == 200, 30, "readiness after the upstream returned")
 
 
+def test_an_upstream_that_refuses_the_connection(
+    run_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A stale socket file: bound once, nobody listening (an aesmd that died).
+    path = run_dir / "upstream.socket"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()
+    with (
+        caplog.at_level("INFO", logger="sgx_quote_helper"),
+        run_daemon(proxy_config(run_dir, path), ready=False) as proxy,
+    ):
+        for body, kind in ((init_quote_ex(True, 32), 15), (get_quote_size_ex(), 16)):
+            reply = _fields(intel_client(proxy.socket, body), kind)
+            assert reply[1] == SERVICE_UNAVAILABLE
+        assert proxy.metric("sgx_quote_helper_upstream_failures_total", reason="unreachable") >= 1
+        assert _ready(proxy) == 503
+    failures = [r for r in caplog.records if r.getMessage() == "upstream.failed"]
+    assert failures, "the upstream failure was not logged"
+    fields = failures[0].__dict__["fields"]
+    assert fields["reason"] == "unreachable"
+    assert "refused" in fields["detail"].lower()
+
+
 def test_proxy_needs_an_upstream() -> None:
     from sgx_quote_helper.service import ConfigError
 

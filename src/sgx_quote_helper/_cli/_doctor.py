@@ -28,7 +28,10 @@ Checks, in order: environment (SGX_AESM_ADDR and the mode), socket (exists, is a
 socket, directory mounted, connectable by this uid/gid), daemon (key ids, QE target
 info, quote size), quote (a test quote; needs --platform), pccs (reachability and
 collateral validity; needs --pccs-url), tcb (the TCB status of the test quote; needs
---platform, --pccs-url and --root-ca). A check whose input is not given is skipped.
+--platform, --pccs-url and --root-ca), node (on SGX hardware, what `serve --backend
+dcap` needs: the SGX devices, Intel's quote library and its version, a quote provider
+library, a first QE target info; skipped on machines without SGX). A check whose
+input is not given is skipped.
 
 Exit status: 0 when no check failed (warnings and skips do not fail); 1 when one
 did, or the options contradict each other; 2 for unknown options. See docs/doctor.md.
@@ -87,13 +90,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     node = parser.add_argument_group(
         "node check", "on SGX hardware: what `serve --backend dcap` needs (docs/backends.md)"
     )
-    node.add_argument("--dcap-library", metavar="LIB", default=DcapOptions.library)
-    node.add_argument("--dcap-quote-provider", metavar="LIB", default=DcapOptions.quote_provider)
     node.add_argument(
-        "--sgx-enclave-device", metavar="PATH", type=Path, default=DcapOptions.enclave_device
+        "--dcap-library",
+        metavar="LIB",
+        default=DcapOptions.library,
+        help="Intel's quote library, as `serve --dcap-library` (default %(default)s)",
     )
     node.add_argument(
-        "--sgx-provision-device", metavar="PATH", type=Path, default=DcapOptions.provision_device
+        "--dcap-quote-provider",
+        metavar="LIB",
+        default=DcapOptions.quote_provider,
+        help="the quote provider library, as `serve --dcap-quote-provider` (default %(default)s)",
+    )
+    node.add_argument(
+        "--sgx-enclave-device",
+        metavar="PATH",
+        type=Path,
+        default=DcapOptions.enclave_device,
+        help="the SGX enclave device (default %(default)s)",
+    )
+    node.add_argument(
+        "--sgx-provision-device",
+        metavar="PATH",
+        type=Path,
+        default=DcapOptions.provision_device,
+        help="the SGX provisioning device (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.set_defaults(func=run)

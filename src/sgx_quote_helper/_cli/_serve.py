@@ -18,6 +18,7 @@ from sgx_quote_helper.service import (
 )
 
 _GROUP_HELP = {
+    "sim": "the simulated QE3/PCE of a `sim init` platform (docs/backends.md)",
     "dcap": "Intel's DCAP quote library on an SGX node (docs/backends.md)",
     "proxy": "forward to an upstream AESM socket (docs/backends.md)",
 }

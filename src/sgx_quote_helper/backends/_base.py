@@ -274,6 +274,11 @@ class BackendFactory:
     missing_options: Callable[[BackendOptions], list[str]]
     #: Build the backend; raises ``UsageError`` for missing inputs.
     create: Callable[[BackendOptions], QuoteBackend]
+    #: Whether several daemon worker processes may each build one over the same
+    #: state directory (one logical QE: the first to initialize seals the key,
+    #: the others load it). A backend owning a device, a library or an upstream
+    #: connection leaves it false, and the daemon runs one worker.
+    shareable: bool = False
     #: Whether the daemon must give it a PCK certificate source and a state
     #: directory (the simulated QE); Intel's library and an upstream AESM get
     #: their certificates themselves.

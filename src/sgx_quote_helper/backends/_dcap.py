@@ -290,8 +290,13 @@ def check_devices(enclave: Path, provision: Path) -> list[str]:
         (enclave, "sgx", "create enclaves (QE3, PCE)"),
         (provision, "sgx_prv", "use the provisioning key (the PCE)"),
     ):
+        # os.stat, not Path.exists: newer Pythons' exists() is False for any
+        # OSError, and a permission problem must not read as "does not exist".
         try:
-            exists = path.exists()
+            os.stat(path)
+            exists = True
+        except (FileNotFoundError, NotADirectoryError):
+            exists = False
         except OSError as exc:  # a directory on the way is not searchable
             raise DcapStartupError(
                 f"device {path}",

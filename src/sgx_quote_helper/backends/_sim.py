@@ -329,5 +329,6 @@ SIM_BACKEND = BackendFactory(
     summary="the simulated SGX platform of `sim init` (needs --platform)",
     missing_options=_missing_options,
     create=_create,
+    shareable=True,
     uses_pck_source=True,
 )

@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import logging
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from sgx_quote_helper.service._connection import PeerCredentials
 from sgx_quote_helper.service._lock import ExclusiveLock, LockHeldError
 from sgx_quote_helper.service._metrics import DaemonMetrics
 from sgx_quote_helper.service._server import QuoteHelperServer, StartupError
+from sgx_quote_helper.service._workers import run_supervisor
 
 
 def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
@@ -72,6 +74,15 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
         return QuoteHelperServer(config, factory.create(options), metrics=metrics)
     state_dir = config.effective_state_dir()
     _check_directories(config, state_dir)
+    state_lock = _take_state_lock(state_dir)
+    try:
+        return _build_locked(config, metrics, state_dir, state_lock)
+    except BaseException:
+        state_lock.release()
+        raise
+
+
+def _take_state_lock(state_dir: Path) -> ExclusiveLock:
     # Held while the daemon runs: a second daemon on this state directory
     # would race this one on the attestation key.
     state_lock = ExclusiveLock(
@@ -84,15 +95,24 @@ def build_server(config: ServiceConfig) -> QuoteHelperServer:
         state_lock.acquire()
     except LockHeldError as exc:
         raise StartupError(str(exc)) from None
-    try:
-        return _build_locked(config, metrics, state_dir, state_lock)
-    except BaseException:
-        state_lock.release()
-        raise
+    return state_lock
+
+
+def build_worker_server(
+    config: ServiceConfig, listener: socket.socket, *, key_lock: Path
+) -> QuoteHelperServer:
+    """A worker of ``--workers``: its own backend, the supervisor's socket and locks."""
+    state_dir = config.effective_state_dir()
+    return _build_locked(config, DaemonMetrics(), state_dir, None, listener, key_lock)
 
 
 def _build_locked(
-    config: ServiceConfig, metrics: DaemonMetrics, state_dir: Path, state_lock: ExclusiveLock
+    config: ServiceConfig,
+    metrics: DaemonMetrics,
+    state_dir: Path,
+    state_lock: ExclusiveLock | None,
+    listener: socket.socket | None = None,
+    key_lock: Path | None = None,
 ) -> QuoteHelperServer:
 
     def count(outcome: str) -> None:
@@ -119,7 +139,9 @@ def _build_locked(
         backend,
         metrics=metrics,
         refresh_pck=source.refresh_all,
-        on_close=[source.close, state_lock.release],
+        on_close=[source.close] + ([state_lock.release] if state_lock is not None else []),
+        listener=listener,
+        key_lock=key_lock,
     )
 
 
@@ -136,6 +158,9 @@ def run_daemon(config: ServiceConfig) -> int:
             "daemon.sgx_aesm_addr_unset",
             reason="this daemon quotes in-process; the variable is for its clients",
         )
+    workers = config.effective_workers()
+    if workers > 1:
+        return _run_supervised(config, workers)
     server = build_server(config)
     # Everything loaded so far (modules, keys, the backend) lives as long as
     # the process: keep it out of the cyclic collector's full passes, which
@@ -149,6 +174,37 @@ def run_daemon(config: ServiceConfig) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _run_supervised(config: ServiceConfig, workers: int) -> int:
+    """``--workers`` > 1: this process supervises; workers build their own backends."""
+    state_dir = config.effective_state_dir()
+    _check_directories(config, state_dir)
+    state_lock = _take_state_lock(state_dir)
+    try:
+        # Everything that can fail in a worker's build fails here first, once,
+        # before the socket exists (the probe backend is closed at once).
+        _probe_worker_build(config, state_dir)
+    except BaseException:
+        state_lock.release()
+        raise
+    run_supervisor(config, workers, [state_lock.release])
+    return 0
+
+
+def _probe_worker_build(config: ServiceConfig, state_dir: Path) -> None:
+    source = pck_source_for(
+        pccs_url=config.pccs_url,
+        platform_dir=config.platform,
+        cache_dir=state_dir / "pck-cache",
+        pccs_insecure=config.pccs_insecure,
+        pccs_ca_file=config.pccs_ca_file,
+    )
+    try:
+        options = dataclasses.replace(config.backend_options(), pck_source=source)
+        backend_factory(config.backend).create(options).close()
+    finally:
+        source.close()
 
 
 __all__ = [
@@ -167,6 +223,7 @@ __all__ = [
     "Setting",
     "StartupError",
     "build_server",
+    "build_worker_server",
     "load_config",
     "run_daemon",
 ]

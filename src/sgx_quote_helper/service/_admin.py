@@ -68,9 +68,19 @@ class AdminServer:
     """
 
     def __init__(
-        self, listen: AdminAddress, metrics: DaemonMetrics, is_ready: Callable[[], bool]
+        self,
+        listen: AdminAddress,
+        metrics: DaemonMetrics | None = None,
+        is_ready: Callable[[], bool] | None = None,
+        *,
+        app: Starlette | None = None,
     ) -> None:
-        self._app = build_admin_app(metrics, is_ready)
+        """Serve ``metrics`` and ``is_ready`` (one process), or ``app`` (a supervisor)."""
+        if app is None:
+            assert metrics is not None
+            assert is_ready is not None
+            app = build_admin_app(metrics, is_ready)
+        self._app = app
         self._listen = listen
         self._socket: socket.socket | None = None
         self._server: _EmbeddedServer | None = None

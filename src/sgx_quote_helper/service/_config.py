@@ -396,27 +396,31 @@ class ServiceConfig:
         default=None,
         default_text="none",
         help="simulated platform directory (DIR/platform of `sim init`)",
+        group="sim",
     )
     pccs_url: str | None = setting(
         URL,
         default=None,
         default_text="embedded manufacturer",
         help="PCCS for the PCK certificate chain (http:// or https://)",
+        group="sim",
     )
     pccs_insecure: bool = setting(
-        SWITCH, default=False, help="do not verify the PCCS's TLS certificate"
+        SWITCH, default=False, help="do not verify the PCCS's TLS certificate", group="sim"
     )
     pccs_ca_file: Path | None = setting(
         FILE,
         default=None,
         default_text="system CAs",
         help="CA bundle for the PCCS's TLS certificate",
+        group="sim",
     )
     state_dir: Path | None = setting(
         DIRECTORY,
         default=None,
         default_text=f"PLATFORM/state, else {DEFAULT_STATE_DIR}",
         help="directory for the sealed attestation key and the PCK chain cache",
+        group="sim",
     )
     admin_listen: str | None = setting(
         LISTEN_ADDRESS,
@@ -454,17 +458,26 @@ class ServiceConfig:
         default=64,
         help="requests answered at once by a blocking backend, in worker threads",
     )
+    workers: int = setting(
+        integer(0, 64),
+        default=1,
+        help="worker processes accepting on the one socket (0: one per core, at most 4); "
+        "admission limits are divided among them, and a backend that cannot be shared "
+        "(anything but sim) runs one",
+    )
     qe_svn: int = setting(
         SVN,
         default=QE_SVN,
         default_text=f"{QE_SVN} (the release's)",
         help="ISVSVN of the QE3 this (simulated) release hosts",
+        group="sim",
     )
     pce_svn: int = setting(
         SVN,
         default=PCE_SVN,
         default_text=f"{PCE_SVN} (the release's)",
         help="ISVSVN of the PCE this (simulated) release hosts",
+        group="sim",
     )
     upstream: Path | None = setting(
         SOCKET,
@@ -556,6 +569,18 @@ class ServiceConfig:
     def admin_address(self) -> AdminAddress | None:
         """``--admin-listen`` parsed; ``None`` when the admin listener is off."""
         return parse_admin_listen(self.admin_listen) if self.admin_listen else None
+
+    def effective_workers(self) -> int:
+        """How many worker processes ``serve`` runs (1: the daemon is one process).
+
+        ``0`` means one per core this process may run on, at most 4; a backend that is not shareable
+        gets one; and never more than ``max_connections_per_uid`` (and
+        ``max_connections``), so that each worker's share of them is at least 1.
+        """
+        wanted = self.workers or min(len(os.sched_getaffinity(0)), 4)
+        if not BACKENDS[self.backend].shareable:
+            return 1
+        return max(1, min(wanted, self.max_connections_per_uid, self.max_connections))
 
     def effective_state_dir(self) -> Path:
         if self.state_dir is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from sgx_quote_helper._logging import RateLimitedLog
 from sgx_quote_helper.aesm import (
@@ -77,8 +78,13 @@ class AesmLogic:
         is_ready: Callable[[], bool],
         *,
         log: RateLimitedLog | None = None,
+        unannounced_marker: Path | None = None,
     ) -> None:
+        """``unannounced_marker``: a file that shares "generated, not yet announced"
+        among the workers of one daemon (``--workers``): it exists while the key
+        one worker generated at start-up waits for any client's InitQuoteEx."""
         self._backend = backend
+        self._marker = unannounced_marker
         self._is_ready = is_ready
         # A client can make every request fail (a forged REPORT): its log
         # lines are rate-limited like every other line a peer can cause.
@@ -123,12 +129,23 @@ class AesmLogic:
             self._not_ready_aesm = _aesm_for(exc)
             raise
         base = att_key_id.to_bytes()
+        first = base not in self._initialized
         self._initialized[base] = result
+        marker = self._marker
         if for_client:
-            self._not_announced.discard(base)
+            self._announce(base)
         elif result.key_generated:
             self._not_announced.add(base)
+            if marker is not None and first:
+                marker.touch()
+        elif marker is not None and first and marker.exists():
+            self._not_announced.add(base)  # another worker generated it just now
         return result
+
+    def _announce(self, base: bytes) -> None:
+        self._not_announced.discard(base)
+        if self._marker is not None:
+            self._marker.unlink(missing_ok=True)
 
     def may_block(self, request: Request) -> bool:
         """Whether answering ``request`` calls the backend in a way that may block.
@@ -186,6 +203,9 @@ class AesmLogic:
 
     def _not_announced_code(self, att_key_id: bytes | None) -> int:
         if self._not_announced and _base(att_key_id) in self._not_announced:
+            if self._marker is not None and not self._marker.exists():
+                self._not_announced.discard(_base(att_key_id))  # another worker announced it
+                return 0
             return int(AesmError.ATT_KEY_NOT_INITIALIZED)
         return 0
 
@@ -216,7 +236,7 @@ class AesmLogic:
                     pub_key_id_size=PUB_KEY_ID_SIZE,
                 )
         if self._not_announced:
-            self._not_announced.discard(_base(request.att_key_id))
+            self._announce(_base(request.att_key_id))
         return InitQuoteExResponse(
             error_code=0,
             target_info=result.target_info.to_bytes(),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import resource
@@ -51,7 +52,7 @@ from sgx_quote_helper.service._connection import (
 from sgx_quote_helper.service._lock import ExclusiveLock, LockHeldError
 from sgx_quote_helper.service._logic import AesmLogic
 from sgx_quote_helper.service._metrics import DaemonMetrics
-from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID
+from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, AttKeyId
 
 _log = logging.getLogger("sgx_quote_helper.service")
 
@@ -79,6 +80,11 @@ _ACCEPT_EXHAUSTED = "socket.accept() out of system resource"
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
+#: Files in the state directory shared by the workers of ``--workers``: the
+#: lock held around key initialization and the "generated, not yet announced" mark.
+KEY_LOCK, UNANNOUNCED_KEY = "attestation-key.lock", "attestation-key.unannounced"
+
+
 class StartupError(SgxQuoteHelperError):
     """The daemon cannot start; nothing was left bound."""
 
@@ -94,8 +100,16 @@ class QuoteHelperServer:
         metrics: DaemonMetrics | None = None,
         refresh_pck: Callable[[], None] | None = None,
         on_close: Sequence[Callable[[], None]] = (),
+        listener: socket.socket | None = None,
+        key_lock: Path | None = None,
     ) -> None:
+        """``listener``: a worker's inherited, bound AESM socket (the supervisor owns
+        the path, its lock and the admin listener); ``key_lock``: a file locked
+        around key initialization, so that one of several workers generates and
+        seals the attestation key and the others load it."""
         self.config = config
+        self._inherited = listener
+        self._key_lock = key_lock
         self._on_close = tuple(on_close)
         self._released = False
         self.backend = backend
@@ -108,7 +122,12 @@ class QuoteHelperServer:
         self.peer_log = RateLimitedLog(_log, burst=_LOG_BURST, interval=_LOG_INTERVAL)
         #: Running out of descriptors is said once a minute per listener.
         self._fd_log = RateLimitedLog(_log, burst=1, interval=_FD_LOG_INTERVAL)
-        self._logic = AesmLogic(backend, self._is_ready, log=self.peer_log)
+        self._logic = AesmLogic(
+            backend,
+            self._is_ready,
+            log=self.peer_log,
+            unannounced_marker=None if key_lock is None else key_lock.with_name(UNANNOUNCED_KEY),
+        )
         # Backend calls that may block (QuoteBackend.may_block) run here.
         self._pool = ThreadPoolExecutor(
             max_workers=config.max_inflight, thread_name_prefix="sgx-quote-helper-backend"
@@ -136,13 +155,7 @@ class QuoteHelperServer:
         self._background: list[asyncio.Task[None]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._previous_handler: Any = None
-        self._socket_inode: int | None = None
-        self._socket_lock = ExclusiveLock(
-            config.socket.with_name(config.socket.name + ".lock"),
-            f"the socket {config.socket}",
-            "two daemons must never share one socket: stop it first, or give this one "
-            "another --socket",
-        )
+        self._socket = AesmSocket(config)
         self._blob_errors_counted = 0
         self._health = backend if isinstance(backend, BackendHealth) else None
         self.metrics.ready.set_function(lambda: 1.0 if self._is_ready() else 0.0)
@@ -175,7 +188,8 @@ class QuoteHelperServer:
         self.metrics.describe_release(info.name, info.qe_svn, info.pce_svn, info.simulated)
         self._fit_connections_to_fd_limit()
         path = self.config.socket
-        self._prepare_socket_path(path)
+        if self._inherited is None:
+            self._socket.prepare()
         # asyncio reports accept() running out of descriptors through the
         # loop's exception handler: logged once per interval instead of a
         # traceback for every failed accept (see _on_loop_exception).
@@ -183,7 +197,7 @@ class QuoteHelperServer:
         loop.set_exception_handler(self._on_loop_exception)
         try:
             admin_address = self.config.admin_address()
-            if admin_address is not None:
+            if admin_address is not None and self._inherited is None:
                 self._admin = AdminServer(admin_address, self.metrics, self._is_ready)
                 try:
                     await self._admin.start()
@@ -192,16 +206,20 @@ class QuoteHelperServer:
                         f"cannot listen on --admin-listen {self.config.admin_listen}: "
                         f"{exc.strerror or exc}"
                     ) from None
-            listener = self._bind(path)
+            if self._inherited is not None:
+                # A worker joining others (or replacing one) accepts once it can
+                # quote, unless its first attempt fails (a PCCS down at the first
+                # start): then it answers AESM_NETWORK_ERROR like the others.
+                await self._try_initialize()
+            listener = self._inherited or self._socket.bind()
             self._listener_fd = listener.fileno()
-            self._socket_inode = path.stat().st_ino
             try:
                 self._server = await loop.create_unix_server(
                     self.hub.protocol, sock=listener, backlog=_BACKLOG
                 )
             except BaseException:
                 listener.close()
-                self._remove_socket()
+                self._socket.remove()
                 raise
         except BaseException:
             await self._release_admin()
@@ -209,6 +227,8 @@ class QuoteHelperServer:
             raise
         self._background.append(asyncio.create_task(self._become_ready()))
         self._flush_timer = loop.call_later(_LOG_INTERVAL, self._flush_log)
+        admin_shown = self.config.admin_listen if self._inherited is not None else None
+        admin_shown = admin_shown or "off"
         log_event(
             _log,
             logging.INFO,
@@ -218,7 +238,7 @@ class QuoteHelperServer:
             qe_svn=info.qe_svn,
             pce_svn=info.pce_svn,
             simulated=info.simulated,
-            admin=self._admin.address if self._admin is not None else "off",
+            admin=self._admin.address if self._admin is not None else admin_shown,
             max_connections=self.hub.limits.max_connections,
             pid=os.getpid(),
         )
@@ -259,7 +279,7 @@ class QuoteHelperServer:
         name = signal.Signals(signum).name
         if self.should_exit.is_set():
             log_event(_log, logging.WARNING, "daemon.forced_exit", signal=name)
-            self._remove_socket()
+            self._socket.remove()
             os._exit(1)
         log_event(_log, logging.INFO, "daemon.signal", signal=name)
         self.should_exit.set()
@@ -273,7 +293,7 @@ class QuoteHelperServer:
         self.backend.close()
         for close in self._on_close:
             close()
-        self._socket_lock.release()
+        self._socket.release()
 
     def _flush_log(self) -> None:
         self.peer_log.flush()
@@ -342,23 +362,161 @@ class QuoteHelperServer:
             await self._admin.stop()
             self._admin = None
 
+    def is_ready(self) -> bool:
+        """What ``/readyz`` says (a worker reports it to its supervisor)."""
+        return self._is_ready()
+
     def _is_ready(self) -> bool:
         """Ready to quote: initialized, and the backend's dependency (if any) answers."""
         return self.ready and (self._health is None or self._health.healthy())
 
-    # -- socket ----------------------------------------------------------------
+    async def _stop_accepting(self) -> None:
+        """Unlink the socket, take in connections the kernel already queued, close."""
+        self._socket.remove()
+        server, fd = self._server, self._listener_fd
+        if server is None or fd is None:
+            return
+        # New clients now fail to connect (no socket file); those already in
+        # the backlog completed connect() and may have sent their request, so
+        # let asyncio accept them rather than resetting them with the listener.
+        for _ in range(1000):
+            readable, _, _ = select.select([fd], [], [], 0)
+            if not readable:
+                break
+            await asyncio.sleep(0)
+        for _ in range(3):  # connection_made of the last ones accepted
+            await asyncio.sleep(0)
+        # Not wait_closed(): from Python 3.12 on it also waits for every open
+        # connection, which the drain below bounds instead.
+        server.close()
+        self._server = None
+        self._listener_fd = None
 
-    def _prepare_socket_path(self, path: Path) -> None:
+    # -- readiness -------------------------------------------------------------
+
+    async def _try_initialize(self) -> None:
+        try:
+            await self._in_worker(self._initialize, DEFAULT_ECDSA_ATT_KEY_ID.base)
+        except Exception:  # _become_ready retries and logs why
+            return
+        self._now_ready()
+
+    def _now_ready(self) -> None:
+        self._key_initialized()
+        self.ready = True
+        log_event(_log, logging.INFO, "daemon.ready")
+        if self._health is not None:
+            self._background.append(asyncio.create_task(self._watch_health(self._health)))
+
+    async def _become_ready(self) -> None:
+        delay = _READY_RETRY_MIN
+        key_id = DEFAULT_ECDSA_ATT_KEY_ID.base
+        while not self.ready:
+            attempted = time.monotonic()
+            try:
+                await self._in_worker(self._initialize, key_id)
+            except Exception as exc:
+                reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
+                log_event(
+                    _log,
+                    logging.WARNING,
+                    "daemon.not_ready",
+                    reason=reason,
+                    retry_in=f"{delay:.1f}s",
+                )
+                self._ready_wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._ready_wakeup.wait()
+                # A client asking for quotes may wake this early, but attempts
+                # stay at least _READY_RETRY_MIN apart.
+                pause = _READY_RETRY_MIN - (time.monotonic() - attempted)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                delay = min(delay * 2, _READY_RETRY_MAX)
+                continue
+            self._now_ready()
+        while self._refresh_pck is not None:
+            await asyncio.sleep(PCK_REFRESH_INTERVAL)
+            try:
+                await self._in_worker(self._refresh_pck)
+                # Re-certify with the chain just fetched (a TCB recovery may
+                # have brought a new PCK certificate); quotes keep flowing
+                # from the current key meanwhile.
+                await self._in_worker(self._initialize, key_id)
+                self._key_initialized()
+            except Exception as exc:
+                reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
+                log_event(_log, logging.WARNING, "pck_chain.refresh_failed", reason=reason)
+
+    def _initialize(self, key_id: AttKeyId) -> None:
+        if self._key_lock is None:
+            self._logic.initialize(key_id)
+            return
+        fd = os.open(self._key_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocking: the first worker generates
+            self._logic.initialize(key_id)
+        finally:
+            os.close(fd)
+
+    async def _watch_health(self, health: BackendHealth) -> None:
+        """Probe an unhealthy backend's dependency until it answers again."""
+        while True:
+            await asyncio.sleep(HEALTH_PROBE_INTERVAL)
+            if health.healthy():
+                continue
+            try:
+                await self._in_worker(health.probe)
+            except Exception:  # a probe must never end the watch
+                _log.exception("backend.probe_failed")
+
+    async def _in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._pool, function, *args)
+
+    def _key_initialized(self) -> None:
+        created: float | None = None
+        backend = self.backend
+        if isinstance(backend, AttestationKeyStatus):
+            created = backend.attestation_key_created()
+        self.metrics.key_created(created if created is not None else time.time())
+        if isinstance(backend, AttestationKeyStatus):
+            replaced = backend.att_key_blob_errors
+            if replaced > self._blob_errors_counted:
+                self.metrics.sealed_key_replaced.inc(replaced - self._blob_errors_counted)
+                self._blob_errors_counted = replaced
+
+
+class AesmSocket:
+    """The AESM socket's path: its lock, a stale socket replaced, the bind, the unlink."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self._inode: int | None = None
+        self._lock = ExclusiveLock(
+            config.socket.with_name(config.socket.name + ".lock"),
+            f"the socket {config.socket}",
+            "two daemons must never share one socket: stop it first, or give this one "
+            "another --socket",
+        )
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def prepare(self) -> None:
+        """Take the socket's lock and clear a stale socket, or raise StartupError."""
+        path = self.config.socket
         self._make_directory(path.parent)
         # The lock closes the window in which a daemon that has bound but not
         # yet listened looks stale to a second one probing the socket.
         try:
-            self._socket_lock.acquire()
+            self._lock.acquire()
         except LockHeldError as exc:
             raise StartupError(str(exc)) from None
         except OSError as exc:
             raise StartupError(
-                f"cannot create the lock file {self._socket_lock.path}: {exc.strerror}; "
+                f"cannot create the lock file {self._lock.path}: {exc.strerror}; "
                 "the socket's directory must be writable by the quote helper"
             ) from None
         try:
@@ -409,11 +567,14 @@ class QuoteHelperServer:
                     f"cannot create the socket directory {created}: {exc.strerror}"
                 ) from None
 
-    def _bind(self, path: Path) -> socket.socket:
+    def bind(self) -> socket.socket:
+        """Bind the socket with its mode and owner (not listening yet)."""
+        path = self.config.socket
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
                 sock.bind(str(path))
+                self._inode = path.stat().st_ino
             except OSError as exc:
                 raise StartupError(
                     f"cannot bind the AESM socket {path}: {exc.strerror or exc}"
@@ -441,106 +602,9 @@ class QuoteHelperServer:
             raise
         return sock
 
-    def _remove_socket(self) -> None:
+    def remove(self) -> None:
         path = self.config.socket
         with contextlib.suppress(OSError):
             # Only remove our own socket, not one a successor already created.
-            if self._socket_inode is not None and path.lstat().st_ino == self._socket_inode:
+            if self._inode is not None and path.lstat().st_ino == self._inode:
                 path.unlink()
-
-    async def _stop_accepting(self) -> None:
-        """Unlink the socket, take in connections the kernel already queued, close."""
-        self._remove_socket()
-        server, fd = self._server, self._listener_fd
-        if server is None or fd is None:
-            return
-        # New clients now fail to connect (no socket file); those already in
-        # the backlog completed connect() and may have sent their request, so
-        # let asyncio accept them rather than resetting them with the listener.
-        for _ in range(1000):
-            readable, _, _ = select.select([fd], [], [], 0)
-            if not readable:
-                break
-            await asyncio.sleep(0)
-        for _ in range(3):  # connection_made of the last ones accepted
-            await asyncio.sleep(0)
-        # Not wait_closed(): from Python 3.12 on it also waits for every open
-        # connection, which the drain below bounds instead.
-        server.close()
-        self._server = None
-        self._listener_fd = None
-
-    # -- readiness -------------------------------------------------------------
-
-    async def _become_ready(self) -> None:
-        delay = _READY_RETRY_MIN
-        key_id = DEFAULT_ECDSA_ATT_KEY_ID.base
-        while True:
-            attempted = time.monotonic()
-            try:
-                await self._in_worker(self._logic.initialize, key_id)
-            except Exception as exc:
-                reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
-                log_event(
-                    _log,
-                    logging.WARNING,
-                    "daemon.not_ready",
-                    reason=reason,
-                    retry_in=f"{delay:.1f}s",
-                )
-                self._ready_wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._ready_wakeup.wait()
-                # A client asking for quotes may wake this early, but attempts
-                # stay at least _READY_RETRY_MIN apart.
-                pause = _READY_RETRY_MIN - (time.monotonic() - attempted)
-                if pause > 0:
-                    await asyncio.sleep(pause)
-                delay = min(delay * 2, _READY_RETRY_MAX)
-                continue
-            break
-        self._key_initialized()
-        self.ready = True
-        log_event(_log, logging.INFO, "daemon.ready")
-        if self._health is not None:
-            self._background.append(asyncio.create_task(self._watch_health(self._health)))
-        while self._refresh_pck is not None:
-            await asyncio.sleep(PCK_REFRESH_INTERVAL)
-            try:
-                await self._in_worker(self._refresh_pck)
-                # Re-certify with the chain just fetched (a TCB recovery may
-                # have brought a new PCK certificate); quotes keep flowing
-                # from the current key meanwhile.
-                await self._in_worker(self._logic.initialize, key_id)
-                self._key_initialized()
-            except Exception as exc:
-                reason = exc.diagnostics() if isinstance(exc, SgxQuoteHelperError) else repr(exc)
-                log_event(_log, logging.WARNING, "pck_chain.refresh_failed", reason=reason)
-
-    async def _watch_health(self, health: BackendHealth) -> None:
-        """Probe an unhealthy backend's dependency until it answers again."""
-        while True:
-            await asyncio.sleep(HEALTH_PROBE_INTERVAL)
-            if health.healthy():
-                continue
-            try:
-                await self._in_worker(health.probe)
-            except Exception:  # a probe must never end the watch
-                _log.exception("backend.probe_failed")
-
-    async def _in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
-        assert self._loop is not None
-        return await self._loop.run_in_executor(self._pool, function, *args)
-
-    def _key_initialized(self) -> None:
-        created: float | None = None
-        backend = self.backend
-        if isinstance(backend, AttestationKeyStatus):
-            created = backend.attestation_key_created()
-        self.metrics.key_created(created if created is not None else time.time())
-        if isinstance(backend, AttestationKeyStatus):
-            replaced = backend.att_key_blob_errors
-            if replaced > self._blob_errors_counted:
-                self.metrics.sealed_key_replaced.inc(replaced - self._blob_errors_counted)
-                self._blob_errors_counted = replaced

@@ -67,6 +67,7 @@ class ShimControl:
         self._dll.shim_script.restype = ctypes.c_int
         self._dll.shim_set_delay_ms.argtypes = [ctypes.c_uint]
         self._dll.shim_set_quote_size.argtypes = [ctypes.c_uint32]
+        self._dll.shim_misbehave.argtypes = [ctypes.c_size_t, ctypes.c_uint32]
         self._dll.shim_max_active.restype = ctypes.c_int
         self._dll.shim_reset.argtypes = []
 
@@ -89,6 +90,10 @@ class ShimControl:
 
     def set_quote_size(self, size: int) -> None:
         self._dll.shim_set_quote_size(size)
+
+    def misbehave(self, *, pub_key_id_size: int = 0, sig_len_excess: int = 0) -> None:
+        """Report this ECDSA id size / claim this many more signature bytes (0: honest)."""
+        self._dll.shim_misbehave(pub_key_id_size, sig_len_excess)
 
     def max_active(self) -> int:
         value: int = self._dll.shim_max_active()

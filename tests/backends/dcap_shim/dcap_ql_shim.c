@@ -72,6 +72,10 @@ static int g_max_active;
 static unsigned g_delay_ms;
 static uint32_t g_quote_size = 1500;
 static bool g_out_of_proc;
+/* Misbehaviour on request (0: none): the ECDSA id size sgx_ql_init_quote
+   reports, and bytes added to the signature length a quote claims. */
+static size_t g_pub_key_id_size_out;
+static uint32_t g_sig_len_excess;
 
 #define MAX_SCRIPT 128
 static struct {
@@ -156,6 +160,8 @@ void shim_reset(void)
     g_max_active = 0;
     g_delay_ms = 0;
     g_quote_size = 1500;
+    g_pub_key_id_size_out = 0;
+    g_sig_len_excess = 0;
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -181,6 +187,12 @@ void shim_set_delay_ms(unsigned ms)
 }
 
 void shim_set_quote_size(uint32_t size) { g_quote_size = size; }
+
+void shim_misbehave(size_t pub_key_id_size, uint32_t sig_len_excess)
+{
+    g_pub_key_id_size_out = pub_key_id_size;
+    g_sig_len_excess = sig_len_excess;
+}
 
 int shim_max_active(void) { return g_max_active; }
 
@@ -226,7 +238,7 @@ static void fill_quote(const uint8_t *report, uint8_t *quote, uint32_t buffer_si
     put_u16(quote + 8, 7);       /* qe_svn */
     put_u16(quote + 10, 13);     /* pce_svn */
     memcpy(quote + 48, report, REPORT_BODY_SIZE);
-    put_u32(quote + 432, g_quote_size - QUOTE_FIXED_SIZE);
+    put_u32(quote + 432, g_quote_size - QUOTE_FIXED_SIZE + g_sig_len_excess);
     memset(quote + QUOTE_FIXED_SIZE, 0xEE, g_quote_size - QUOTE_FIXED_SIZE);
 }
 
@@ -347,6 +359,8 @@ quote3_error_t sgx_ql_init_quote(const uint8_t *att_key_id, uint8_t *target_info
     fill_target_info(target_info);
     for (int i = 0; i < PUB_KEY_ID_SIZE; i++)
         pub_key_id[i] = (uint8_t)(0xC0 + i);
+    if (g_pub_key_id_size_out)
+        *pub_key_id_size = g_pub_key_id_size_out;
     return leave(name, SGX_QL_SUCCESS);
 }
 
