@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # `make test` also needs the Kubernetes tooling (the `k8s` extra, helm, promtool).
 K8S_STAMP := $(VENV)/.installed-k8s
 
-.PHONY: demo test lint format bench clean k8s-tools manifests images e2e-k8s
+.PHONY: demo test lint format bench clean k8s-tools manifests images e2e-k8s fuzz soak faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,5 +55,20 @@ images:
 e2e-k8s: $(K8S_STAMP)
 	bash tools/e2e-k8s/run.sh $(BIN)
 
+# Long runs (docs/reliability.md); their bounded versions are part of `make test`.
+FUZZ_RUNS ?= 1000000
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,fuzz]'
+	$(BIN)/python -m fuzz --runs $(FUZZ_RUNS)
+	$(BIN)/python -m fuzz.network --connections 64 --garbage-frames 200000 --quotes 20000
+
+SOAK_QUOTES ?= 1000000
+soak: $(STAMP)
+	$(BIN)/python -m fuzz.soak --quotes $(SOAK_QUOTES)
+
+FAULT_KILLS ?= 100
+faults: $(STAMP)
+	SQH_FAULT_KILLS=$(FAULT_KILLS) $(BIN)/python -m pytest -q tests/faults
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz .import_linter_cache

@@ -52,3 +52,25 @@ def atomic_write(path: Path, data: bytes, *, mode: int, gid: int | None = None) 
             tmp.unlink()
         raise
     fsync_directory(directory)
+
+
+def make_directory(path: Path, mode: int) -> bool:
+    """Create ``path`` (and missing parents) with exactly ``mode``; True if it was created.
+
+    ``mkdir(mode=...)`` is masked by the umask (0777 under umask 000, 0700
+    under 077, which would lock applications out of ``enclave.secret``), so the
+    mode is set explicitly afterwards. An existing directory is left as it is:
+    its owner chose its mode. Created parents get ``mode`` too.
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent creator won
+            directory.mkdir(mode=0o700)
+            os.chmod(directory, mode)
+    return bool(missing)

@@ -220,8 +220,9 @@ def test_quote_command_errors_are_one_clear_message(
     assert "absent.socket" in err
     assert "Traceback" not in err
     client._reset_mode_for_tests()
-    assert main(["quote", "--platform", str(sim_dir), "--report-data", "00" * 65, "-o", "-"]) == 1
+    # Usage errors exit 2, as argparse's own (issue 11).
+    assert main(["quote", "--platform", str(sim_dir), "--report-data", "00" * 65, "-o", "-"]) == 2
     assert "at most 64 bytes" in capsys.readouterr().err
     monkeypatch.delenv("SGX_QUOTE_HELPER_PLATFORM", raising=False)
-    assert main(["quote", "--report-data", "00", "-o", "-"]) == 1
+    assert main(["quote", "--report-data", "00", "-o", "-"]) == 2
     assert "--platform" in capsys.readouterr().err

@@ -546,7 +546,7 @@ def test_trust_anchor_that_is_not_the_quotes_root(setup: Setup, tmp_path: Path) 
 
 
 def test_contradictory_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["doctor", "--pccs-insecure"]) == 1
+    assert main(["doctor", "--pccs-insecure"]) == 2  # a usage error, like an unknown option
     assert "--pccs-insecure need --pccs-url" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["doctor", "--no-such-option"])

@@ -371,9 +371,10 @@ def test_renewed_certificate_is_served_without_restart(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("keep_logging")  # the command configures the package logger
 def test_cli_refuses_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["webhook", "--tls-cert", "c", "--tls-key", "k", "--listen", "nope"]) == 1
+    # Usage errors exit 2 in every command (issue 11).
+    assert main(["webhook", "--tls-cert", "c", "--tls-key", "k", "--listen", "nope"]) == 2
     assert "--listen 'nope'" in capsys.readouterr().err
-    assert main(["webhook", "--tls-cert", "c", "--tls-key", "k", "--enclave-resource", "x"]) == 1
+    assert main(["webhook", "--tls-cert", "c", "--tls-key", "k", "--enclave-resource", "x"]) == 2
     assert "not an extended resource name" in capsys.readouterr().err
     missing = tmp_path / "missing.crt"
     assert (

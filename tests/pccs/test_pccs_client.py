@@ -38,6 +38,7 @@ from sgx_quote_helper.pccs import (
     PccsClient,
     PccsError,
     PccsHttpError,
+    PccsNotAService,
     PccsNotFound,
     PccsPlatformNotFound,
     PccsResponseError,
@@ -333,9 +334,13 @@ def test_closed_port_is_unreachable() -> None:
     assert f"127.0.0.1:{port}" in str(info.value.url)
 
 
+#: The header Intel's PCS and this project's PCCS put on every answer.
+TAGGED = {"Request-ID": "0123456789abcdef"}
+
+
 def test_404_on_pckcert_is_an_unknown_platform() -> None:
     with (
-        _client(lambda r: httpx.Response(404)) as client,
+        _client(lambda r: httpx.Response(404, headers=TAGGED)) as client,
         pytest.raises(PccsPlatformNotFound) as info,
     ):
         client.get_pck_certificate(PckCertificateQuery(bytes(16), bytes(16), 0, bytes(2)))
@@ -344,12 +349,36 @@ def test_404_on_pckcert_is_an_unknown_platform() -> None:
 
 
 def test_404_on_tcb_is_an_unpopulated_pccs() -> None:
-    with _client(lambda r: httpx.Response(404)) as client, pytest.raises(PccsNotFound) as info:
+    with (
+        _client(lambda r: httpx.Response(404, headers=TAGGED)) as client,
+        pytest.raises(PccsNotFound) as info,
+    ):
         client.get_tcb_info("00A067110000")
-    assert not isinstance(info.value, PccsPlatformNotFound)
+    assert not isinstance(info.value, PccsPlatformNotFound | PccsNotAService)
     assert "TCB Info for FMSPC 00A067110000" in str(info.value)
     assert "not populated" in info.value.diagnostics()
     assert "SGX_QL_NO_QUOTE_COLLATERAL_DATA 0xE01B" in info.value.diagnostics()
+
+
+@pytest.mark.parametrize("lookup", ["pckcert", "tcb"])
+def test_404_from_a_server_that_is_no_pccs_names_the_url(lookup: str) -> None:
+    # Regression (issue 11): a URL of another service (the daemon's admin port)
+    # was reported as "the PCCS is not populated".
+    with _client(lambda r: httpx.Response(404, text="Not Found")) as client:
+        fetch = (
+            (
+                lambda: client.get_pck_certificate(
+                    PckCertificateQuery(bytes(16), bytes(16), 0, b"\0\0")
+                )
+            )
+            if lookup == "pckcert"
+            else (lambda: client.get_tcb_info("00A067110000"))
+        )
+        with pytest.raises(PccsNotAService) as info:
+            fetch()
+    text = info.value.diagnostics()
+    assert "probably not a PCCS v4" in text
+    assert "admin listener" in text
 
 
 def test_other_statuses_quote_error_code_and_message() -> None:

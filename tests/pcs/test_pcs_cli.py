@@ -124,7 +124,7 @@ def test_policy_commands(sim_dir: Path, capsys: pytest.CaptureFixture[str]) -> N
     code, out, _ = _run(capsys, "sim", "tcb-recovery", d, "--qe-svn", str(QE_SVN + 1))
     assert code == 0
     assert "TCB evaluation data number 2" in out
-    assert _run(capsys, "sim", "tcb-recovery", d)[0] == 1
+    assert _run(capsys, "sim", "tcb-recovery", d)[0] == 2  # usage: nothing to recover
 
     code, out, _ = _run(
         capsys,
@@ -239,5 +239,5 @@ def test_pccs_refuses_a_bad_listen_address(
     sim_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = _run(capsys, "pccs", "--sim", str(sim_dir), "--listen", "localhost")
-    assert code == 1
+    assert code == 2
     assert "HOST:PORT" in err

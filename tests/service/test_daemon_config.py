@@ -188,7 +188,7 @@ def test_cli_reports_a_bad_value_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SGX_QUOTE_HELPER_READ_TIMEOUT", "soon")
-    assert main(["serve", "--platform", "/nonexistent"]) == 1
+    assert main(["serve", "--platform", "/nonexistent"]) == 2  # a usage error (issue 11)
     err = capsys.readouterr().err
     assert err.startswith("sgx-quote-helper: error: invalid value for --read-timeout")
     assert "$SGX_QUOTE_HELPER_READ_TIMEOUT" in err

@@ -4,6 +4,11 @@ Each subcommand lives in its own ``_cli/_<name>.py`` module exposing
 ``register(subparsers)``; the module sets ``func`` on its parser with
 ``set_defaults(func=...)``. A command function returns the process exit code.
 Library errors are turned into one clear message here, never a traceback.
+
+Exit status, the same in every command: 0 success, 1 the operation failed (a
+quote rejected, a service unreachable, a file unusable), 2 the command was
+used wrongly (argparse's own errors, and every :class:`UsageError` such as a
+bad hex string, an out-of-range number or an unusable URL).
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ import sys
 from collections.abc import Sequence
 
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
-from sgx_quote_helper.errors import SgxQuoteHelperError
+from sgx_quote_helper.client import QuoteClientError
+from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
 from sgx_quote_helper.explain import guide
+
+#: Exit status for a command used wrongly, as argparse exits on its own errors.
+EXIT_USAGE = 2
 
 # One entry per command module; each is imported and asked to register itself.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -52,6 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_status(exc: SgxQuoteHelperError) -> int:
+    """2 for a usage error, 1 for every other failure.
+
+    A quote helper answering ``SGX_ERROR_INVALID_PARAMETER`` is a failed
+    operation, not this command's misuse, although its error is a usage error
+    of the client API.
+    """
+    if isinstance(exc, UsageError) and not isinstance(exc, QuoteClientError):
+        return EXIT_USAGE
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -63,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = func(args)
     except SgxQuoteHelperError as exc:
         print(f"sgx-quote-helper: error: {exc.diagnostics(guide)}", file=sys.stderr)
-        return 1
+        return exit_status(exc)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sgx_quote_helper import client
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._cli._options import PLATFORM_ENV, add_pccs_client_options
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.backends import DcapOptions
@@ -74,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
+        type=_args.seconds(),
         default=client.DEFAULT_TIMEOUT,
         help="per read/write timeout on the socket (default 15, as Intel's client)",
     )
@@ -82,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--warn-days",
         metavar="DAYS",
-        type=float,
+        type=_args.number(0, 3650),
         default=7.0,
         help="warn when collateral expires within this many days (default 7)",
     )

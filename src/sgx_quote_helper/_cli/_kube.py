@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import (
@@ -104,7 +105,7 @@ def _add_device_plugin(
     )
     plugin.add_argument(
         "--provision-gid",
-        type=int,
+        type=_args.integer(0, 2**32 - 2),
         default=0,
         metavar="GID",
         help="group of provision.secret (mode 0640); the quote helper runs with it (default 0)",
@@ -118,21 +119,21 @@ def _add_device_plugin(
     )
     plugin.add_argument(
         "--enclave-limit",
-        type=int,
+        type=_args.integer(1, 100_000),
         default=DEFAULT_DEVICE_COUNT,
         metavar="N",
         help=f"enclave devices per node (default {DEFAULT_DEVICE_COUNT}, the pod capacity)",
     )
     plugin.add_argument(
         "--provision-limit",
-        type=int,
+        type=_args.integer(1, 100_000),
         default=DEFAULT_DEVICE_COUNT,
         metavar="N",
         help=f"provision devices per node (default {DEFAULT_DEVICE_COUNT})",
     )
     plugin.add_argument(
         "--epc-bytes",
-        type=int,
+        type=_args.integer(0, 2**63 - 1),
         default=DEFAULT_EPC_BYTES,
         metavar="N",
         help=f"EPC capacity patched into the Node status (default {DEFAULT_EPC_BYTES}; "
@@ -140,7 +141,7 @@ def _add_device_plugin(
     )
     plugin.add_argument(
         "--health-interval",
-        type=float,
+        type=_args.seconds(),
         default=DEFAULT_HEALTH_INTERVAL,
         metavar="SECONDS",
         help="how often the backing files and the kubelet socket are checked "
@@ -154,7 +155,7 @@ def _add_device_plugin(
     )
     plugin.add_argument(
         "--retry-interval",
-        type=float,
+        type=_args.seconds(),
         default=DEFAULT_RETRY_INTERVAL,
         metavar="SECONDS",
         help="wait between reads of a Secret that does not exist yet "

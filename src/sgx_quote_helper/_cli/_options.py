@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.pccs import DEFAULT_TIMEOUT
 from sgx_quote_helper.platform import EnclaveIdentity, demo_app_identity, load_manifest
@@ -28,7 +29,7 @@ def add_pccs_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pccs-timeout",
         metavar="SECONDS",
-        type=float,
+        type=_args.seconds(),
         default=DEFAULT_TIMEOUT,
         help=f"default: {DEFAULT_TIMEOUT:g}",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 
 from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.errors import UsageError
@@ -48,10 +49,25 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _check_tls_files(cert: str, key: str) -> None:
+    """Load the certificate and key once before listening, to name what is wrong."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError is an OSError
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        raise UsageError(
+            f"cannot use --tls-cert {cert} with --tls-key {key} ({reason}): give a PEM "
+            "certificate chain and the PEM private key that matches it, both readable"
+        ) from None
+
+
 def _pccs(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("give both --tls-cert and --tls-key, or neither")
+    if args.tls_cert is not None:
+        _check_tls_files(args.tls_cert, args.tls_key)
     configure_logging(args.log_format, args.log_level)
     try:
         serve(args.sim, host=host, port=port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)

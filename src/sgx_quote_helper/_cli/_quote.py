@@ -14,6 +14,7 @@ import os
 import sys
 
 from sgx_quote_helper import client
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._cli._options import (
     PLATFORM_ENV,
     add_enclave_option,
@@ -53,11 +54,13 @@ def _add_mode_options(parser: argparse.ArgumentParser) -> None:
     inproc = parser.add_argument_group("in-process mode (SGX_AESM_ADDR unset)")
     inproc.add_argument(
         "--qe-svn",
-        type=int,
+        type=_args.u16(),
         metavar="N",
         help="QE3 ISVSVN bundled into this library (simulation; default the release's)",
     )
-    inproc.add_argument("--pce-svn", type=int, metavar="N", help="PCE ISVSVN bundled (simulation)")
+    inproc.add_argument(
+        "--pce-svn", type=_args.u16(), metavar="N", help="PCE ISVSVN bundled (simulation)"
+    )
     inproc.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -73,7 +76,7 @@ def _add_mode_options(parser: argparse.ArgumentParser) -> None:
     outproc = parser.add_argument_group("out-of-process mode (SGX_AESM_ADDR set)")
     outproc.add_argument(
         "--timeout",
-        type=float,
+        type=_args.seconds(),
         default=client.DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="per read/write timeout on the AESM socket (default 15, as Intel's client)",

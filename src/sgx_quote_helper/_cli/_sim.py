@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import grp
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._cli._sim_register import add_register_nodes_command
 from sgx_quote_helper._cli._sim_report import add_report_command
 from sgx_quote_helper._version import PCE_SVN
@@ -110,8 +113,8 @@ def _add_tcb_recovery(commands: _Commands) -> None:
         "configuration was needed).",
     )
     parser.add_argument("dir", type=Path, metavar="DIR")
-    parser.add_argument("--qe-svn", type=int, help="the QE3 ISVSVN that is now UpToDate")
-    parser.add_argument("--pce-svn", type=int, help="the PCESVN that is now UpToDate")
+    parser.add_argument("--qe-svn", type=_args.u16(), help="the QE3 ISVSVN that is now UpToDate")
+    parser.add_argument("--pce-svn", type=_args.u16(), help="the PCESVN that is now UpToDate")
     parser.add_argument(
         "--components",
         type=_components,
@@ -146,14 +149,14 @@ def _add_set_tcb_status(commands: _Commands) -> None:
     )
     parser.add_argument("--fmspc", type=_fmspc, help="FMSPC of the level (default: platform's)")
     parser.add_argument("--components", type=_components, help="TCB component SVNs")
-    parser.add_argument("--pce-svn", type=int, default=PCE_SVN, help=f"default {PCE_SVN}")
+    parser.add_argument("--pce-svn", type=_args.u16(), default=PCE_SVN, help=f"default {PCE_SVN}")
     parser.set_defaults(func=_set_tcb_status)
 
 
 def _add_set_qe_status(commands: _Commands) -> None:
     parser = commands.add_parser("set-qe-status", help="set the status of a QE Identity level")
     parser.add_argument("dir", type=Path, metavar="DIR")
-    parser.add_argument("--qe-svn", type=int, required=True, help="the QE3 ISVSVN")
+    parser.add_argument("--qe-svn", type=_args.u16(), required=True, help="the QE3 ISVSVN")
     parser.add_argument("--status", required=True, choices=QE_TCB_STATUSES)
     parser.add_argument("--advisory", action="append", default=[], help="advisory ID")
     parser.set_defaults(func=_set_qe_status)
@@ -292,7 +295,44 @@ def _print_platform(manufacturer: Manufacturer, platform: RegisteredPlatform) ->
     )
 
 
+def _directory_warnings(path: Path) -> list[str]:
+    """What is wrong with an existing ``sim init`` DIR that we do not change.
+
+    DIR's mode and owner are its creator's choice; a new DIR gets 0755 whatever
+    the umask. But a DIR someone else owns can be swapped under us (its owner
+    can rename our files), and a DIR others cannot traverse hides
+    ``platform/enclave.secret`` from the applications that need it.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return []
+    if not stat.S_ISDIR(info.st_mode):
+        return []  # Manufacturer.create says what is wrong with it
+    warnings = []
+    if info.st_uid != os.geteuid():
+        warnings.append(
+            f"{path} is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()}): "
+            "its owner can replace the manufacturer's keys and the platform secrets; use a "
+            "directory you own"
+        )
+    if info.st_mode & 0o022:
+        warnings.append(
+            f"{path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"they can replace the files in it; chmod 755 {path}"
+        )
+    if not info.st_mode & 0o001:
+        warnings.append(
+            f"{path} is not searchable by others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            "applications of other users cannot reach platform/enclave.secret; "
+            f"chmod 755 {path} if they should"
+        )
+    return warnings
+
+
 def _init(args: argparse.Namespace) -> int:
+    for warning in _directory_warnings(args.dir):
+        print(f"sgx-quote-helper: warning: {warning}", file=sys.stderr)
     gid = _gid(args.provisioning_group)
     simulation = create_simulation(
         args.dir,

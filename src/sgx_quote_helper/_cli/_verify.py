@@ -7,10 +7,11 @@ import contextlib
 import json
 import re
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sgx_quote_helper._cli import _args, exit_status
 from sgx_quote_helper._cli._options import add_pccs_client_options
 from sgx_quote_helper._time import parse_time as parse_iso_time
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
@@ -72,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--at",
         metavar="TIME",
+        type=_time_argument,
         help="verify at this time: Unix seconds or ISO 8601 (UTC if no offset); default: now",
     )
     parser.add_argument(
@@ -83,8 +85,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy = parser.add_argument_group("policy options")
     policy.add_argument("--mrenclave", metavar="HEX", action="append", help="repeatable: any of")
     policy.add_argument("--mrsigner", metavar="HEX", action="append", help="repeatable: any of")
-    policy.add_argument("--isv-prod-id", metavar="N", type=int)
-    policy.add_argument("--min-isv-svn", metavar="N", type=int)
+    policy.add_argument("--isv-prod-id", metavar="N", type=_args.u16())
+    policy.add_argument("--min-isv-svn", metavar="N", type=_args.u16())
     policy.add_argument("--report-data", metavar="HEX", help="exact, zero-padded to 64 bytes")
     policy.add_argument("--report-data-prefix", metavar="HEX", help="REPORTDATA starts with it")
     policy.add_argument(
@@ -96,7 +98,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     policy.add_argument("--reject-advisory", metavar="ID", action="append", help="repeatable")
     policy.add_argument(
-        "--max-collateral-age", metavar="SECONDS", type=int, help="refuse older collateral"
+        "--max-collateral-age",
+        metavar="SECONDS",
+        type=_args.integer(0, 100 * 365 * 86400),
+        help="refuse older collateral",
     )
     policy.add_argument("--policy", metavar="FILE", help="policy file (TOML) instead of options")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -107,13 +112,23 @@ def parse_time(text: str) -> datetime:
     """``--at``: Unix seconds, or ISO 8601 (``Z`` or an offset; none means UTC)."""
     value = text.strip()
     if re.fullmatch(r"[0-9]+", value):
-        return datetime.fromtimestamp(int(value), UTC)
+        try:
+            return _args.unix_seconds(value)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"--at {exc}") from None
     try:
         return parse_iso_time(value, "--at")
     except ParseError as exc:
         raise UsageError(
             f"--at must be Unix seconds or ISO 8601 (e.g. 2025-07-01T00:00:00Z), got {text!r}"
         ) from exc
+
+
+def _time_argument(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--at ")) from None
 
 
 def _read(path: str, what: str) -> bytes:
@@ -172,12 +187,12 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(json.dumps({"verified": False, "error": _error_dict(exc)}, indent=2))
         print(f"sgx-quote-helper: error: {exc.diagnostics(guide)}", file=sys.stderr)
-        return 1
+        return exit_status(exc)
 
 
 def _verify(args: argparse.Namespace) -> int:
     policy = _policy(args)
-    at = parse_time(args.at) if args.at is not None else None
+    at: datetime | None = args.at
     quote, _encoding = decode_binary_input(_read(args.file, "quote"))
     collateral = None
     if args.collateral is not None:

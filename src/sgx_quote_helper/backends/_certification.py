@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._fs import atomic_write, make_directory
 from sgx_quote_helper.errors import CodedError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 
@@ -171,7 +171,7 @@ class CachedPckSource:
         document["tcbm"] = certificate.tcbm.hex()
         document["fmspc"] = certificate.fmspc.hex()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_directory(path.parent, 0o700)
             atomic_write(path, json.dumps(document).encode(), mode=0o600)
         except OSError as exc:
             # A cache that cannot be written costs resilience, not correctness.
@@ -222,9 +222,15 @@ def pck_source_for(
         )
     sim_dir = find_sim_dir(platform_dir) if platform_dir is not None else None
     if sim_dir is None:
+        where = (
+            f"the platform directory {platform_dir} is not inside a `sim init` directory "
+            "(no pcs/ next to it), so no simulated manufacturer can certify it"
+            if platform_dir is not None
+            else "no platform directory and no PCCS URL"
+        )
         raise UsageError(
-            "no PCK certificate source: give --pccs-url URL, or a simulated platform "
-            "directory inside a `sim init` directory (with its manufacturer in DIR/pcs)"
+            f"no PCK certificate source: {where}; give --pccs-url URL, or the platform "
+            "directory of a `sim init DIR` (DIR/platform, with its manufacturer in DIR/pcs)"
         )
     from sgx_quote_helper.pcs import Manufacturer
 

@@ -247,7 +247,7 @@ class SimBackend:
         try:
             leaf = x509.load_pem_x509_certificate(certificate.leaf_pem.encode("ascii"))
             expected = self._pce.pck_public_key(cpu_svn, pce_svn)
-        except (ValueError, UnicodeEncodeError) as exc:
+        except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
             raise QuoteError(
                 Quote3Error.ATT_KEY_CERT_DATA_INVALID,
                 f"the PCK leaf certificate is unreadable: {exc}",

@@ -23,6 +23,7 @@ from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
     PccsError,
     PccsHttpError,
+    PccsNotAService,
     PccsNotFound,
     PccsPlatformNotFound,
     PccsResponseError,
@@ -41,6 +42,7 @@ __all__ = [
     "PccsClient",
     "PccsError",
     "PccsHttpError",
+    "PccsNotAService",
     "PccsNotFound",
     "PccsPlatformNotFound",
     "PccsResponseError",

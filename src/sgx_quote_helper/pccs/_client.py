@@ -31,6 +31,7 @@ from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
     PccsError,
     PccsHttpError,
+    PccsNotAService,
     PccsNotFound,
     PccsPlatformNotFound,
     PccsResponseError,
@@ -142,11 +143,23 @@ def _response_url(response: httpx.Response) -> str | None:
         return None
 
 
+def _looks_like_pcs(response: httpx.Response) -> bool:
+    """Whether a 404 came from a PCCS/PCS, which tags every answer, or some other server."""
+    headers = response.headers
+    return any(name in headers for name in ("Request-ID", "Error-Code", "Error-Message"))
+
+
 def _check_status(request: _Request, response: httpx.Response) -> None:
     if response.status_code == 200:
         return
     url = _response_url(response)
     if response.status_code == 404:
+        if not _looks_like_pcs(response):
+            raise PccsNotAService(
+                f"the server answered HTTP 404 for {request.what} without the Request-ID or "
+                "Error-Code header every PCCS and Intel PCS answer carries",
+                url=url,
+            )
         if request.platform_lookup:
             raise PccsPlatformNotFound(
                 f"PCCS has no {request.what} for this platform (HTTP 404)", url=url
@@ -184,7 +197,7 @@ def _issuer_chain(request: _Request, response: httpx.Response, *names: str) -> s
     chain = unquote(raw)
     try:
         certs = x509.load_pem_x509_certificates(chain.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise _malformed(request, response, f"{name} is not a PEM chain: {exc}") from exc
     if not certs:
         raise _malformed(request, response, f"{name} holds no certificate")
@@ -278,7 +291,7 @@ def _pck_certificate_plan(query: PckCertificateQuery) -> _Plan[PckCertificate]:
     leaf_pem = _text(request, response)
     try:
         x509.load_pem_x509_certificate(leaf_pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as exc:
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion) as exc:
         raise _malformed(request, response, f"body is not a PEM certificate: {exc}") from exc
     chain = _issuer_chain(request, response, "SGX-PCK-Certificate-Issuer-Chain")
     tcbm = _hex_header(request, response, "SGX-TCBm", 18)

@@ -70,6 +70,21 @@ class PccsPlatformNotFound(PccsNotFound):
     )
 
 
+class PccsNotAService(PccsNotFound):
+    """HTTP 404 from a server that does not answer as a PCCS does: a wrong URL.
+
+    Calling it "not populated" would send the user to register a platform when
+    the URL points at something else (a web server, the daemon's admin port).
+    """
+
+    hints = (
+        "the URL is probably not a PCCS v4: check the host, the port (not, e.g., the "
+        "quote helper's admin listener) and the path prefix (https://HOST:PORT, the client "
+        "adds /sgx/certification/v4/); if it is a PCCS, it is not populated for this "
+        "platform: register the platform or import its collateral",
+    )
+
+
 class PccsHttpError(PccsError):
     """Any other non-200 answer, with the service's own ``Error-Code``/``Error-Message``."""
 

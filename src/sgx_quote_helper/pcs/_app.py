@@ -61,6 +61,14 @@ def percent_encode(pem: str) -> str:
     return quote(pem, safe="")
 
 
+#: What a client learns when the manufacturer directory is unusable: nothing of
+#: the server's file system (the log line ``pccs.manufacturer_error`` has it).
+SERVICE_UNAVAILABLE_MESSAGE = (
+    "the collateral service cannot read its manufacturer state; the operator should see "
+    "the pccs.manufacturer_error line in the service log"
+)
+
+
 class _BadParameter(InvalidRequestError):
     pass
 
@@ -271,9 +279,10 @@ async def _pcs_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, NotFoundError):
         return _error_response(404, "NotFound", str(exc))
     # The manufacturer directory itself is broken (bad policy file, unreadable key):
-    # a server-side condition, reported as unavailable rather than as a crash.
+    # a server-side condition, reported as unavailable rather than as a crash. The
+    # details name server paths, so they go to the log only, never to the client.
     logger.error("pccs.manufacturer_error", extra={"fields": {"error": str(exc)}})
-    return _error_response(503, "ServiceUnavailable", str(exc))
+    return _error_response(503, "ServiceUnavailable", SERVICE_UNAVAILABLE_MESSAGE)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

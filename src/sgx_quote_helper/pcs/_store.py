@@ -44,7 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._fs import atomic_write, make_directory
 from sgx_quote_helper._time import Clock, format_time, to_utc_seconds
 from sgx_quote_helper.pcs._errors import (
     InvalidRequestError,
@@ -191,7 +191,7 @@ class ManufacturerStore:
         atomic_write(pcs_dir / _POLICY, policy.to_json().encode(), mode=_PUBLIC)
         atomic_write(pcs_dir / _REGISTRY, Registry().to_json().encode(), mode=_PUBLIC)
         for sub in ("pck", "cache"):
-            (pcs_dir / sub).mkdir(mode=0o755, exist_ok=True)
+            make_directory(pcs_dir / sub, 0o755)
         # Written last: its presence marks a complete manufacturer directory.
         _write_manifest(pcs_dir, pccs_url, now)
         return cls(sim_dir, clock=clock, pccs_url=pccs_url, secrets=secrets)
@@ -330,7 +330,7 @@ class ManufacturerStore:
     def write_pck_record(self, path: Path, certificate: x509.Certificate) -> None:
         """Record an issued PCK certificate (served anyway when the write fails)."""
         try:
-            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            make_directory(path.parent, 0o755)
             atomic_write(path, certificate.public_bytes(serialization.Encoding.PEM), mode=_PUBLIC)
         except OSError as exc:
             # Without the record, revoking the platform cannot list this serial.
@@ -364,7 +364,7 @@ class ManufacturerStore:
         """Keep an issued artifact (a read-only directory still serves, from memory)."""
         path = self.pcs_dir / "cache" / f"{name}.json"
         try:
-            path.parent.mkdir(mode=0o755, exist_ok=True)
+            make_directory(path.parent, 0o755)
             atomic_write(path, document, mode=_PUBLIC)
         except OSError as exc:
             logger.warning(
@@ -384,7 +384,8 @@ class ManufacturerStore:
 
 def _make_directory(pcs_dir: Path, sim_dir: Path) -> None:
     try:
-        pcs_dir.mkdir(parents=True, exist_ok=True)
+        make_directory(sim_dir, 0o755)
+        make_directory(pcs_dir, 0o755)
         pcs_dir.chmod(0o755)
     except OSError as exc:
         raise ManufacturerDirectoryError(

@@ -21,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform._errors import ManifestError
 from sgx_quote_helper.sgx import (
     QE3_MRSIGNER,
@@ -69,6 +70,14 @@ class EnclaveIdentity:
         ):
             if len(value) != size:
                 raise ValueError(f"{label} must be {size} bytes, got {len(value)}")
+        for label, number in (
+            ("ISVPRODID", self.isv_prod_id),
+            ("ISVSVN", self.isv_svn),
+            ("CONFIGSVN", self.config_svn),
+        ):
+            # 16-bit fields of every SGX structure: say so, not int.to_bytes later.
+            if not 0 <= number <= 0xFFFF:
+                raise UsageError(f"{label} must be 0..65535, got {number}")
 
     def has(self, flag: AttributeFlags) -> bool:
         return bool(self.attributes.flags & flag)

@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._fs import atomic_write, make_directory
 from sgx_quote_helper.platform._cpu import SimulatedCpu
 from sgx_quote_helper.platform._errors import PlatformDirectoryError, ProvisioningAccessError
 
@@ -258,7 +258,7 @@ def create_platform(
         raise PlatformDirectoryError(
             f"{root} already holds a platform; remove it first to create a new one"
         )
-    root.mkdir(parents=True, exist_ok=True)
+    make_directory(root, DIRECTORY_MODE)  # parents too (DIR/platforms), whatever the umask
     os.chmod(root, DIRECTORY_MODE)
     enclave_secret = os.urandom(_SECRET_SIZE)
     if provisioning_gid is None:

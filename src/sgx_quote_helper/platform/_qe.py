@@ -30,7 +30,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._fs import atomic_write, make_directory
 from sgx_quote_helper._version import QE_SVN
 from sgx_quote_helper.errors import ParseError
 from sgx_quote_helper.platform._cpu import ReportVerifier, SimulatedCpu
@@ -315,7 +315,7 @@ class QuotingEnclave:
             scalar,
             additional_data=_KEY_BLOB_TAG + ec_public_key_to_raw(key.public_key()),
         )
-        self._state_dir.mkdir(parents=True, exist_ok=True)
+        make_directory(self._state_dir, 0o700)  # not from the umask (docs/security.md)
         atomic_write(self._key_path(), blob, mode=0o600)
 
     # -- quoting -----------------------------------------------------------

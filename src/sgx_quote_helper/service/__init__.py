@@ -11,8 +11,10 @@ import socket
 import tempfile
 from pathlib import Path
 
+from sgx_quote_helper._fs import make_directory
 from sgx_quote_helper._logging import configure_logging, log_event
 from sgx_quote_helper.backends import backend_factory, pck_source_for
+from sgx_quote_helper.platform import Platform
 from sgx_quote_helper.service._config import (
     CONFIG_FILE_ENV,
     CONFIG_FILE_FLAG,
@@ -40,8 +42,15 @@ def _check_directories(config: ServiceConfig, state_dir: Path) -> None:
             f"the platform directory {config.platform} does not exist or is not a "
             "directory (create one with `sgx-quote-helper sim init DIR` and pass DIR/platform)"
         )
+    if config.platform is not None:
+        # A malformed platform.json is named as such here, before the PCK
+        # source is chosen: otherwise the error would blame the PCK source.
+        Platform.load(config.platform, need_provisioning=False)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        # 0700 whatever the umask: in simulation anyone who reads enclave.secret
+        # can seal with the QE's key, so a state directory others can write to
+        # would let them plant an attestation key they know (docs/security.md).
+        make_directory(state_dir, 0o700)
         with tempfile.TemporaryFile(dir=state_dir):
             pass
     except OSError as exc:

@@ -379,7 +379,7 @@ def _split_pem_blocks(data: bytes, what: str) -> tuple[bytes, ...]:
 def _load_pem_certificate(pem: bytes, what: str) -> x509.Certificate:
     try:
         return x509.load_pem_x509_certificate(pem)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise ParseError(f"{what} is not a valid X.509 certificate: {exc}") from None
 
 

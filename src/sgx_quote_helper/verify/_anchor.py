@@ -87,7 +87,7 @@ class TrustAnchor:
                 cert = x509.load_pem_x509_certificate(data)
             else:
                 cert = x509.load_der_x509_certificate(data)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise UsageError(f"not a DER or PEM X.509 certificate: {exc}") from exc
         return cls.from_certificate(cert)
 

@@ -11,13 +11,14 @@ from types import TracebackType
 from typing import Any, Self
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from sgx_quote_helper._time import Clock, parse_time, utc_now
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs import CaType, Collateral, PccsClient, pck_fmspc_and_ca
 from sgx_quote_helper.sgx import INTEL_QE_VENDOR_ID, PckCertChain, Quote, ReportBody, TcbStatus
-from sgx_quote_helper.verify._anchor import TrustAnchor
+from sgx_quote_helper.verify._anchor import TrustAnchor, root_key_id
 from sgx_quote_helper.verify._collateral import (
     DEFAULT_MAX_COLLATERAL_AGE,
     CollateralCache,
@@ -280,10 +281,22 @@ def _check_root(chain: list[x509.Certificate], anchor: TrustAnchor) -> None:
         )
     root = chain[-1]
     if not anchor.is_certificate(_der(root)):
+        # Two simulated manufacturers have the same root DN: only the keys tell
+        # them apart, so both key ids are named.
         raise UntrustedRoot(
-            f"the quote's PCK chain ends at {_subject(root)!r}, which is not "
-            f"the trust anchor {anchor.describe()}"
+            f"the quote's PCK chain ends at {_subject(root)!r} [key id "
+            f"{_key_id_text(root)}], which is not the trust anchor {anchor.describe()}"
         )
+
+
+def _key_id_text(cert: x509.Certificate) -> str:
+    try:
+        key = cert.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return "<no EC public key>"
+    return f"{root_key_id(key).hex()[:16]}..."
 
 
 # Certificates parsed from the same PEM are the same objects (sgx._quote keeps
