@@ -34,7 +34,8 @@ library, a first QE target info; skipped on machines without SGX). A check whose
 input is not given is skipped.
 
 Exit status: 0 when no check failed (warnings and skips do not fail); 1 when one
-did, or the options contradict each other; 2 for unknown options. See docs/doctor.md.
+did; 2 for usage errors (unknown, out-of-range or contradicting options). See
+docs/doctor.md.
 """
 
 
