@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 
 import uvicorn
@@ -25,22 +25,26 @@ from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper.service._config import AdminAddress
 from sgx_quote_helper.service._metrics import DaemonMetrics
 
+#: Why the daemon cannot quote yet, or None when it can.
+NotReadyReason = Callable[[], Awaitable[str | None]]
 
-def build_admin_app(metrics: DaemonMetrics, is_ready: Callable[[], bool]) -> Starlette:
+
+def admin_routes(
+    metrics_body: Callable[[], Awaitable[bytes]], not_ready: NotReadyReason
+) -> Starlette:
+    """The three endpoints, for one daemon process or a supervisor of workers."""
+
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(await metrics_body(), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        if is_ready():
+        reason = await not_ready()
+        if reason is None:
             return PlainTextResponse("ready\n")
-        return PlainTextResponse(
-            "not ready: quoting is not available yet (no PCK certificate chain, or the "
-            "backend's upstream is unusable; see the daemon log)\n",
-            status_code=503,
-        )
+        return PlainTextResponse(f"not ready: {reason}\n", status_code=503)
 
     return Starlette(
         routes=[
@@ -49,6 +53,21 @@ def build_admin_app(metrics: DaemonMetrics, is_ready: Callable[[], bool]) -> Sta
             Route("/readyz", readyz),
         ]
     )
+
+
+def build_admin_app(metrics: DaemonMetrics, is_ready: Callable[[], bool]) -> Starlette:
+    async def metrics_body() -> bytes:
+        return generate_latest(metrics.registry)
+
+    async def not_ready() -> str | None:
+        if is_ready():
+            return None
+        return (
+            "quoting is not available yet (no PCK certificate chain, or the "
+            "backend's upstream is unusable; see the daemon log)"
+        )
+
+    return admin_routes(metrics_body, not_ready)
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -43,16 +43,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from sgx_quote_helper._logging import RateLimitedLog, configure_logging, log_event
-from sgx_quote_helper.service._admin import AdminServer
+from sgx_quote_helper.service._admin import AdminServer, admin_routes
 from sgx_quote_helper.service._config import ServiceConfig
 from sgx_quote_helper.service._server import (
     _ACCEPT_EXHAUSTED,
@@ -232,7 +229,7 @@ class Supervisor:
         return list(await asyncio.gather(*(worker.status() for worker in self._workers)))
 
     def _admin_app(self) -> Starlette:
-        async def metrics_endpoint(request: Request) -> Response:
+        async def metrics_body() -> bytes:
             statuses = [status for status in await self._statuses() if status is not None]
             families = merge(statuses)
             for family in families:
@@ -266,30 +263,19 @@ class Supervisor:
             workers.add_sample(f"{_PREFIX}_workers", {}, len(statuses))
             families.append(workers)
             self._collector.families = families
-            body = generate_latest(self._registry)
-            return Response(body, media_type=CONTENT_TYPE_LATEST)
+            return generate_latest(self._registry)
 
-        async def healthz(request: Request) -> Response:
-            return PlainTextResponse("ok\n")
-
-        async def readyz(request: Request) -> Response:
+        async def not_ready() -> str | None:
             statuses = await self._statuses()
             ready = sum(1 for status in statuses if status is not None and status["ready"])
             if ready == self.count:
-                return PlainTextResponse("ready\n")
-            return PlainTextResponse(
-                f"not ready: {ready} of {self.count} workers can quote (no PCK certificate "
-                "chain yet, or a worker is restarting)\n",
-                status_code=503,
+                return None
+            return (
+                f"{ready} of {self.count} workers can quote (no PCK certificate "
+                "chain yet, or a worker is restarting)"
             )
 
-        return Starlette(
-            routes=[
-                Route("/metrics", metrics_endpoint),
-                Route("/healthz", healthz),
-                Route("/readyz", readyz),
-            ]
-        )
+        return admin_routes(metrics_body, not_ready)
 
     # -- lifecycle --------------------------------------------------------------
 
