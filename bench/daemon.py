@@ -135,6 +135,20 @@ class Daemon:
     admin: str
 
 
+def wait_ready(process: subprocess.Popen[bytes], admin_url: str, *, timeout: float) -> None:
+    """Poll the daemon's ``/readyz`` until it answers 200; raise if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{admin_url}/readyz", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the daemon did not become ready within {timeout:g} s")
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def _daemon(
     work: Path, *, loop: str, profile: Path | None, extra: Sequence[str] = ()
@@ -157,16 +171,7 @@ def _daemon(
     process = subprocess.Popen(command)
     admin = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{admin}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not become ready within 60 s")
-            time.sleep(0.1)
+        wait_ready(process, admin, timeout=60)
         yield Daemon(process, sock, admin)
     finally:
         process.send_signal(signal.SIGTERM)

@@ -37,8 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from bench.daemon import wait_ready
 from fuzz.engine import mutate
 from sgx_quote_helper.aesm import (
     GetQuoteExRequest,
@@ -132,16 +131,10 @@ def running_daemon(work: Path, *extra: str) -> Iterator[Daemon]:
     log = (work / "daemon.log").open("ab")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the daemon exited: {(work / 'daemon.log').read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://{admin}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not become ready")
-            time.sleep(0.05)
+        try:
+            wait_ready(process, f"http://{admin}", timeout=120)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {(work / 'daemon.log').read_text()}") from exc
         yield Daemon(process, path, admin, sim)
     finally:
         if process.poll() is None:
