@@ -16,6 +16,7 @@ setup``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from daemon_support import free_port
 
@@ -171,7 +173,26 @@ def _start_pccs_and_daemon(containers: Containers, node: Node) -> str:
         "--admin-listen", f"127.0.0.1:{node.admin_port}",
     )  # fmt: skip
     _wait_for(node.aesmd / "aesm.socket", daemon, "the daemon's socket")
+    _wait_ready(node, daemon)
     return daemon
+
+
+def _wait_ready(node: Node, name: str) -> None:
+    """Until ``/readyz`` says the daemon can quote (its PCK chain fetched from the PCCS
+    container), as a readiness probe would: the socket is bound before that."""
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if (
+                httpx.get(f"http://127.0.0.1:{node.admin_port}/readyz", timeout=2).status_code
+                == 200
+            ):
+                return
+        state = podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
+        if state != "running" or time.monotonic() > deadline:
+            logs = podman("logs", name, check=False)
+            pytest.fail(f"the daemon did not become ready ({state}):\n{logs.stdout}{logs.stderr}")
+        time.sleep(0.2)
 
 
 def test_sample_application_quotes_through_the_daemon_container(
