@@ -307,14 +307,16 @@ def _pccs(work: Path) -> Iterator[str]:
             process.wait()
 
 
-def verification(work: Path, url: str, seconds: float) -> dict[str, Any]:
-    import dcap_qvl
+def verification_inputs(work: Path, url: str) -> tuple[bytes, Any, Any]:
+    """A fresh simulated quote, its collateral (dcap-qvl's object) and the trust anchor.
 
+    ``work / "sim"`` is a ``sim init`` directory whose PCCS serves at ``url``.
+    """
     from sgx_quote_helper.backends import SimBackend
     from sgx_quote_helper.pccs import PccsClient
     from sgx_quote_helper.platform import Platform, demo_app_identity
     from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID
-    from sgx_quote_helper.verify import TrustAnchor, UnsafeNoAppraisal, Verifier
+    from sgx_quote_helper.verify import TrustAnchor
 
     sim = work / "sim"
     key_id = DEFAULT_ECDSA_ATT_KEY_ID.base
@@ -327,7 +329,15 @@ def verification(work: Path, url: str, seconds: float) -> dict[str, Any]:
         report = cpu.ereport(demo_app_identity(), target, b"verify".ljust(64, b"\0"))
         quote = backend.get_quote(report.to_bytes(), key_id, None).quote
         collateral = client.get_collateral(quote).to_dcap_qvl()
-    anchor = TrustAnchor.from_file(sim / "pcs" / "root-ca.der")
+    return quote, collateral, TrustAnchor.from_file(sim / "pcs" / "root-ca.der")
+
+
+def verification(work: Path, url: str, seconds: float) -> dict[str, Any]:
+    import dcap_qvl
+
+    from sgx_quote_helper.verify import UnsafeNoAppraisal, Verifier
+
+    quote, collateral, anchor = verification_inputs(work, url)
     root = anchor.certificate_der
     policy = UnsafeNoAppraisal()
     with Verifier(anchor, pccs=url) as verifier:  # the default construction
