@@ -179,6 +179,41 @@ def test_zeroed_value_encodes_to_zero_bytes(struct: type[Struct]) -> None:
     assert struct.zeroed().to_bytes() == bytes(struct.LAYOUT.size)
 
 
+def _all_structs(base: type[Struct]) -> list[type[Struct]]:
+    found: list[type[Struct]] = []
+    for sub in base.__subclasses__():
+        found += [sub, *_all_structs(sub)]
+    return found
+
+
+def test_every_structure_is_listed_and_decodes_by_position() -> None:
+    # Struct.from_bytes passes the decoded values to the dataclass by position,
+    # so every structure's fields must follow its table; each one is in LAYOUTS.
+    structs = _all_structs(Struct)
+    assert set(structs) == {row[0] for row in LAYOUTS}
+    for struct in structs:
+        names = [f.name for f in dataclasses.fields(struct)]  # type: ignore[arg-type]
+        assert names == [f.name for f in struct.LAYOUT.fields], struct.__name__
+
+
+@pytest.mark.parametrize("struct", [row[0] for row in LAYOUTS], ids=lambda s: s.__name__)
+def test_decoding_keeps_every_field(struct: type[Struct]) -> None:
+    # A distinct byte at every offset: a field decoded from the wrong place,
+    # or a nested structure not decoded, does not round-trip.
+    data = bytes(i % 251 for i in range(struct.LAYOUT.size))
+    value = struct.from_bytes(data)
+    assert value.to_bytes() == data
+    for f in struct.LAYOUT.fields:
+        chunk = data[f.offset : f.offset + f.size]
+        got = getattr(value, f.name)
+        if f.kind is int:
+            assert got == int.from_bytes(chunk, "little")
+        elif f.kind is bytes:
+            assert got == chunk
+        else:
+            assert got == f.kind.from_bytes(chunk)
+
+
 def test_quote_offsets_match_spec() -> None:
     # dcap-quote.md 1.3: signature_data_len at 432, signature data from 436,
     # QVL QUOTE_MIN_BYTE_LEN = 1020; section 3: v4 TDX signature_data_len at 632.

@@ -12,6 +12,7 @@ are kept as bytes so that arbitrary input round-trips byte for byte.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -32,11 +33,22 @@ class Field:
     kind: type[Any]
 
 
+#: ``struct`` codes of the little-endian unsigned integers a layout may hold.
+_INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
 class Layout:
-    """An ordered, gap-free table of fields that covers a structure exactly."""
+    """An ordered, gap-free table of fields that covers a structure exactly.
+
+    ``codec`` is the table compiled to one :class:`struct.Struct` (integers
+    decoded, bytes and nested structures as raw bytes); ``nested`` lists the
+    positions of nested structures and their classes.
+    """
 
     size: int
     fields: tuple[Field, ...]
+    codec: struct.Struct
+    nested: tuple[tuple[int, type[Struct]], ...]
 
     def __init__(self, size: int, *fields: tuple[str, int, int] | tuple[str, int, int, type[Any]]):
         rows: list[Field] = []
@@ -56,13 +68,23 @@ class Layout:
             raise AssertionError(f"layout covers {position} bytes, structure is {size}")
         self.size = size
         self.fields = tuple(rows)
+        self.codec = struct.Struct(
+            "<" + "".join(_INT_CODES[f.size] if f.kind is int else f"{f.size}s" for f in rows)
+        )
+        self.nested = tuple(
+            (index, f.kind)
+            for index, f in enumerate(rows)
+            if f.kind is not int and f.kind is not bytes
+        )
 
 
 class Struct:
     """Base for frozen dataclasses described by a :class:`Layout`.
 
     Subclasses are ``@dataclass(frozen=True)`` and set ``LAYOUT``; the dataclass
-    fields must be exactly the layout's field names.
+    fields must be exactly the layout's field names, in the same order
+    (``from_bytes`` passes the decoded values by position; a test checks every
+    subclass).
     """
 
     LAYOUT: ClassVar[Layout]
@@ -70,20 +92,18 @@ class Struct:
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> Self:
         raw = bytes(data)
-        if len(raw) != cls.LAYOUT.size:
-            raise ParseError(
-                f"{cls.__name__} must be exactly {cls.LAYOUT.size} bytes, got {len(raw)}"
-            )
-        values: dict[str, Any] = {}
-        for f in cls.LAYOUT.fields:
-            chunk = raw[f.offset : f.offset + f.size]
-            if f.kind is int:
-                values[f.name] = int.from_bytes(chunk, "little")
-            elif f.kind is bytes:
-                values[f.name] = chunk
-            else:
-                values[f.name] = f.kind.from_bytes(chunk)
-        return cls(**values)
+        layout = cls.LAYOUT
+        if len(raw) != layout.size:
+            raise ParseError(f"{cls.__name__} must be exactly {layout.size} bytes, got {len(raw)}")
+        # One struct unpack for the whole table: decoding a report body is on
+        # the path of every quote and every verification.
+        values = layout.codec.unpack(raw)
+        if layout.nested:
+            fields = list(values)
+            for index, kind in layout.nested:
+                fields[index] = kind.from_bytes(fields[index])
+            return cls(*fields)
+        return cls(*values)
 
     def to_bytes(self) -> bytes:
         out = bytearray()
