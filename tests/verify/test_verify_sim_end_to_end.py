@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,12 +37,14 @@ from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, AttributeFlags, Quote
 from sgx_quote_helper.verify import (
     CollateralMismatch,
     DebugEnclave,
+    InvalidSignature,
     Revoked,
     TcbNotSupported,
     TcbStatus,
     TrustAnchor,
     UnsafeNoAppraisal,
     UntrustedRoot,
+    VerificationResult,
     Verifier,
 )
 from sgx_quote_helper.verify._engine import detailed_refusal
@@ -67,7 +70,13 @@ class Stack:
     anchor: TrustAnchor
     state: Path
 
-    def quote(self, identity: EnclaveIdentity | None = None, *, qe_svn: int = 10) -> bytes:
+    def quote(
+        self,
+        identity: EnclaveIdentity | None = None,
+        *,
+        qe_svn: int = 10,
+        report_data: bytes = REPORT_DATA,
+    ) -> bytes:
         """A quote by the simulated QE3 hosting ``qe_svn``, for an app enclave's REPORT."""
         backend = SimBackend(
             self.sim / "platform",
@@ -77,7 +86,7 @@ class Stack:
         )
         target = backend.init_quote(KEY_ID).target_info
         cpu = Platform.load(self.sim / "platform", need_provisioning=False).cpu()
-        report = cpu.ereport(identity or demo_app_identity(), target, REPORT_DATA)
+        report = cpu.ereport(identity or demo_app_identity(), target, report_data)
         return backend.get_quote(report.to_bytes(), KEY_ID, None).quote
 
     def verifier(self) -> Verifier:
@@ -318,6 +327,70 @@ def test_a_long_lived_verifier_sees_a_recovery_after_its_max_age(
 
     moment[0] += timedelta(minutes=1)
     assert kept.verify(old_qe, policy=UnsafeNoAppraisal()).status is TcbStatus.OUT_OF_DATE
+
+
+def test_one_verifier_follows_the_collateral_it_is_given(
+    capsys: pytest.CaptureFixture[str], stack: Stack
+) -> None:
+    """A verifier remembers the engine's claims with the collateral they came from:
+    other collateral (here after a recovery) is judged on its own, every time."""
+    old_qe = stack.quote(qe_svn=10)
+    before = stack.client.get_collateral(old_qe)
+    assert main(["sim", "tcb-recovery", str(stack.sim), "--qe-svn", "11"]) == 0
+    capsys.readouterr()
+    after = stack.client.get_collateral(old_qe)
+    verifier = Verifier(stack.anchor)
+    for collateral, status, number in [(before, "UpToDate", 1), (after, "OutOfDate", 2)] * 2:
+        result = verifier.verify(old_qe, collateral, policy=UnsafeNoAppraisal())
+        assert result.status is TcbStatus(status)
+        assert result.qe_tcb.status is TcbStatus(status)
+        assert result.tcb_evaluation_data_number == number
+        assert result.collateral_issued == collateral.issue_date
+
+
+def test_many_threads_verify_many_quotes_of_one_platform(shared: Stack) -> None:
+    """Quotes of one platform differ in their report; a warm verifier shared by
+    threads gives each its own report, and refuses each tampered one."""
+    assert main(["sim", "set-tcb-status", str(shared.sim), "--status", "UpToDate"]) == 0
+    quotes = [shared.quote(report_data=bytes([n]) * 64) for n in range(6)]
+    tampered = []
+    for quote in quotes[:3]:
+        damaged = bytearray(quote)
+        damaged[48 + 320] ^= 0x80  # report_data[0]: the ISV signature no longer matches
+        tampered.append(bytes(damaged))
+    verifier = shared.verifier()
+    cold = {q: Verifier(shared.anchor, pccs=shared.client) for q in quotes}
+    expected = {q: cold[q].verify(q, policy=UnsafeNoAppraisal()).to_dict() for q in quotes}
+    outcomes: list[tuple[bytes, object]] = []
+    lock = threading.Lock()
+
+    def work(offset: int) -> None:
+        for index in range(20):
+            quote = (quotes + tampered)[(offset + index) % (len(quotes) + len(tampered))]
+            try:
+                outcome: object = verifier.verify(quote, policy=UnsafeNoAppraisal())
+            except InvalidSignature as exc:
+                outcome = exc
+            with lock:
+                outcomes.append((quote, outcome))
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(outcomes) == 120
+    for quote, outcome in outcomes:
+        if quote in tampered:
+            assert isinstance(outcome, InvalidSignature)
+            continue
+        assert isinstance(outcome, VerificationResult)
+        data = outcome.to_dict()
+        assert data.pop("verified_at")
+        reference = dict(expected[quote])
+        reference.pop("verified_at")
+        assert data == reference
+        assert outcome.report.report_data == quote[48 + 320 : 48 + 384]
 
 
 def test_debug_enclave_is_refused(stack: Stack) -> None:

@@ -49,6 +49,8 @@ from sgx_quote_helper.verify._anchor import TrustAnchor
 _FORMAT = 2
 #: How long a source serves collateral it fetched, at most (its nextUpdate may come first).
 DEFAULT_MAX_COLLATERAL_AGE = timedelta(hours=1)
+#: Distinct (root key, FMSPC, CA type) keys a source remembers before it starts over.
+_MAX_KEYS = 4096
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,18 @@ class _Flight:
         self.followers = 0
 
 
-@dataclass(frozen=True)
 class _Kept:
-    collateral: Collateral
-    fetched_at: datetime
+    """Collateral a source keeps, and the answer it serves while it is fresh."""
+
+    __slots__ = ("collateral", "fetched_at", "served", "stale_at")
+
+    def __init__(self, collateral: Collateral, fetched_at: datetime, max_age: timedelta) -> None:
+        self.collateral = collateral
+        self.fetched_at = fetched_at
+        #: Served until then by the clock (``max_age`` after the fetch).
+        self.stale_at = fetched_at + max_age
+        #: One immutable answer for every verification it serves.
+        self.served = FetchedCollateral(collateral, from_cache=True)
 
 
 class PccsCollateralSource:
@@ -199,6 +209,8 @@ class PccsCollateralSource:
         self._lock = threading.Lock()
         self._kept: dict[CacheKey, _Kept] = {}
         self._in_flight: dict[CacheKey, _Flight] = {}
+        # Each CacheKey is made once, not per verification.
+        self._keys: dict[tuple[str, bytes, str, str, str], CacheKey] = {}
 
     def collateral_for(
         self,
@@ -210,46 +222,54 @@ class PccsCollateralSource:
     ) -> FetchedCollateral:
         """The collateral for ``quote`` (``target``: its FMSPC and PCK CA type, if known)."""
         fmspc, ca = target if target is not None else quote_fmspc_and_ca(quote)
-        evaluation = (
-            str(self.tcb_evaluation_data_number)
-            if self.tcb_evaluation_data_number is not None
-            else self.update
-        )
-        key = CacheKey(self.client.base_url, anchor.key_id.hex(), fmspc, ca, evaluation)
+        key = self._key(anchor, fmspc, ca)
         keeping = self.max_age > timedelta(0)
         if keeping:
             kept = self._kept_for(key, now)
             if kept is not None:
-                return FetchedCollateral(kept, from_cache=True)
+                return kept.served
         collateral, fetched_at = self._fetch(key, fmspc, ca)
         return FetchedCollateral(
             collateral, cache_key=key if keeping else None, fetched_at=fetched_at
         )
 
-    def _fresh(self, kept: _Kept, now: datetime, clock_now: datetime) -> bool:
+    def _key(self, anchor: TrustAnchor, fmspc: str, ca: CaType) -> CacheKey:
+        url, number = self.client.base_url, self.tcb_evaluation_data_number
+        evaluation = str(number) if number is not None else self.update
+        known = (url, anchor.public_key, fmspc, ca, evaluation)
+        key = self._keys.get(known)
+        if key is None:
+            key = CacheKey(url, anchor.key_id.hex(), fmspc, ca, evaluation)
+            with self._lock:
+                if len(self._keys) >= _MAX_KEYS:
+                    self._keys.clear()
+                self._keys[known] = key
+        return key
+
+    @staticmethod
+    def _fresh(kept: _Kept, now: datetime, clock_now: datetime) -> bool:
         # The age by the clock; nextUpdate against the verification time, which
         # a caller may fix in the past (the engine judges validity at that time).
-        return clock_now - kept.fetched_at < self.max_age and now <= kept.collateral.next_update
+        return clock_now < kept.stale_at and now <= kept.collateral.next_update
 
-    def _kept_for(self, key: CacheKey, now: datetime) -> Collateral | None:
+    def _kept_for(self, key: CacheKey, now: datetime) -> _Kept | None:
         clock_now = self._clock()
         with self._lock:
             kept = self._kept.get(key)
             if kept is not None:
                 if self._fresh(kept, now, clock_now):
-                    return kept.collateral
+                    return kept
                 del self._kept[key]
         if self.cache is None:
             return None
         found = self.cache.get_entry(key, now)
         if found is None:
             return None
-        kept = _Kept(*found)
+        kept = _Kept(*found, self.max_age)
         if not self._fresh(kept, now, clock_now):
             return None
         with self._lock:
-            self._kept.setdefault(key, kept)
-        return kept.collateral
+            return self._kept.setdefault(key, kept)
 
     def _fetch(self, key: CacheKey, fmspc: str, ca: CaType) -> tuple[Collateral, datetime]:
         """One fetch per key at a time: later callers wait for the first one's outcome."""
@@ -288,7 +308,7 @@ class PccsCollateralSource:
         with self._lock:
             current = self._kept.get(key)
             if current is None or current.fetched_at <= fetched_at:
-                self._kept[key] = _Kept(fetched.collateral, fetched_at)
+                self._kept[key] = _Kept(fetched.collateral, fetched_at, self.max_age)
         if self.cache is None:
             return
         # A cache that cannot be written only costs a refetch next time.

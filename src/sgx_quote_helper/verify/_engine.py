@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import dcap_qvl
 
@@ -284,6 +284,40 @@ def run_engine(
     if not isinstance(value, dict):
         raise UnrecognizedEngineError("dcap-qvl returned claims that are not a JSON object")
     return value
+
+
+class Verdict(NamedTuple):
+    """What dcap-qvl's one-shot verification reports besides "genuine": the converged
+    TCB status, its advisory IDs and the PCK certificate's PPID."""
+
+    status: str
+    advisory_ids: tuple[str, ...]
+    ppid: bytes
+
+
+def run_verdict(quote: bytes, collateral: Collateral, anchor: TrustAnchor, now: int) -> Verdict:
+    """dcap-qvl's whole verification at ``now`` against ``anchor``, without its claims.
+
+    dcap-qvl 0.7.0 runs the same checks for this one-shot call as for
+    :func:`run_engine` (both are its ``verify_impl``: collateral signatures and
+    chains, the PCK chain against both CRLs, QE report, report-data binding, QE
+    Identity, quote signature, validity times, TCB level, debug attribute);
+    only the claims are not built (two CRL parses, the collateral's time window
+    and a JSON export), which is what a verifier that already knows the claims
+    for this certification data and collateral saves. A refusal carries its
+    "Caused by" chain here, so it is classified as it stands.
+    """
+    engine_collateral = collateral.to_dcap_qvl()
+    try:
+        if anchor.certificate_der is None:
+            report = dcap_qvl.verify(quote, engine_collateral, now)
+        else:
+            report = dcap_qvl.verify_with_root_ca(
+                quote, engine_collateral, anchor.certificate_der, now
+            )
+    except (ValueError, RuntimeError) as exc:
+        raise classify(str(exc)) from None
+    return Verdict(str(report.status), tuple(report.advisory_ids), bytes(report.ppid))
 
 
 def detailed_refusal(

@@ -6,6 +6,8 @@ import functools
 import os
 import threading
 import time
+import weakref
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -17,7 +19,14 @@ from cryptography.hazmat.primitives import serialization
 from sgx_quote_helper._time import Clock, parse_time, utc_now
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs import CaType, Collateral, PccsClient, pck_fmspc_and_ca
-from sgx_quote_helper.sgx import INTEL_QE_VENDOR_ID, PckCertChain, Quote, ReportBody, TcbStatus
+from sgx_quote_helper.sgx import (
+    INTEL_QE_VENDOR_ID,
+    PckCertChain,
+    Quote,
+    QuoteHeader,
+    ReportBody,
+    TcbStatus,
+)
 from sgx_quote_helper.verify._anchor import TrustAnchor, root_key_id
 from sgx_quote_helper.verify._collateral import (
     DEFAULT_MAX_COLLATERAL_AGE,
@@ -26,7 +35,7 @@ from sgx_quote_helper.verify._collateral import (
     FetchedCollateral,
     PccsCollateralSource,
 )
-from sgx_quote_helper.verify._engine import make_engine, run_engine
+from sgx_quote_helper.verify._engine import make_engine, run_engine, run_verdict
 from sgx_quote_helper.verify._errors import (
     MalformedQuote,
     Revoked,
@@ -38,8 +47,16 @@ from sgx_quote_helper.verify._errors import (
 from sgx_quote_helper.verify._policy import Policy
 from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult
 
-#: How many PCK leaves' FMSPC and CA type a verifier remembers (then it starts over).
-_MAX_REMEMBERED_LEAVES = 4096
+#: How many quote headers with certification data a verifier remembers (the oldest
+#: is forgotten first): one per QE attestation key it sees.
+MAX_REMEMBERED_CERTIFICATIONS = 1024
+
+# An SGX v3 quote (dcap-quote.md section 1): header [0, 48), ISV report body
+# [48, 432), signature data length [432, 436), then the signature data, which
+# opens with the ISV signature [436, 500) and goes on with the attestation key,
+# the QE report, its signature, the QE auth data and the certification data.
+_BODY = slice(48, 432)
+_SIGNATURE_END = 500
 
 #: Intel's QvE requires exactly leaf, intermediate CA and root (sgx_qve_def.h).
 PCK_CHAIN_LENGTH = 3
@@ -101,29 +118,80 @@ class Verifier:
             raise UsageError("cache_dir needs a PCCS to fetch from")
         self.collateral_source = collateral_source
         self._engine = make_engine(self.trust_anchor)
-        self._targets: dict[bytes, tuple[str, CaType]] = {}
-        self._targets_lock = threading.Lock()
+        # Keyed by attestation key; read without the lock (one dict lookup).
+        self._certified: dict[bytes, _Certified] = {}
+        self._certified_lock = threading.Lock()
 
-    def _target(self, parsed: Quote) -> tuple[str, CaType]:
-        """FMSPC and PCK CA type of the quote's PCK leaf, remembered per leaf.
+    def _decode_certified(self, raw: bytes) -> tuple[_Certified, ReportBody]:
+        """Steps 1 and 2: the quote's header and certification data, and its report body.
+
+        What the header and certification data establish (they decode, the
+        chain ends at the trust anchor, the QE report, the leaf) is remembered
+        with every byte of the quote except the ISV report body and the ISV
+        signature, found by the attestation key. A quote that has all those
+        bytes differs from one that decoded in exactly those two fixed-size
+        fields, so it decodes the same way with its own body: only the body
+        (384 bytes) is decoded again. dcap-qvl checks everything, signatures
+        included, on every verification.
+        """
+        known = self._certified.get(raw[_SIGNATURE_END : _SIGNATURE_END + 64])
+        if known is not None and known.certifies(raw):
+            return known, ReportBody.from_bytes(raw[_BODY])
+        # 1.
+        parsed, report = _decode(raw)
+        chain = _pck_chain(parsed)
+        # 2.
+        _check_root(chain, self.trust_anchor)
+        known = _Certified(raw, parsed.header, parsed.qe_report, chain[0])
+        with self._certified_lock:
+            if len(self._certified) >= MAX_REMEMBERED_CERTIFICATIONS:
+                del self._certified[next(iter(self._certified))]
+            self._certified[parsed.attest_pub_key] = known
+        return known, report
+
+    def _claims(
+        self, raw: bytes, known: _Certified, collateral: Collateral, now: int
+    ) -> _EngineClaims:
+        """Step 4: dcap-qvl's verification at ``now``, and its claims.
+
+        The claims this verifier uses (TCB levels, PCK identity, CRL numbers,
+        collateral expiry) are a function of the header and certification data,
+        the collateral and the anchor (dcap-qvl 0.7.0 ``QuoteVerificationResult``;
+        for SGX the ISV report body does not enter the TCB match). They are
+        remembered with the certification data for the collateral they came
+        from; then the one-shot verification, which runs the same checks, gives
+        the verdict, and the remembered claims are used only if that verdict
+        (converged status, advisories, PPID) is theirs.
+        """
+        remembered = known.claims
+        if remembered is not None:
+            kept, claims = remembered
+            kept_collateral = kept()
+            if kept_collateral is collateral or kept_collateral == collateral:
+                verdict = run_verdict(raw, collateral, self.trust_anchor, now)
+                if (
+                    verdict.status == claims.status
+                    and verdict.advisory_ids == claims.advisory_ids
+                    and verdict.ppid == claims.ppid
+                ):
+                    return claims
+        engine = run_engine(raw, collateral, self.trust_anchor, now, engine=self._engine)
+        claims = _engine_claims(engine)
+        known.claims = (weakref.ref(collateral), claims)
+        return claims
+
+    def _target(self, known: _Certified) -> tuple[str, CaType]:
+        """FMSPC and PCK CA type of the quote's PCK leaf, remembered with it.
 
         Reading the SGX extension costs about a tenth of a verification; a
         verifier sees the same few platforms (leaf certificates) again and again.
         """
-        assert isinstance(parsed.certification_data, PckCertChain)  # _decode checked
-        leaf_pem = parsed.certification_data.pems[0]
-        with self._targets_lock:
-            known = self._targets.get(leaf_pem)
-        if known is not None:
-            return known
-        try:
-            target = pck_fmspc_and_ca(parsed.pck_chain()[0])
-        except ParseError as exc:
-            raise MalformedQuote(str(exc)) from exc
-        with self._targets_lock:
-            if len(self._targets) >= _MAX_REMEMBERED_LEAVES:
-                self._targets.clear()
-            self._targets[leaf_pem] = target
+        target = known.target
+        if target is None:
+            try:
+                target = known.target = pck_fmspc_and_ca(known.leaf)
+            except ParseError as exc:
+                raise MalformedQuote(str(exc)) from exc
         return target
 
     def close(self) -> None:
@@ -166,6 +234,9 @@ class Verifier:
         #     certification data type 5 with exactly leaf, PCK CA and root.
         #  2. The chain's root is the trust anchor, byte for byte (QvE pins its
         #     root the same way, section 11.1).
+        #     Steps 1 and 2 are remembered per attestation key: a quote that
+        #     differs from a remembered one only in its ISV report body and
+        #     signature has only its body decoded.
         #  3. Obtain collateral: as given, else from the cache while before its
         #     nextUpdate, else from the PCCS.
         #  4. Run the engine at `now` against the trust anchor: TCB Info and QE
@@ -173,6 +244,10 @@ class Verifier:
         #     signature, report-data binding, QE Identity match, quote signature,
         #     validity times of all collateral, platform TCB level, QE/platform
         #     convergence (section 2 steps 1-9). A refusal becomes a typed error.
+        #     Every verification runs all of it; the engine's claims (TCB levels,
+        #     PCK identity) are remembered with the certification data and the
+        #     collateral they came from, and then the one-shot verification,
+        #     without claims, gives the verdict (see _claims).
         #  5. A Revoked status is terminal (section 10: 0xA005).
         #  6. Keep freshly fetched collateral the engine accepted (cache).
         #  7. Build the result: status and its sgx_ql_qv_result_t, advisories,
@@ -183,35 +258,29 @@ class Verifier:
         fixed = to_datetime(now) if now is not None else None
         anchor = self.trust_anchor
 
-        # 1.
+        # 1. and 2. (remembered per header and certification data)
         raw = bytes(quote)
-        parsed, report = _decode(raw)
-        chain = _pck_chain(parsed)
-
-        # 2.
-        _check_root(chain, anchor)
+        known, report = self._decode_certified(raw)
 
         # 3.
+        current = fixed or to_datetime(None)
         if collateral is not None:
             fetched = FetchedCollateral(collateral)
         elif isinstance(self.collateral_source, PccsCollateralSource):
             # The chain is parsed already: no second parse of the quote for its FMSPC.
             fetched = self.collateral_source.collateral_for(
-                raw, anchor=anchor, now=fixed or to_datetime(None), target=self._target(parsed)
+                raw, anchor=anchor, now=current, target=self._target(known)
             )
         elif self.collateral_source is not None:
-            fetched = self.collateral_source.collateral_for(
-                raw, anchor=anchor, now=fixed or to_datetime(None)
-            )
+            fetched = self.collateral_source.collateral_for(raw, anchor=anchor, now=current)
         else:
             raise UsageError("no collateral given and no PCCS to fetch it from")
 
-        # 4.
-        at = fixed or to_datetime(None)
+        # 4. (after a fetch, the time is read again)
+        fetched_now = collateral is None and not fetched.from_cache
+        at = to_datetime(None) if fixed is None and fetched_now else current
         try:
-            claims = run_engine(
-                raw, fetched.collateral, anchor, int(at.timestamp()), engine=self._engine
-            )
+            claims = self._claims(raw, known, fetched.collateral, int(at.timestamp()))
         except VerificationError as exc:
             # 6. (early) The engine judged the quote after accepting the collateral.
             if not exc.collateral_fault and self.collateral_source is not None:
@@ -219,13 +288,12 @@ class Verifier:
             raise
 
         # 5.
-        status = _status(claims)
-        if status is TcbStatus.REVOKED:
+        if claims.status is TcbStatus.REVOKED:
             if self.collateral_source is not None:  # 6. (early) as above
                 self.collateral_source.keep(fetched)
             raise Revoked(
                 "the platform's TCB level (or the QE's) is revoked",
-                status=status.value,
+                status=claims.status.value,
             )
 
         # 6.
@@ -233,13 +301,102 @@ class Verifier:
             self.collateral_source.keep(fetched)
 
         # 7.
-        result = _build_result(
-            parsed, chain, report, claims, status, fetched.collateral, anchor, at
+        result = VerificationResult(
+            status=claims.status,
+            qv_result=claims.status.qv_result,
+            advisory_ids=claims.advisory_ids,
+            platform_tcb=claims.platform_tcb,
+            qe_tcb=claims.qe_tcb,
+            report=report,
+            header=known.header,
+            qe_report=known.qe_report,
+            fmspc=claims.fmspc,
+            ca_type=known.ca_type or _ca_type(known),
+            ppid=claims.ppid,
+            pck_cpu_svn=claims.pck_cpu_svn,
+            pck_pce_svn=claims.pck_pce_svn,
+            pce_id=claims.pce_id,
+            tcb_evaluation_data_number=claims.tcb_evaluation_data_number,
+            collateral_issued=fetched.collateral.issue_date,
+            collateral_expires=claims.collateral_expires,
+            verified_at=at,
+            root_key_id=claims.root_key_id,
+            trust_anchor=anchor,
+            pck_crl_number=claims.pck_crl_number,
+            root_ca_crl_number=claims.root_ca_crl_number,
         )
 
         # 8.
         policy.appraise(result)
         return result
+
+
+class _Certified:
+    """What a quote's header and certification data established (steps 1 and 2).
+
+    ``ca_type``, ``target`` and ``claims`` are filled in when first needed; each
+    is one attribute assignment, so concurrent verifications see the old value
+    or the new one.
+    """
+
+    __slots__ = (
+        "ca_type",
+        "claims",
+        "header",
+        "leaf",
+        "length_field",
+        "prefix",
+        "qe_report",
+        "size",
+        "suffix",
+        "target",
+    )
+
+    def __init__(
+        self, raw: bytes, header: QuoteHeader, qe_report: ReportBody, leaf: x509.Certificate
+    ) -> None:
+        # The bytes besides the ISV report body and signature (see certifies).
+        self.size = len(raw)
+        self.prefix = raw[: _BODY.start]
+        self.length_field = raw[_BODY.stop : _BODY.stop + 4]
+        self.suffix = raw[_SIGNATURE_END:]
+        self.header = header
+        self.qe_report = qe_report
+        self.leaf = leaf
+        self.ca_type: str | None = None
+        self.target: tuple[str, CaType] | None = None
+        #: The claims of the last verification and the collateral they came from.
+        self.claims: tuple[weakref.ref[Collateral], _EngineClaims] | None = None
+
+    def certifies(self, raw: bytes) -> bool:
+        """Whether ``raw`` differs from the quote this came from only in the ISV
+        report body and signature."""
+        return (
+            len(raw) == self.size
+            and raw.endswith(self.suffix)
+            and raw.startswith(self.prefix)
+            and raw[_BODY.stop : _BODY.stop + 4] == self.length_field
+        )
+
+
+@dataclass(frozen=True)
+class _EngineClaims:
+    """dcap-qvl's claims, as the result has them (all but the quote's own fields)."""
+
+    status: TcbStatus
+    advisory_ids: tuple[str, ...]
+    platform_tcb: TcbLevelResult
+    qe_tcb: TcbLevelResult
+    fmspc: str
+    ppid: bytes
+    pck_cpu_svn: bytes
+    pck_pce_svn: int
+    pce_id: bytes
+    tcb_evaluation_data_number: int
+    collateral_expires: datetime
+    root_key_id: bytes
+    pck_crl_number: int | None
+    root_ca_crl_number: int | None
 
 
 def _decode(raw: bytes) -> tuple[Quote, ReportBody]:
@@ -306,10 +463,11 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-@functools.lru_cache(maxsize=1024)
-def _ca_type(leaf: x509.Certificate) -> str:
-    # dcap-qvl's rule: the PCK CA named in the leaf's issuer (section 5).
-    return "platform" if "Platform" in leaf.issuer.rfc4514_string() else "processor"
+def _ca_type(known: _Certified) -> str:
+    # dcap-qvl's rule: the PCK CA named in the leaf's issuer (section 5). Read
+    # after the engine accepted the chain: a damaged name raises when read.
+    known.ca_type = "platform" if "Platform" in known.leaf.issuer.rfc4514_string() else "processor"
+    return known.ca_type
 
 
 def _subject(cert: x509.Certificate) -> str:
@@ -318,13 +476,6 @@ def _subject(cert: x509.Certificate) -> str:
         return cert.subject.rfc4514_string()
     except ValueError:
         return "<undecodable subject>"
-
-
-def _status(claims: dict[str, Any]) -> TcbStatus:
-    try:
-        return TcbStatus.parse(str(claims["tcb"]["status"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UnrecognizedEngineError(f"dcap-qvl claims carry no known TCB status: {exc}") from exc
 
 
 def _bytes(value: Any) -> bytes:
@@ -346,43 +497,29 @@ def _level(level: Any) -> TcbLevelResult:
     )
 
 
-def _build_result(
-    parsed: Quote,
-    chain: list[x509.Certificate],
-    report: ReportBody,
-    claims: dict[str, Any],
-    status: TcbStatus,
-    collateral: Collateral,
-    anchor: TrustAnchor,
-    at: datetime,
-) -> VerificationResult:
+def _engine_claims(claims: dict[str, Any]) -> _EngineClaims:
+    try:
+        status = TcbStatus.parse(str(claims["tcb"]["status"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnrecognizedEngineError(f"dcap-qvl claims carry no known TCB status: {exc}") from exc
     try:
         platform = claims["platform"]
         pck = platform["pck"]
-        result = VerificationResult(
+        return _EngineClaims(
             status=status,
-            qv_result=status.qv_result,
             advisory_ids=tuple(str(a) for a in claims["tcb"].get("advisory_ids") or ()),
             platform_tcb=_level(platform["tcb_level"]),
             qe_tcb=_level(claims["qe"]["tcb_level"]),
-            report=report,
-            header=parsed.header,
-            qe_report=parsed.qe_report,
             fmspc=_bytes(pck["fmspc"]).hex().upper(),
-            ca_type=_ca_type(chain[0]),
             ppid=_bytes(pck["ppid"]),
             pck_cpu_svn=_bytes(pck["cpu_svn"]),
             pck_pce_svn=int(pck["pce_svn"]),
             pce_id=_bytes(pck["pce_id"]),
             tcb_evaluation_data_number=int(claims["tcb"]["eval_data_number"]),
-            collateral_issued=collateral.issue_date,
             collateral_expires=datetime.fromtimestamp(int(claims["earliest_expiration_date"]), UTC),
-            verified_at=at,
             root_key_id=_bytes(platform["root_key_id"]),
-            trust_anchor=anchor,
             pck_crl_number=platform.get("pck_crl_num"),
             root_ca_crl_number=platform.get("root_ca_crl_num"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UnrecognizedEngineError(f"dcap-qvl claims lack an expected field: {exc}") from exc
-    return result
