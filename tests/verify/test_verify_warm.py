@@ -29,6 +29,7 @@ from sgx_quote_helper.verify import (
 )
 from sgx_quote_helper.verify import _verifier as verifier_module
 from sgx_quote_helper.verify._engine import Verdict, run_engine, run_verdict
+from sgx_quote_helper.verify._result import build_result
 
 ASSETS = Path(__file__).parent.parent / "assets"
 QUOTE = (ASSETS / "intel-sgx-quote-v3.bin").read_bytes()
@@ -170,3 +171,17 @@ def test_remembered_certifications_are_bounded(monkeypatch: pytest.MonkeyPatch) 
     )
     assert result.report.report_data.startswith(b"Hello, world!")
     assert len(warm._certified) == 2
+
+
+def test_results_are_built_whole_and_stay_frozen() -> None:
+    result = Verifier().verify(QUOTE, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    assert result == VerificationResult(**fields)
+    assert hash(result) == hash(VerificationResult(**fields))
+    assert build_result(**fields) == result
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.status = result.status  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing \\['verified_at'\\]"):
+        build_result(**{k: v for k, v in fields.items() if k != "verified_at"})
+    with pytest.raises(TypeError, match="unknown \\['extra'\\]"):
+        build_result(**fields, extra=1)

@@ -49,6 +49,7 @@ from sgx_quote_helper.verify._anchor import TrustAnchor
 _FORMAT = 2
 #: How long a source serves collateral it fetched, at most (its nextUpdate may come first).
 DEFAULT_MAX_COLLATERAL_AGE = timedelta(hours=1)
+_NO_AGE = timedelta(0)
 #: Distinct (root key, FMSPC, CA type) keys a source remembers before it starts over.
 _MAX_KEYS = 4096
 
@@ -223,7 +224,7 @@ class PccsCollateralSource:
         """The collateral for ``quote`` (``target``: its FMSPC and PCK CA type, if known)."""
         fmspc, ca = target if target is not None else quote_fmspc_and_ca(quote)
         key = self._key(anchor, fmspc, ca)
-        keeping = self.max_age > timedelta(0)
+        keeping = self.max_age > _NO_AGE
         if keeping:
             kept = self._kept_for(key, now)
             if kept is not None:

@@ -45,7 +45,7 @@ from sgx_quote_helper.verify._errors import (
     VerificationError,
 )
 from sgx_quote_helper.verify._policy import Policy
-from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult
+from sgx_quote_helper.verify._result import TcbLevelResult, VerificationResult, build_result
 
 #: How many quote headers with certification data a verifier remembers (the oldest
 #: is forgotten first): one per QE attestation key it sees.
@@ -301,7 +301,7 @@ class Verifier:
             self.collateral_source.keep(fetched)
 
         # 7.
-        result = VerificationResult(
+        result = build_result(
             status=claims.status,
             qv_result=claims.status.qv_result,
             advisory_ids=claims.advisory_ids,
