@@ -50,7 +50,7 @@ _FORMAT = 2
 #: How long a source serves collateral it fetched, at most (its nextUpdate may come first).
 DEFAULT_MAX_COLLATERAL_AGE = timedelta(hours=1)
 _NO_AGE = timedelta(0)
-#: Distinct (root key, FMSPC, CA type) keys a source remembers before it starts over.
+#: How many cache keys a source keeps made before it starts over.
 _MAX_KEYS = 4096
 
 
