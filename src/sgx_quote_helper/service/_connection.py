@@ -551,7 +551,7 @@ class ConnectionHub:
         kind = event.kind
         self.metrics.request_answered(kind, code)
         if kind is MessageKind.GET_QUOTE_EX and code == 0:
-            self.metrics.quote_latency.observe(elapsed)
+            self.metrics.quote_served(elapsed)
         if code == AesmError.NETWORK_ERROR and not self._is_ready():
             self._on_not_ready()
         if isinstance(event, GetQuoteExRequest) and _log.isEnabledFor(logging.DEBUG):
