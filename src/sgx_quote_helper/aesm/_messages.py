@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
@@ -81,7 +82,8 @@ def _check_bytes(name: str, value: bytes | None) -> None:
 
 
 _T = TypeVar("_T")
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+#: Per message class, the slot setters of its fields in declaration order.
+_SETTERS: dict[type[Any], tuple[Callable[[Any, Any], None], ...]] = {}
 
 
 def decoded(cls: type[_T], *values: object) -> _T:
@@ -90,16 +92,19 @@ def decoded(cls: type[_T], *values: object) -> _T:
     The values come from a parsed protobuf message, which has given every
     field its schema type already: ``bytes`` for a bytes field, an ``int``
     within the u32 or u64 range of its field, a ``bool`` for a bool. That is
-    all ``__post_init__`` checks, and it would cost as much as the decoding
-    itself on the daemon's path.
+    all ``__post_init__`` checks, and on the daemon's path it cost as much as
+    reading the fields. The slots are set directly, as the frozen
+    dataclass's own ``__init__`` does.
     """
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
+    setters = _SETTERS.get(cls)
+    if setters is None:
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-        names = _FIELD_NAMES[cls] = tuple(field.name for field in fields)
+        setters = _SETTERS[cls] = tuple(getattr(cls, field.name).__set__ for field in fields)
+    if len(values) != len(setters):
+        raise UsageError(f"{cls.__name__} has {len(setters)} fields, got {len(values)} values")
     message = object.__new__(cls)
-    for name, value in zip(names, values, strict=True):
-        object.__setattr__(message, name, value)
+    for setter, value in zip(setters, values):  # noqa: B905 - lengths compared above
+        setter(message, value)
     return message
 
 
