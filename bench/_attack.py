@@ -5,8 +5,9 @@ connections open that each sent one byte of a request and then nothing
 (re-opening any the daemon closes), and between checks floods the daemon with
 connections that send a frame header announcing a 4 GiB body. It runs until
 ``stop`` (a ``time.time()`` value) and prints one JSON document with what it
-did. The benchmark runs it beside the quoting clients (same uid, the worst
-case: they share the uid's quota).
+did. The benchmark runs it beside the quoting clients, as another uid
+(``attack_p99_ms``) and as theirs (``attack_same_uid``, the worst case: they
+share the uid's quota).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ described in ``docs/performance.md``, with its target. In order:
    compiler exists); the daemon's CPU summed over all its processes;
 3. ``idle_1000_p99_ms``: 8 clients quote while another uid holds 1,000
    connections that never send; ``attack_p99_ms``: the same with 300 stalled
-   connections and a garbage flood (``bench/_attack.py``, when present);
+   connections and a garbage flood from another uid (``bench/_attack.py``),
+   and ``attack_same_uid`` with the attacker sharing the clients' uid;
 4. ``inproc_first_quote_ms`` / ``outproc_first_quote_ms``: a fresh application
    process's first quote (``bench/_first_quote.py``), and ``epc_bytes``;
 5. ``verify_qps`` / ``verify_ratio``: ``Verifier`` (default construction, warm)
@@ -215,24 +216,59 @@ def idle_neighbours(
     }
 
 
-def attack(daemon: Daemon, frame: Path, duration: float, native: Path | None) -> dict[str, Any]:
-    """8 clients quote beside 300 stalled connections and a garbage flood (bench/_attack.py)."""
+def _attack_as(uid: int | None, path: str, stop: float, out: int) -> None:
+    """In a forked child (as ``uid`` when given): bench/_attack.py until ``stop``."""
+    status = 1
+    try:
+        from bench._attack import attack as run_attack
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 1024)), hard))
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        os.write(out, json.dumps(run_attack(path, stop, 300)).encode())
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def attack(
+    daemon: Daemon, frame: Path, duration: float, native: Path | None, *, same_uid: bool = False
+) -> dict[str, Any]:
+    """8 clients quote beside 300 stalled connections and a garbage flood (bench/_attack.py).
+
+    The attacker is another uid (``nobody``), the reliability issue's
+    scenario: one tenant abusing the socket while others quote. With
+    ``same_uid`` it shares the clients' uid, the worst case for per-uid
+    quotas (they then compete for the one quota the attacker fills).
+    """
     if importlib.util.find_spec("bench._attack") is None:
         return {"skipped": "bench/_attack.py (the reliability issue's attacker) is not here yet"}
+    uid = None if same_uid else NOBODY
+    if uid is not None and os.geteuid() != 0:
+        return {"skipped": "needs root to run the attacker as another uid"}
     stop = time.time() + duration + 4
-    command = [sys.executable, "-m", "bench._attack", "--socket", str(daemon.socket)]
-    command += ["--stop", repr(stop), "--stalled", "300"]
-    attacker = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        _attack_as(uid, str(daemon.socket), stop, writer)
+    os.close(writer)
     try:
         time.sleep(1.0)  # the stalled connections are open, the flood runs
         result = run_clients(daemon.socket, frame, 8, duration, native=native)
-        out, _ = attacker.communicate(timeout=duration + 60)
+        chunks = []
+        while chunk := os.read(reader, 65536):
+            chunks.append(chunk)
+        out = b"".join(chunks)
     finally:
-        if attacker.poll() is None:
-            attacker.kill()
-            attacker.wait()
+        os.close(reader)
+        os.waitpid(pid, 0)
     return {
         "clients": 8,
+        "attacker_uid": os.geteuid() if uid is None else uid,
         "quotes": len(result.latencies),
         "errors": result.errors,
         "p50_ms": _ms(result.latencies, 0.5),
@@ -480,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
                 hostile = attack(daemon, frame, duration, native)
                 results["attack"] = hostile
                 results["attack_p99_ms"] = hostile.get("p99_ms")
+                results["attack_same_uid"] = attack(daemon, frame, duration, native, same_uid=True)
             first = first_quotes(work, daemon, 1 if smoke else 3)
             results["inproc_first_quote_ms"] = first["inproc"]
             results["outproc_first_quote_ms"] = first["outproc"]

@@ -50,3 +50,24 @@ def test_smoke_run_reports_every_key_and_no_failed_request(tmp_path: Path) -> No
     assert set(results["pccs_get_ms"]) == {"project_client", "urllib"}
     assert results["machine"]["load_before"]
     assert results["machine"]["load_after"]
+
+
+def test_floor_breakdown_runs_every_server_without_a_failed_request(tmp_path: Path) -> None:
+    out = tmp_path / "floor.json"
+    command = [sys.executable, "-m", "bench.floor", "--duration", "0.3", "--clients", "2"]
+    subprocess.run(
+        [*command, "--out", str(out)],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+        stdout=subprocess.DEVNULL,
+    )
+    results = json.loads(out.read_text())
+    servers = {"daemon", "asyncio", "blocking", "asyncio+codec", "asyncio+quote"}
+    assert servers <= set(results)
+    for server in servers:
+        (row,) = results[server]
+        assert row["clients"] == 2
+        assert row["errors"] == 0, (server, row)
+        assert row["requests"] > 0, (server, row)
+        assert row["server_cpu_us_per_request"] is not None, (server, row)

@@ -404,6 +404,11 @@ def test_pods_on_one_node_attest_each_other(work: Path) -> None:
             "--pccs-url", pccs_url,
             "--state-dir", str(daemon.host("/var/lib/sgx-quote-helper/state")),
             "--admin-listen", f"unix:{admin}",
+            # One process: the launcher starts the interpreter as root and then
+            # drops to the daemon's uid, which cannot exec this machine's
+            # interpreter for a worker (tests/deploy/test_images.py runs the
+            # default workers in the real image).
+            "--workers", "1",
         ]  # fmt: skip
         hold.close()
         with serve_in_thread(sim, port=port):

@@ -62,7 +62,9 @@ def _percentile(values: list[float], fraction: float) -> float:
 def test_key_id_count_stays_fast_under_full_quote_load(
     sim: Path, run_dir: Path, make_report: MakeReport
 ) -> None:
-    with daemon_process(sim, run_dir, "--log-level", "warning") as daemon:
+    # One process: the slices are a property of one event loop (with several
+    # workers, each has its own).
+    with daemon_process(sim, run_dir, "--log-level", "warning", "--workers", "1") as daemon:
         init = response_fields(intel_client(daemon.socket, init_quote_ex(True, 32)) or b"", 15)
         size = response_fields(intel_client(daemon.socket, get_quote_size_ex()) or b"", 16)
         assert isinstance(init[2], bytes)

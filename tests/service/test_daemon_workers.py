@@ -37,6 +37,7 @@ from daemon_support import (
     wait_for,
 )
 
+from sgx_quote_helper._cpus import usable_cpus
 from sgx_quote_helper.service import load_config
 from sgx_quote_helper.service._workers import merge, worker_config
 
@@ -296,9 +297,10 @@ def test_workers_die_with_the_supervisor(workers: DaemonProcess) -> None:
 
 def test_the_worker_count_and_its_shares_of_the_limits(sim: Path) -> None:
     default = load_config({"platform": str(sim / "platform")}, environ={})
-    assert default.effective_workers() == 1
-    auto = load_config({"platform": str(sim / "platform"), "workers": 0}, environ={})
-    assert auto.effective_workers() == min(len(os.sched_getaffinity(0)), 4)
+    assert default.workers == 0  # one per usable core
+    assert default.effective_workers() == min(usable_cpus(), 4)
+    one = load_config({"platform": str(sim / "platform"), "workers": 1}, environ={})
+    assert one.effective_workers() == 1
     three = load_config({"platform": str(sim / "platform"), "workers": 3}, environ={})
     assert three.effective_workers() == 3
     # Every worker's share of the per-uid quota is at least one connection.

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeAlias, TypeVar
 
+from sgx_quote_helper._cpus import usable_cpus
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import (
     BACKENDS,
@@ -56,6 +57,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 _MAX_ID = 2**32 - 2
 #: Timeouts above a day are mistakes, and would overflow the event loop's timers.
 _MAX_SECONDS = 86400.0
+#: ``--workers 0`` runs one worker per usable core, at most this many.
+_AUTO_WORKERS_MAX = 4
 
 _T = TypeVar("_T")
 _SETTING_KEY = "sgx_quote_helper.setting"
@@ -460,10 +463,12 @@ class ServiceConfig:
     )
     workers: int = setting(
         integer(0, 64),
-        default=1,
-        help="worker processes accepting on the one socket (0: one per core, at most 4); "
-        "admission limits are divided among them, and a backend that cannot be shared "
-        "(anything but sim) runs one",
+        default=0,
+        default_text="0 (one per usable core, at most 4)",
+        help="worker processes accepting on the one socket (0: one per core this process "
+        "may use, its CPU affinity and cgroup CPU limit counted, at most 4); admission "
+        "limits are divided among them, and a backend that cannot be shared (anything but "
+        "sim) runs one",
     )
     qe_svn: int = setting(
         SVN,
@@ -573,11 +578,12 @@ class ServiceConfig:
     def effective_workers(self) -> int:
         """How many worker processes ``serve`` runs (1: the daemon is one process).
 
-        ``0`` means one per core this process may run on, at most 4; a backend that is not shareable
-        gets one; and never more than ``max_connections_per_uid`` (and
-        ``max_connections``), so that each worker's share of them is at least 1.
+        ``0`` means one per core this process may use (:func:`usable_cpus`), at
+        most 4; a backend that is not shareable gets one; and never more than
+        ``max_connections_per_uid`` (and ``max_connections``), so that each
+        worker's share of them is at least 1.
         """
-        wanted = self.workers or min(len(os.sched_getaffinity(0)), 4)
+        wanted = self.workers or min(usable_cpus(), _AUTO_WORKERS_MAX)
         if not BACKENDS[self.backend].shareable:
             return 1
         return max(1, min(wanted, self.max_connections_per_uid, self.max_connections))

@@ -1,0 +1,237 @@
+"""``python -m bench.floor``: what a Python AESM server costs per connection before any logic.
+
+The daemon's ``cpu_ratio`` compares its CPU per quote with the cryptography
+alone. This benchmark splits the rest: the same native load generator as
+``make bench`` (one connection per request, as Intel's client does) against
+servers that each add one part of the daemon's work, each a separate
+process whose CPU is read from ``/proc/PID/stat``:
+
+1. ``asyncio``: ``loop.create_unix_server`` and an ``asyncio.Protocol`` that
+   reads the request in ``connection_made`` and writes a fixed 8-byte reply
+   (the daemon's connection layer with nothing behind it);
+2. ``uvloop``: the same protocol on uvloop's event loop (when installed);
+3. ``blocking``: a blocking ``accept``/``recv``/``send``/``close`` loop, the
+   least a Python server can do per connection;
+4. ``asyncio+codec``: (1) that also decodes the real GetQuoteEx request and
+   encodes a real, prepared 4.6 KB quote reply (no quoting);
+5. ``asyncio+quote``: (1) with the daemon's whole request path in place:
+   frame decoder, request decoding, ``AesmLogic`` over the simulated QE (REPORT
+   MAC check, quote assembly, ECDSA signature), reply encoding;
+6. ``daemon``: ``sgx-quote-helper serve --workers 1``, for comparison.
+
+Results go to stdout and ``bench/results/floor-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from bench._loadgen import CpuWindow, native_client, run_clients
+from bench.daemon import RESULTS, _daemon, _frames, _machine
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: A GetSupportedAttKeyIDNum-sized reply: little-endian length, then 8 bytes.
+_TINY_REPLY = (8).to_bytes(4, "little") + bytes(8)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _answerer(mode: str, sim: Path) -> Callable[[bytes], bytes]:
+    """What the server does with one request frame."""
+    if mode in ("asyncio", "uvloop", "blocking"):
+        return lambda _data: _TINY_REPLY
+    from sgx_quote_helper.aesm import (
+        MAX_REQUEST_BODY_SIZE,
+        FrameDecoder,
+        GetQuoteExRequest,
+        decode_request,
+        frame_response,
+    )
+    from sgx_quote_helper.backends import SimBackend, pck_source_for
+    from sgx_quote_helper.service._logic import AesmLogic
+    from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID
+
+    source = pck_source_for(pccs_url=None, platform_dir=sim / "platform", cache_dir=None)
+    backend = SimBackend(sim / "platform", sim / "floor-state", pck_source=source)
+    logic = AesmLogic(backend, lambda: True)
+    key_id = DEFAULT_ECDSA_ATT_KEY_ID.to_bytes()
+    logic.initialize(logic._key_id(key_id), for_client=True)
+
+    def decode(data: bytes) -> GetQuoteExRequest:
+        decoder = FrameDecoder(max_body_size=MAX_REQUEST_BODY_SIZE)
+        decoder.receive_data(data)
+        body = decoder.next_frame()
+        assert isinstance(body, bytes)
+        request = decode_request(body)
+        assert isinstance(request, GetQuoteExRequest)
+        return request
+
+    if mode == "asyncio+codec":
+        prepared: dict[str, Any] = {}
+
+        def codec(data: bytes) -> bytes:
+            request = decode(data)
+            if "reply" not in prepared:
+                prepared["reply"] = logic.handle(request)
+            return frame_response(prepared["reply"], request=request)
+
+        return codec
+
+    def quote(data: bytes) -> bytes:
+        request = decode(data)
+        return frame_response(logic.handle(request), request=request)
+
+    return quote
+
+
+def _serve(mode: str, path: str, sim: Path) -> None:
+    """The server process of one mode (forked; never returns)."""
+    answer = _answerer(mode, sim)
+    if mode == "blocking":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen(1024)
+        while True:
+            conn, _ = listener.accept()
+            conn.sendall(answer(conn.recv(65536)))
+            conn.close()
+
+    import asyncio
+
+    class Answer(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            fd = transport.get_extra_info("socket").fileno()
+            try:
+                data = os.read(fd, 65536)  # the request is usually there already
+            except BlockingIOError:
+                return
+            os.write(fd, answer(data))
+            cast(asyncio.WriteTransport, transport).abort()
+
+        def data_received(self, data: bytes) -> None:
+            # uvloop's transports do not derive from asyncio's classes.
+            transport = cast(asyncio.WriteTransport, self.transport)
+            transport.write(answer(data))
+            transport.close()
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_unix_server(Answer, path, backlog=1024)
+        async with server:
+            await server.serve_forever()
+
+    if mode == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+
+
+def _measure(
+    pid: int, socket_path: Path, frame: Path, levels: list[int], duration: float, native: Path
+) -> list[dict[str, Any]]:
+    rows = []
+    for clients in levels:
+        window = CpuWindow(lambda: _cpu_seconds(pid))
+        result = run_clients(
+            socket_path, frame, clients, duration, on_window=window.on_window, native=native
+        )
+        count = len(result.latencies)
+        cpu = window.seconds()
+        rows.append(
+            {
+                "clients": clients,
+                "requests": count,
+                "requests_per_second": round(result.throughput, 1),
+                "server_cpu_us_per_request": round(cpu / count * 1e6, 1) if count else None,
+                "errors": result.errors,
+            }
+        )
+    return rows
+
+
+def _mode(
+    mode: str, work: Path, frame: Path, levels: list[int], duration: float, native: Path
+) -> list[dict[str, Any]]:
+    path = work / f"{mode}.socket"
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                _serve(mode, str(path), work / "sim")
+        finally:
+            os._exit(status)
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            if time.monotonic() > deadline or os.waitpid(pid, os.WNOHANG)[0]:
+                raise RuntimeError(f"the {mode} server did not start")
+            time.sleep(0.05)
+        return _measure(pid, path, frame, levels, duration, native)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per load level")
+    parser.add_argument("--clients", default="8,32", help="comma-separated client counts")
+    parser.add_argument("--out", type=Path, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    native = native_client()
+    if native is None:
+        print("bench.floor needs a C compiler for the native load generator", file=sys.stderr)
+        return 2
+    levels = [int(item) for item in args.clients.split(",") if item]
+    modes = ["asyncio", "uvloop", "blocking", "asyncio+codec", "asyncio+quote"]
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        modes.remove("uvloop")
+    results: dict[str, Any] = {"machine_before": _machine()}
+    work = Path(tempfile.mkdtemp(prefix="sqh-floor-"))
+    try:
+        from sgx_quote_helper._cli import main as cli_main
+
+        with contextlib.redirect_stdout(sys.stderr):
+            cli_main(["sim", "init", str(work / "sim")])
+        with _daemon(work, loop="asyncio", profile=None, extra=["--workers", "1"]) as daemon:
+            quote_frame, _count = _frames(work, daemon)
+            results["daemon"] = _measure(
+                daemon.process.pid, daemon.socket, quote_frame, levels, args.duration, native
+            )
+            print(f"{'daemon':14s} {results['daemon']}")
+        for mode in modes:
+            results[mode] = _mode(mode, work, quote_frame, levels, args.duration, native)
+            print(f"{mode:14s} {results[mode]}")
+        results["machine_after"] = _machine()
+        out = args.out or RESULTS / f"floor-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"results written to {out}")
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
