@@ -51,7 +51,7 @@ def _atheris_child(name: str, runs: int, timeout: int, max_seconds: int) -> None
         f"-timeout={timeout}",
         f"-max_total_time={max_seconds}",
         "-rss_limit_mb=4096",
-        "-max_len=65536",
+        f"-max_len={target.max_len}",
         f"-artifact_prefix={CORPUS_ROOT}/crash-{name}-",
         "-print_final_stats=1",
         str(corpus),

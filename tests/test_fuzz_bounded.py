@@ -52,3 +52,20 @@ def test_mutation_is_deterministic_and_changes_the_input() -> None:
     assert first == again
     rng = random.Random(5)
     assert sum(mutate(rng, seeds[0], seeds) != seeds[0] for _ in range(200)) > 190
+
+
+def test_the_frame_stream_is_cut_finely_at_its_start_and_all_of_it_is_delivered() -> None:
+    from fuzz.targets import _cut
+
+    assert _cut(b"") == [b""]
+    assert _cut(b"\x00") == [b""]
+    data = bytes(range(256)) * 40
+    for first in range(7):
+        step = first + 1
+        chunks = _cut(bytes([first]) + data)
+        assert b"".join(chunks) == data
+        fine = chunks[: -(-64 // step)]
+        assert all(len(chunk) == step for chunk in fine[:-1])
+        assert len(chunks) <= len(fine) + 32
+    # A short stream (one request frame) is cut at every step, as before.
+    assert _cut(b"\x00" + bytes(40)) == [bytes(1)] * 40

@@ -329,3 +329,65 @@ def test_each_request_is_logged_with_structured_fields(
     assert fields["method"] == "GET"
     assert fields["query"] == "ca=nope"
     assert fields["duration_ms"] >= 0
+
+
+def test_long_query_is_logged_cut_and_printable(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 9 KiB once percent-encoded (the server takes request heads up to 16 KiB).
+    with caplog.at_level(logging.INFO, logger="sgx_quote_helper.pcs.http"):
+        response = client.get(f"{V4}/pckcrl", params={"ca": "\x01\u00e9" * 1000})
+        request_id = response.headers["Request-ID"]
+        deadline = time.monotonic() + 5
+        records: list[logging.LogRecord] = []
+        while not records and time.monotonic() < deadline:
+            records = [
+                r
+                for r in caplog.records
+                if r.getMessage() == "pccs.request"
+                and getattr(r, "fields", {}).get("request_id") == request_id
+            ]
+            time.sleep(0.01)
+    assert records, "no log line for the request"
+    logged = records[0].fields["query"]  # type: ignore[attr-defined]
+    assert len(logged) == 300
+    assert logged.startswith("ca=%01%C3%A9")
+    assert all(" " <= c <= "~" for c in logged)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("pckcrl", {"ca": "processor", "encoding": "der"}),
+        ("pckcrl", {"ca": "platform"}),
+        ("pckcrl", {"ca": "nope"}),
+        ("tcb", {"fmspc": "zz"}),
+        ("qe/identity", {}),
+        ("qe/identity", {"update": "early", "tcbEvaluationDataNumber": "1"}),
+        ("rootcacrl", {}),
+        ("pckcerts", {}),
+    ],
+)
+def test_inline_application_answers_as_the_served_one(
+    client: httpx.Client,
+    sim: tuple[Path, RegisteredPlatform],
+    path: str,
+    params: dict[str, str],
+) -> None:
+    # create_app(offload=False) (the fuzzer's) calls the manufacturer on the event
+    # loop's thread: the same answers as the served application, which offloads.
+    import asyncio
+
+    from sgx_quote_helper.pcs import create_app
+
+    async def inline() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(sim[0], offload=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://pccs.test") as http:
+            return await http.get(f"{V4}/{path}", params=params)
+
+    served = client.get(f"{V4}/{path}", params=params)
+    answered = asyncio.run(inline())
+    assert answered.status_code == served.status_code
+    assert answered.content == served.content
+    for header in ("Error-Code", "Content-Type", "SGX-PCK-CRL-Issuer-Chain"):
+        assert answered.headers.get(header) == served.headers.get(header)
