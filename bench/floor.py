@@ -17,6 +17,7 @@ process whose CPU is read from ``/proc/PID/stat``:
 5. ``asyncio+quote``: (1) with the daemon's whole request path in place:
    frame decoder, request decoding, ``AesmLogic`` over the simulated QE (REPORT
    MAC check, quote assembly, ECDSA signature), reply encoding;
+   ``uvloop+codec`` and ``uvloop+quote``: (4) and (5) on uvloop (when installed);
 6. ``daemon``: ``sgx-quote-helper serve --workers 1``, for comparison.
 
 Results go to stdout and ``bench/results/floor-<time>.json``.
@@ -80,7 +81,7 @@ def _answerer(mode: str, sim: Path) -> Callable[[bytes], bytes]:
         assert isinstance(request, GetQuoteExRequest)
         return request
 
-    if mode == "asyncio+codec":
+    if mode.endswith("+codec"):
         prepared: dict[str, Any] = {}
 
         def codec(data: bytes) -> bytes:
@@ -134,7 +135,7 @@ def _serve(mode: str, path: str, sim: Path) -> None:
         async with server:
             await server.serve_forever()
 
-    if mode == "uvloop":
+    if mode.startswith("uvloop"):
         import uvloop
 
         uvloop.run(main())
@@ -201,10 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     levels = [int(item) for item in args.clients.split(",") if item]
     modes = ["asyncio", "uvloop", "blocking", "asyncio+codec", "asyncio+quote"]
+    modes += ["uvloop+codec", "uvloop+quote"]
     try:
         import uvloop  # noqa: F401
     except ImportError:
-        modes.remove("uvloop")
+        modes = [mode for mode in modes if not mode.startswith("uvloop")]
     results: dict[str, Any] = {"machine_before": _machine()}
     work = Path(tempfile.mkdtemp(prefix="sqh-floor-"))
     try:

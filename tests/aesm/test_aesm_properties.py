@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,6 +13,7 @@ from sgx_quote_helper.aesm import (
     DISPATCH_ORDER,
     LEGACY_KINDS,
     MAX_REQUEST_BODY_SIZE,
+    NEED_DATA,
     AesmProtocolError,
     CloseWithoutReply,
     FrameDecoder,
@@ -38,6 +41,7 @@ from sgx_quote_helper.aesm import (
     encode_response,
     frame_request,
     frame_response,
+    whole_frame,
 )
 from sgx_quote_helper.errors import UsageError
 
@@ -220,8 +224,10 @@ def test_decode_request_never_raises(body: bytes) -> None:
     outcome = decode_request(body)
     if isinstance(outcome, CloseWithoutReply | MissingRequiredField | LegacyRequest):
         return
-    # Whatever was accepted is a well-formed value that re-encodes to the same meaning.
+    # Whatever was accepted is a well-formed value that re-encodes to the same meaning,
+    # and passes the checks its constructor makes (the decoder skips them).
     assert decode_request(encode_request(outcome)) == outcome
+    assert dataclasses.replace(outcome) == outcome
 
 
 @FUZZ
@@ -258,6 +264,21 @@ def test_frame_decoder_raises_only_protocol_errors(data: bytes) -> None:
     byte_by_byte = _decode_stream([data[i : i + 1] for i in range(len(data))])
     assert whole == byte_by_byte  # the split never changes the outcome
     assert all(len(frame) <= 256 for frame in whole[0])
+
+
+@FUZZ
+@given(st.one_of(garbage_frames, st.sampled_from(FRAME_SEEDS)), st.sampled_from([256, 4096]))
+def test_whole_frame_is_the_decoders_first_frame(data: bytes, cap: int) -> None:
+    """The one-read shortcut gives the decoder's first frame, or None where the
+    decoder needs more bytes or refuses the frame (then the daemon feeds it)."""
+    decoder = FrameDecoder(max_body_size=cap)
+    if data:  # b"" would be the end of the stream, which a read never hands over
+        decoder.receive_data(data)
+    try:
+        first = decoder.next_frame()
+    except AesmProtocolError:
+        first = NEED_DATA
+    assert whole_frame(data, max_body_size=cap) == (first if first is not NEED_DATA else None)
 
 
 @pytest.mark.parametrize("kind", sorted(LEGACY_KINDS))

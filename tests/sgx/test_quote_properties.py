@@ -32,6 +32,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -396,6 +400,64 @@ def test_der_signature_raises_only_parse_error(der: bytes) -> None:
     except ParseError:
         return
     assert len(raw) == 64
+
+
+def _der_sequence(r: int, s: int, *, pad_r: int = 0) -> bytes:
+    """SEQUENCE { INTEGER r, INTEGER s } for any signs and sizes (short-form lengths);
+    ``pad_r`` zero bytes before r make its encoding non-minimal."""
+    body = b""
+    for value, pad in ((r, pad_r), (s, 0)):
+        integer = bytes(pad) + value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
+        body += b"\x02" + bytes([len(integer)]) + integer
+    return b"\x30" + bytes([len(body)]) + body
+
+
+def _reference_to_raw(der: bytes) -> bytes | None:
+    """DER to r‖s through cryptography's decoder alone; None where that refuses."""
+    try:
+        r, s = decode_dss_signature(der)
+    except ValueError:
+        return None
+    if not (0 <= r < 2**256 and 0 <= s < 2**256):
+        return None
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+_SIGNATURE_VALUES = st.one_of(
+    st.integers(0, 2**256 - 1),
+    st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, 0x100, 2**255 - 1, 2**255, 2**256 - 1]),
+    st.integers(0, 2**256 - 1).map(lambda value: value >> 8 * (value % 32)),  # short values
+)
+
+
+@PROPERTY
+@given(
+    der=st.one_of(
+        st.tuples(_SIGNATURE_VALUES, _SIGNATURE_VALUES).map(lambda rs: encode_dss_signature(*rs)),
+        _mutated(
+            st.tuples(_SIGNATURE_VALUES, _SIGNATURE_VALUES).map(
+                lambda rs: encode_dss_signature(*rs)
+            )
+        ),
+        st.binary(max_size=80),
+        # Non-minimal integers (a redundant leading zero byte), which DER refuses.
+        st.tuples(_SIGNATURE_VALUES, st.integers(1, 3), _SIGNATURE_VALUES).map(
+            lambda rzs: _der_sequence(rzs[0], rzs[2], pad_r=rzs[1])
+        ),
+        # Values beyond 32 bytes and negative ones, which DER can carry.
+        st.tuples(st.integers(-(2**264), 2**264), _SIGNATURE_VALUES).map(
+            lambda rs: _der_sequence(*rs)
+        ),
+    )
+)
+def test_der_signature_to_raw_agrees_with_cryptography(der: bytes) -> None:
+    """The fast DER reading gives cryptography's values, and refuses what it refuses."""
+    expected = _reference_to_raw(der)
+    if expected is None:
+        with pytest.raises(ParseError):
+            ecdsa_signature_to_raw(der)
+    else:
+        assert ecdsa_signature_to_raw(der) == expected
 
 
 @PROPERTY

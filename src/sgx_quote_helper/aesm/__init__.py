@@ -71,6 +71,7 @@ from sgx_quote_helper.aesm._framing import (
     NeedData,
     decode_frame_header,
     encode_frame,
+    whole_frame,
 )
 from sgx_quote_helper.aesm._messages import (
     LEGACY_KINDS,
@@ -182,4 +183,5 @@ __all__ = [
     "frame_response",
     "response_kind_for",
     "select_att_key_id",
+    "whole_frame",
 ]

@@ -11,7 +11,7 @@ one place, :func:`_parse`.
 
 from __future__ import annotations
 
-from typing import Final, Literal, TypeVar, overload
+from typing import Final, Literal, TypeVar, cast, overload
 
 from google.protobuf.message import DecodeError, EncodeError, Message
 
@@ -40,6 +40,7 @@ from sgx_quote_helper.aesm._messages import (
     Response,
     SelectAttKeyIDRequest,
     SelectAttKeyIDResponse,
+    decoded,
     response_kind_for,
 )
 from sgx_quote_helper.errors import UsageError
@@ -143,35 +144,55 @@ def decode_request(body: bytes) -> DecodedRequest:
     _rank, kind, inner = chosen
     if not inner.IsInitialized():
         return MissingRequiredField(kind)
-    # Optional fields read as None when absent (proto2 presence, section 6.1).
-    fields = {descriptor.name: value for descriptor, value in inner.ListFields()}
-    get = fields.get
+    # Optional fields read as None when absent (proto2 presence, section 6.1);
+    # required ones are present once IsInitialized() holds. Protobuf has typed
+    # every value (bytes, u32/u64 ints, bool), so the values are built without
+    # re-checking them (decoded).
+    has = inner.HasField
     match kind:
         case MessageKind.GET_QUOTE_EX:
-            return GetQuoteExRequest(
-                report=fields["report"],
-                att_key_id=get("att_key_id"),
-                qe_report_info=get("qe_report_info"),
-                buf_size=fields["buf_size"],
-                timeout=get("timeout"),
+            m3 = cast(pb.Request.GetQuoteExRequest, inner)
+            return decoded(
+                GetQuoteExRequest,
+                m3.report,
+                m3.att_key_id if has("att_key_id") else None,
+                m3.qe_report_info if has("qe_report_info") else None,
+                m3.buf_size,
+                m3.timeout if has("timeout") else None,
             )
         case MessageKind.INIT_QUOTE_EX:
-            return InitQuoteExRequest(
-                att_key_id=get("att_key_id"),
-                b_pub_key_id=fields["b_pub_key_id"],
-                buf_size=get("buf_size"),
-                timeout=get("timeout"),
+            m1 = cast(pb.Request.InitQuoteExRequest, inner)
+            return decoded(
+                InitQuoteExRequest,
+                m1.att_key_id if has("att_key_id") else None,
+                m1.b_pub_key_id,
+                m1.buf_size if has("buf_size") else None,
+                m1.timeout if has("timeout") else None,
             )
         case MessageKind.GET_QUOTE_SIZE_EX:
-            return GetQuoteSizeExRequest(att_key_id=get("att_key_id"), timeout=get("timeout"))
+            m2 = cast(pb.Request.GetQuoteSizeExRequest, inner)
+            return decoded(
+                GetQuoteSizeExRequest,
+                m2.att_key_id if has("att_key_id") else None,
+                m2.timeout if has("timeout") else None,
+            )
         case MessageKind.SELECT_ATT_KEY_ID:
-            return SelectAttKeyIDRequest(
-                att_key_id_list=get("att_key_id_list"), timeout=get("timeout")
+            m4 = cast(pb.Request.SelectAttKeyIDRequest, inner)
+            return decoded(
+                SelectAttKeyIDRequest,
+                m4.att_key_id_list if has("att_key_id_list") else None,
+                m4.timeout if has("timeout") else None,
             )
         case MessageKind.GET_SUPPORTED_ATT_KEY_ID_NUM:
-            return GetSupportedAttKeyIDNumRequest(timeout=get("timeout"))
+            m5 = cast(pb.Request.GetSupportedAttKeyIDNumRequest, inner)
+            return decoded(GetSupportedAttKeyIDNumRequest, m5.timeout if has("timeout") else None)
         case MessageKind.GET_SUPPORTED_ATT_KEY_IDS:
-            return GetSupportedAttKeyIDsRequest(buf_size=fields["buf_size"], timeout=get("timeout"))
+            m6 = cast(pb.Request.GetSupportedAttKeyIDsRequest, inner)
+            return decoded(
+                GetSupportedAttKeyIDsRequest,
+                m6.buf_size,
+                m6.timeout if has("timeout") else None,
+            )
         case _:
             return LegacyRequest(kind)
 
@@ -180,6 +201,13 @@ def encode_response(response: Response) -> bytes:
     """The body of a reply; ``errorCode`` is always serialized (section 6.1)."""
     wrapper = pb.Response()
     match response:
+        case GetQuoteExResponse():  # first: the daemon's most frequent reply
+            m3 = wrapper.getQuoteExRes
+            m3.errorCode = response.error_code
+            if response.quote is not None:
+                m3.quote = response.quote
+            if response.qe_report_info is not None:
+                m3.qe_report_info = response.qe_report_info
         case InitQuoteExResponse():
             m1 = wrapper.initQuoteExRes
             m1.errorCode = response.error_code
@@ -194,13 +222,6 @@ def encode_response(response: Response) -> bytes:
             m2.errorCode = response.error_code
             if response.quote_size is not None:
                 m2.quote_size = response.quote_size
-        case GetQuoteExResponse():
-            m3 = wrapper.getQuoteExRes
-            m3.errorCode = response.error_code
-            if response.quote is not None:
-                m3.quote = response.quote
-            if response.qe_report_info is not None:
-                m3.qe_report_info = response.qe_report_info
         case SelectAttKeyIDResponse():
             m4 = wrapper.selectAttKeyIDRes
             m4.errorCode = response.error_code

@@ -48,6 +48,24 @@ def encode_frame(body: bytes, *, max_body_size: int) -> bytes:
     return len(body).to_bytes(FRAME_HEADER_SIZE, "little") + body
 
 
+def whole_frame(data: bytes, *, max_body_size: int) -> bytes | None:
+    """The body of the frame ``data`` starts with, if all of it is there; else None.
+
+    For a receiver whose first read usually holds a whole request (Intel's
+    client writes one right after connecting): it skips a
+    :class:`FrameDecoder` then. None means "not this way": the frame is
+    incomplete or announces more than ``max_body_size``, and a
+    :class:`FrameDecoder` fed the same bytes tells which. Bytes after the
+    frame are left out, as :attr:`FrameDecoder.trailing_data` would keep them.
+    """
+    if len(data) < FRAME_HEADER_SIZE:
+        return None
+    end = FRAME_HEADER_SIZE + int.from_bytes(data[:FRAME_HEADER_SIZE], "little")
+    if end - FRAME_HEADER_SIZE > max_body_size or len(data) < end:
+        return None
+    return data[FRAME_HEADER_SIZE:end]
+
+
 def decode_frame_header(header: bytes, *, max_body_size: int) -> int:
     """The body length announced by a 4-byte frame header.
 

@@ -7,14 +7,18 @@ Intel's; ``None`` means "field absent", which proto2 distinguishes from zero.
 
 Constructing a value checks the ranges of its integer fields (u32 or u64 as in
 the schema) and raises :class:`UsageError`: values decoded from the wire are
-always in range, so a failure is the caller's mistake.
+always in range, so a failure is the caller's mistake. The codec builds the
+requests it decodes with :func:`decoded`, which skips those checks because
+protobuf has already established them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from sgx_quote_helper.errors import UsageError
 
@@ -75,6 +79,33 @@ def _check_uint(name: str, value: int | None, maximum: int) -> None:
 def _check_bytes(name: str, value: bytes | None) -> None:
     if value is not None and not isinstance(value, bytes):
         raise UsageError(f"{name} must be bytes, got {type(value).__name__}")
+
+
+_T = TypeVar("_T")
+#: Per message class, the slot setters of its fields in declaration order.
+_SETTERS: dict[type[Any], tuple[Callable[[Any, Any], None], ...]] = {}
+
+
+def decoded(cls: type[_T], *values: object) -> _T:
+    """``cls(*values)`` without the checks of ``__post_init__``; for the codec only.
+
+    The values come from a parsed protobuf message, which has given every
+    field its schema type already: ``bytes`` for a bytes field, an ``int``
+    within the u32 or u64 range of its field, a ``bool`` for a bool. That is
+    all ``__post_init__`` checks, and on the daemon's path it cost as much as
+    reading the fields. The slots are set directly, as the frozen
+    dataclass's own ``__init__`` does.
+    """
+    setters = _SETTERS.get(cls)
+    if setters is None:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        setters = _SETTERS[cls] = tuple(getattr(cls, field.name).__set__ for field in fields)
+    if len(values) != len(setters):
+        raise UsageError(f"{cls.__name__} has {len(setters)} fields, got {len(values)} values")
+    message = object.__new__(cls)
+    for setter, value in zip(setters, values):  # noqa: B905 - lengths compared above
+        setter(message, value)
+    return message
 
 
 # ---- Requests (section 4.3) ----

