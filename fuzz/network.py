@@ -14,8 +14,9 @@ at once:
   headers, half frames then a disconnect, and clients that stall after one
   byte.
 
-Everything else counts as an unexpected error. The daemon's RSS is sampled
-after a warm-up and at the end. The process is always stopped.
+Everything else counts as an unexpected error. The daemon's RSS (its worker
+processes included) is sampled after a warm-up and at the end. The process is
+always stopped.
 """
 
 from __future__ import annotations
@@ -85,10 +86,18 @@ class Figures:
 
 
 def _rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """VmRSS of the daemon and of its worker processes (its children), summed."""
+    total = 0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for process in [pid, *map(int, children)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
 
 
 def _read_frame(sock: socket.socket) -> bytes:
