@@ -288,6 +288,20 @@ def test_usage_errors_exit_2(node: Node, capsys: pytest.CaptureFixture[str]) -> 
     args += ["--peer-manifest", str(node.setup.manifests["bob.toml"])]
     assert sample_main([*args, "--connect", "nowhere"]) == 2
     assert "expected HOST:PORT" in capsys.readouterr().err
+    # Numbers out of range are usage errors, not tracebacks from the socket layer.
+    for bad, message in (
+        (["--timeout", "inf"], "--timeout: inf is out of range"),
+        (["--timeout", "nan"], "--timeout: nan is out of range"),
+        (["--timeout", "-1"], "--timeout: -1 is out of range"),
+        (["--timeout", "soon"], "--timeout: 'soon' is not a number of seconds"),
+        (["--qe-svn", "70000"], "--qe-svn: 70000 is out of range: an ISVSVN from 0 to 65535"),
+        (["--peer-fd", "-3"], "--peer-fd: -3 is out of range"),
+    ):
+        channel = [] if "--peer-fd" in bad else ["--connect", "127.0.0.1:1"]
+        with pytest.raises(SystemExit) as exit_info:
+            sample_main([*args, *channel, *bad])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
 
 
 # ---- the pieces, without processes -------------------------------------------------------------

@@ -39,6 +39,29 @@ from sgx_quote_helper.verify import TcbStatus
 #: The daemon's variable for --platform; the sample honours it as `quote` does.
 PLATFORM_ENV = "SGX_QUOTE_HELPER_PLATFORM"
 DEFAULT_TIMEOUT = 30.0
+#: The longest wait a socket timeout accepts here (a day).
+_MAX_TIMEOUT = 86400.0
+#: The largest SVN (ISVSVN is 16 bits).
+_MAX_SVN = 0xFFFF
+
+
+def _bounded(kind: type[int] | type[float], low: float, high: float, what: str) -> Any:
+    """An argparse type: a finite number of ``kind`` in [low, high], else a usage error."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not low <= value <= high:  # also refuses nan
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range: {what} from {kind(low)} to {kind(high)}"
+            )
+        return value
+
+    return parse
+
+
 #: How long a closing side waits for the peer's last frames (so none is lost).
 _DRAIN_TIMEOUT = 2.0
 
@@ -70,14 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
     add("--root-ca", required=True, type=Path, help="trust anchor (DIR/pcs/root-ca.der)")
     add("--pccs-url", required=True, help="PCCS for the peer's collateral")
     add("--message", help="what to send the peer (default: a greeting)")
-    add("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per network wait")
+    add(
+        "--timeout",
+        type=_bounded(float, 0.001, _MAX_TIMEOUT, "a number of seconds"),
+        default=DEFAULT_TIMEOUT,
+        help="seconds per network wait",
+    )
     add("--json", action="store_true", help="JSON lines on stdout: each step, then the result")
     channel = parser.add_mutually_exclusive_group(required=True)
     channel.add_argument("--listen", metavar="HOST:PORT", help="wait for the peer (port 0: any)")
     channel.add_argument("--connect", metavar="HOST:PORT", help="connect to the peer")
-    channel.add_argument("--peer-fd", type=int, metavar="FD", help="an inherited connected socket")
+    channel.add_argument(
+        "--peer-fd",
+        type=_bounded(int, 0, 2**31 - 1, "a file descriptor"),
+        metavar="FD",
+        help="an inherited connected socket",
+    )
     inproc = parser.add_argument_group("in-process mode (SGX_AESM_ADDR unset)")
-    inproc.add_argument("--qe-svn", type=int, help="QE3 ISVSVN bundled into this application")
+    inproc.add_argument(
+        "--qe-svn",
+        type=_bounded(int, 0, _MAX_SVN, "an ISVSVN"),
+        help="QE3 ISVSVN bundled into this application",
+    )
     inproc.add_argument("--state-dir", type=Path, help="where this application's QE seals its key")
     return parser
 
