@@ -92,6 +92,8 @@ def test_quotes_relayed_from_another_quote_helper_verify(
         quote_size = size[2]
         assert isinstance(target_info, bytes)
         assert isinstance(quote_size, int)
+        # The upstream does not say which QE3/PCE it runs: unknown until a quote.
+        assert proxy.metric("sgx_quote_helper_qe_svn") == 0
 
         # With a qe_report_info: the nonce and app target info are sent on, the
         # QE report comes back, bound to the quote (section 6.2).
@@ -123,6 +125,13 @@ def test_quotes_relayed_from_another_quote_helper_verify(
         )
         assert verdict.status == "UpToDate"
         assert proxy.metric("sgx_quote_helper_upstream_failures_total") == 0
+        # Then the SVNs of the quote's header, which are the upstream's release.
+        assert proxy.metric("sgx_quote_helper_qe_svn") == int.from_bytes(quote[8:10], "little")
+        assert proxy.metric("sgx_quote_helper_pce_svn") == int.from_bytes(quote[10:12], "little")
+        assert proxy.metric("sgx_quote_helper_qe_svn") == upstream.metric("sgx_quote_helper_qe_svn")
+        assert proxy.metric("sgx_quote_helper_pce_svn") == upstream.metric(
+            "sgx_quote_helper_pce_svn"
+        )
 
 
 def test_upstream_error_codes_are_relayed_unchanged(

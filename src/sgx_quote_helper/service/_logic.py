@@ -53,6 +53,8 @@ from sgx_quote_helper.backends import (
 from sgx_quote_helper.sgx import AesmError, AttKeyId, QeReportInfo, Quote3Error, quote3_to_aesm
 
 _log = logging.getLogger("sgx_quote_helper.service")
+#: A v3 quote header's QE and PCE ISVSVN, little-endian u16 each (dcap-quote.md section 1).
+_SVNS = slice(8, 12)
 
 
 class AesmLogic:
@@ -79,11 +81,18 @@ class AesmLogic:
         *,
         log: RateLimitedLog | None = None,
         unannounced_marker: Path | None = None,
+        on_quoted_svns: Callable[[int, int], None] | None = None,
     ) -> None:
         """``unannounced_marker``: a file that shares "generated, not yet announced"
         among the workers of one daemon (``--workers``): it exists while the key
-        one worker generated at start-up waits for any client's InitQuoteEx."""
+        one worker generated at start-up waits for any client's InitQuoteEx.
+        ``on_quoted_svns(qe_svn, pce_svn)``: called with the SVNs in the header
+        of a served quote whenever they differ from the previous quote's, for a
+        backend that cannot say which QE3/PCE it runs (Intel's library, an
+        upstream AESM)."""
         self._backend = backend
+        self._on_quoted_svns = on_quoted_svns
+        self._quoted_svns = b""
         self._marker = unannounced_marker
         self._is_ready = is_ready
         # A client can make every request fail (a forged REPORT): its log
@@ -308,6 +317,11 @@ class AesmLogic:
         if padding:
             quote += bytes(padding)
         filled = result.qe_report_info.to_bytes() if result.qe_report_info is not None else echo
+        if self._on_quoted_svns is not None and quote[_SVNS] != self._quoted_svns:
+            self._quoted_svns = svns = quote[_SVNS]
+            self._on_quoted_svns(
+                int.from_bytes(svns[:2], "little"), int.from_bytes(svns[2:], "little")
+            )
         return GetQuoteExResponse(error_code=0, quote=quote, qe_report_info=filled)
 
     def _failed(self, exc: QuoteError, att_key_id: bytes | None, call: str) -> int:

@@ -334,6 +334,11 @@ class DaemonMetrics:
         self.qe_svn.set(qe_svn)
         self.pce_svn.set(pce_svn)
 
+    def quoted_svns(self, qe_svn: int, pce_svn: int) -> None:
+        """The SVNs of the QE3 and PCE that made the latest quote (from its header)."""
+        self.qe_svn.set(qe_svn)
+        self.pce_svn.set(pce_svn)
+
 
 def _kind_name(kind: int) -> str:
     try:

@@ -126,11 +126,15 @@ class QuoteHelperServer:
         self.peer_log = RateLimitedLog(_log, burst=_LOG_BURST, interval=_LOG_INTERVAL)
         #: Running out of descriptors is said once a minute per listener.
         self._fd_log = RateLimitedLog(_log, burst=1, interval=_FD_LOG_INTERVAL)
+        info = backend.info()
         self._logic = AesmLogic(
             backend,
             self._is_ready,
             log=self.peer_log,
             unannounced_marker=None if key_lock is None else key_lock.with_name(UNANNOUNCED_KEY),
+            # Intel's library and an upstream AESM do not say which QE3/PCE
+            # they run: the qe_svn/pce_svn gauges follow the served quotes.
+            on_quoted_svns=self.metrics.quoted_svns if not (info.qe_svn or info.pce_svn) else None,
         )
         # Backend calls that may block (QuoteBackend.may_block) run here.
         self._pool = ThreadPoolExecutor(
