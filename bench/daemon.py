@@ -182,6 +182,19 @@ def _daemon(
             process.wait()
 
 
+def quote_request(platform: Path, target_info: TargetInfo, quote_size: int) -> GetQuoteExRequest:
+    """A GetQuoteEx of the demo enclave on the simulated ``platform`` for ``target_info``'s QE."""
+    cpu = Platform.load(platform, need_provisioning=False).cpu()
+    report = cpu.ereport(demo_app_identity(), target_info, b"bench".ljust(64, b"\0"))
+    return GetQuoteExRequest(
+        report=report.to_bytes(),
+        att_key_id=KEY_ID,
+        qe_report_info=None,
+        buf_size=quote_size,
+        timeout=15000,
+    )
+
+
 def _frames(work: Path, daemon: Daemon) -> tuple[Path, Path]:
     """Pre-built request frames: a GetQuoteEx for the demo enclave and a key-id count."""
     init = decode_response(
@@ -197,16 +210,8 @@ def _frames(work: Path, daemon: Daemon) -> tuple[Path, Path]:
     )
     if init.error_code or init.target_info is None or size.error_code or not size.quote_size:
         raise RuntimeError(f"the daemon does not quote: {init}, {size}")
-    cpu = Platform.load(work / "sim" / "platform", need_provisioning=False).cpu()
-    report = cpu.ereport(
-        demo_app_identity(), TargetInfo.from_bytes(init.target_info), b"bench".ljust(64, b"\0")
-    )
-    quote = GetQuoteExRequest(
-        report=report.to_bytes(),
-        att_key_id=KEY_ID,
-        qe_report_info=None,
-        buf_size=size.quote_size,
-        timeout=15000,
+    quote = quote_request(
+        work / "sim" / "platform", TargetInfo.from_bytes(init.target_info), size.quote_size
     )
     quote_frame = work / "quote.frame"
     quote_frame.write_bytes(frame_request(quote))

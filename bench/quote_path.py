@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.daemon import quote_request
 from sgx_quote_helper._cli import main as cli_main
 from sgx_quote_helper.aesm import (
     MAX_REQUEST_BODY_SIZE,
@@ -45,7 +46,6 @@ from sgx_quote_helper.aesm import (
     whole_frame,
 )
 from sgx_quote_helper.backends import SimBackend, pck_source_for
-from sgx_quote_helper.platform import Platform, demo_app_identity
 from sgx_quote_helper.service import DaemonMetrics
 from sgx_quote_helper.service._logic import AesmLogic
 from sgx_quote_helper.sgx import DEFAULT_ECDSA_ATT_KEY_ID, ecdsa_signature_to_raw
@@ -81,15 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         size = logic.handle(GetQuoteSizeExRequest(att_key_id=key_id, timeout=15000))
         assert isinstance(size, GetQuoteSizeExResponse)
         assert size.quote_size
-        cpu = Platform.load(platform, need_provisioning=False).cpu()
-        report = cpu.ereport(demo_app_identity(), init.target_info, b"bench".ljust(64, b"\0"))
-        request = GetQuoteExRequest(
-            report=report.to_bytes(),
-            att_key_id=key_id,
-            qe_report_info=None,
-            buf_size=size.quote_size,
-            timeout=15000,
-        )
+        request = quote_request(platform, init.target_info, size.quote_size)
         frame = frame_request(request)
         body = frame[4:]
         reply = logic.handle(request)

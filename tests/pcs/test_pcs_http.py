@@ -305,24 +305,32 @@ def test_changes_in_the_directory_are_served_without_restart(
     assert tcb["tcbEvaluationDataNumber"] == after["tcbEvaluationDataNumber"]
 
 
+def _request_log_lines(
+    caplog: pytest.LogCaptureFixture, request_id: str
+) -> list[logging.LogRecord]:
+    """The ``pccs.request`` lines of one request, waited for: the server writes
+    the line once the response has been sent."""
+    deadline = time.monotonic() + 5
+    records: list[logging.LogRecord] = []
+    while not records and time.monotonic() < deadline:
+        records = [
+            r
+            for r in caplog.records
+            if r.getMessage() == "pccs.request"
+            and getattr(r, "fields", {}).get("request_id") == request_id
+        ]
+        time.sleep(0.01)
+    assert records, "no log line for the request"
+    return records
+
+
 def test_each_request_is_logged_with_structured_fields(
     client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="sgx_quote_helper.pcs.http"):
         response = client.get(f"{V4}/pckcrl", params={"ca": "nope"})
         request_id = response.headers["Request-ID"]
-        # The line is written once the response has been sent: wait for it.
-        deadline = time.monotonic() + 5
-        records: list[logging.LogRecord] = []
-        while not records and time.monotonic() < deadline:
-            records = [
-                r
-                for r in caplog.records
-                if r.getMessage() == "pccs.request"
-                and getattr(r, "fields", {}).get("request_id") == request_id
-            ]
-            time.sleep(0.01)
-    assert records, "no log line for the request"
+        records = _request_log_lines(caplog, request_id)
     fields = records[0].fields  # type: ignore[attr-defined]
     assert fields["status"] == 400
     assert fields["path"] == f"{V4}/pckcrl"
@@ -338,17 +346,7 @@ def test_long_query_is_logged_cut_and_printable(
     with caplog.at_level(logging.INFO, logger="sgx_quote_helper.pcs.http"):
         response = client.get(f"{V4}/pckcrl", params={"ca": "\x01\u00e9" * 1000})
         request_id = response.headers["Request-ID"]
-        deadline = time.monotonic() + 5
-        records: list[logging.LogRecord] = []
-        while not records and time.monotonic() < deadline:
-            records = [
-                r
-                for r in caplog.records
-                if r.getMessage() == "pccs.request"
-                and getattr(r, "fields", {}).get("request_id") == request_id
-            ]
-            time.sleep(0.01)
-    assert records, "no log line for the request"
+        records = _request_log_lines(caplog, request_id)
     logged = records[0].fields["query"]  # type: ignore[attr-defined]
     assert len(logged) == 300
     assert logged.startswith("ca=%01%C3%A9")
