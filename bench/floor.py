@@ -18,7 +18,17 @@ process whose CPU is read from ``/proc/PID/stat``:
    frame decoder, request decoding, ``AesmLogic`` over the simulated QE (REPORT
    MAC check, quote assembly, ECDSA signature), reply encoding;
    ``uvloop+codec`` and ``uvloop+quote``: (4) and (5) on uvloop (when installed);
-6. ``daemon``: ``sgx-quote-helper serve --workers 1``, for comparison.
+6. ``blocking+quote``: (3) with the same whole request path, the least any
+   Python server with this quote path can spend per connection (no event loop,
+   no admission, no deadline: one client at a time);
+7. ``native``: ``bench/floor_native.c``, a C model of the same work (accept,
+   read, AES-CMAC over 384 bytes, ECDSA P-256 over 432 bytes through OpenSSL,
+   a reply of the real reply's size, close) with no interpreter: what the
+   system calls and the cryptography cost on their own (when a C compiler and
+   OpenSSL's headers exist);
+8. ``daemon``: ``sgx-quote-helper serve --workers 1``, for comparison.
+
+``--modes`` picks some of them (the daemon always runs first).
 
 Results go to stdout and ``bench/results/floor-<time>.json``.
 """
@@ -29,8 +39,10 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +54,7 @@ from bench._loadgen import CpuWindow, native_client, run_clients
 from bench.daemon import RESULTS, _daemon, _frames, _machine
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+_NATIVE_SERVER = Path(__file__).parent / "floor_native.c"
 #: A GetSupportedAttKeyIDNum-sized reply: little-endian length, then 8 bytes.
 _TINY_REPLY = (8).to_bytes(4, "little") + bytes(8)
 
@@ -102,7 +115,7 @@ def _answerer(mode: str, sim: Path) -> Callable[[bytes], bytes]:
 def _serve(mode: str, path: str, sim: Path) -> None:
     """The server process of one mode (forked; never returns)."""
     answer = _answerer(mode, sim)
-    if mode == "blocking":
+    if mode.startswith("blocking"):
         listener = socket.socket(socket.AF_UNIX)
         listener.bind(path)
         listener.listen(1024)
@@ -174,6 +187,10 @@ def _mode(
     if pid == 0:
         status = 1
         try:
+            if mode == "native":
+                binary = str(_native_server())
+                # Replaces the forked child, so that its pid is the measured one.
+                os.execv(binary, [binary, str(path), str(work / "quote.reply")])  # noqa: S606
             with contextlib.redirect_stdout(sys.stderr):
                 _serve(mode, str(path), work / "sim")
         finally:
@@ -190,11 +207,45 @@ def _mode(
         os.waitpid(pid, 0)
 
 
+def _native_server() -> Path:
+    """``bench/floor_native.c`` compiled (once per change of the source)."""
+    binary = RESULTS / "floor_native"
+    if not binary.exists() or binary.stat().st_mtime < _NATIVE_SERVER.stat().st_mtime:
+        compiler = shutil.which("cc") or shutil.which("gcc") or "cc"
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        command = [compiler, "-O2", "-o", str(binary), str(_NATIVE_SERVER), "-lcrypto"]
+        subprocess.run(command, check=True, capture_output=True)
+    return binary
+
+
+def native_available() -> bool:
+    """Whether the native model can be built here (a compiler and OpenSSL 3's headers)."""
+    try:
+        _native_server()
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return True
+
+
+def _reply_template(socket_path: Path, frame: Path, out: Path) -> None:
+    """A real framed GetQuoteEx reply from the daemon, the native model's template."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(socket_path))
+        sock.sendall(frame.read_bytes())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    if len(reply) < 4 or len(reply) != 4 + int.from_bytes(reply[:4], "little"):
+        raise RuntimeError("the daemon did not answer the quote request in whole")
+    out.write_bytes(reply)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per load level")
     parser.add_argument("--clients", default="8,32", help="comma-separated client counts")
     parser.add_argument("--out", type=Path, help="where to write the JSON")
+    parser.add_argument("--modes", help="comma-separated modes (default: all available)")
     args = parser.parse_args(argv)
     native = native_client()
     if native is None:
@@ -202,11 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     levels = [int(item) for item in args.clients.split(",") if item]
     modes = ["asyncio", "uvloop", "blocking", "asyncio+codec", "asyncio+quote"]
-    modes += ["uvloop+codec", "uvloop+quote"]
+    modes += ["uvloop+codec", "uvloop+quote", "blocking+quote", "native"]
+    if args.modes:
+        unknown = set(args.modes.split(",")) - set(modes)
+        if unknown:
+            parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
+        modes = [mode for mode in modes if mode in args.modes.split(",")]
     try:
         import uvloop  # noqa: F401
     except ImportError:
         modes = [mode for mode in modes if not mode.startswith("uvloop")]
+    if "native" in modes and not native_available():
+        print("skipping native: no C compiler or no OpenSSL 3 headers", file=sys.stderr)
+        modes.remove("native")
     results: dict[str, Any] = {"machine_before": _machine()}
     work = Path(tempfile.mkdtemp(prefix="sqh-floor-"))
     try:
@@ -216,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             cli_main(["sim", "init", str(work / "sim")])
         with _daemon(work, loop="asyncio", profile=None, extra=["--workers", "1"]) as daemon:
             quote_frame, _count = _frames(work, daemon)
+            _reply_template(daemon.socket, quote_frame, work / "quote.reply")
             results["daemon"] = _measure(
                 daemon.process.pid, daemon.socket, quote_frame, levels, args.duration, native
             )
@@ -229,8 +289,6 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"results written to {out}")
     finally:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
