@@ -45,6 +45,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,7 @@ from bench.daemon import RESULTS, _daemon, _frames, _machine
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _NATIVE_SERVER = Path(__file__).parent / "floor_native.c"
+_BY_DSO = ("--sort", "dso", "-g", "none")
 #: A GetSupportedAttKeyIDNum-sized reply: little-endian length, then 8 bytes.
 _TINY_REPLY = (8).to_bytes(4, "little") + bytes(8)
 
@@ -156,31 +158,106 @@ def _serve(mode: str, path: str, sim: Path) -> None:
         asyncio.run(main())
 
 
+class _PerfWindow:
+    """``perf record`` of one process over a load level's measured window."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self._pid, self._out = pid, out
+        self._thread: threading.Thread | None = None
+
+    def on_window(self, begin: float, stop: float) -> None:
+        def run() -> None:
+            time.sleep(max(0.0, begin - time.time()))
+            command = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999"]
+            command += ["-p", str(self._pid), "-o", str(self._out)]
+            command += ["--", "sleep", f"{max(0.1, stop - time.time()):.3f}"]
+            subprocess.run(command, check=False, capture_output=True)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def shares(self) -> dict[str, float]:
+        """Fraction of the samples in each binary (``[kernel.kallsyms]``, libraries)."""
+        if self._thread is not None:
+            self._thread.join()
+        report = subprocess.run(
+            [*("perf", "report", "-i", str(self._out), "--stdio", "--no-children"), *_BY_DSO],
+            check=False,
+            capture_output=True,
+            text=True,
+        ).stdout
+        shares = {}
+        for line in report.splitlines():
+            fields = line.split()
+            if len(fields) == 2 and fields[0].endswith("%") and not line.startswith("#"):
+                shares[fields[1]] = float(fields[0].rstrip("%")) / 100
+        return shares
+
+
+def _all_on_window(
+    watchers: list[CpuWindow | _PerfWindow],
+) -> Callable[[float, float], None]:
+    def on_window(begin: float, stop: float) -> None:
+        for watcher in watchers:
+            watcher.on_window(begin, stop)
+
+    return on_window
+
+
 def _measure(
-    pid: int, socket_path: Path, frame: Path, levels: list[int], duration: float, native: Path
+    pid: int,
+    socket_path: Path,
+    frame: Path,
+    levels: list[int],
+    duration: float,
+    native: Path,
+    perf: Path | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     for clients in levels:
         window = CpuWindow(lambda: _cpu_seconds(pid))
+        recorder = None if perf is None else _PerfWindow(pid, perf / f"{pid}-{clients}.data")
+        watchers: list[CpuWindow | _PerfWindow] = [window]
+        if recorder is not None:
+            watchers.append(recorder)
         result = run_clients(
-            socket_path, frame, clients, duration, on_window=window.on_window, native=native
+            socket_path,
+            frame,
+            clients,
+            duration,
+            on_window=_all_on_window(watchers),
+            native=native,
         )
         count = len(result.latencies)
         cpu = window.seconds()
-        rows.append(
-            {
-                "clients": clients,
-                "requests": count,
-                "requests_per_second": round(result.throughput, 1),
-                "server_cpu_us_per_request": round(cpu / count * 1e6, 1) if count else None,
-                "errors": result.errors,
+        per_request = round(cpu / count * 1e6, 1) if count else None
+        row: dict[str, Any] = {
+            "clients": clients,
+            "requests": count,
+            "requests_per_second": round(result.throughput, 1),
+            "server_cpu_us_per_request": per_request,
+            "errors": result.errors,
+        }
+        if recorder is not None and per_request is not None:
+            # Where each request's CPU goes, by binary: the kernel, the
+            # interpreter, the cryptography, protobuf, libc.
+            row["us_per_request_by_binary"] = {
+                binary: round(share * per_request, 1)
+                for binary, share in recorder.shares().items()
+                if share >= 0.005
             }
-        )
+        rows.append(row)
     return rows
 
 
 def _mode(
-    mode: str, work: Path, frame: Path, levels: list[int], duration: float, native: Path
+    mode: str,
+    work: Path,
+    frame: Path,
+    levels: list[int],
+    duration: float,
+    native: Path,
+    perf: Path | None,
 ) -> list[dict[str, Any]]:
     path = work / f"{mode}.socket"
     pid = os.fork()
@@ -201,7 +278,7 @@ def _mode(
             if time.monotonic() > deadline or os.waitpid(pid, os.WNOHANG)[0]:
                 raise RuntimeError(f"the {mode} server did not start")
             time.sleep(0.05)
-        return _measure(pid, path, frame, levels, duration, native)
+        return _measure(pid, path, frame, levels, duration, native, perf)
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -246,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="8,32", help="comma-separated client counts")
     parser.add_argument("--out", type=Path, help="where to write the JSON")
     parser.add_argument("--modes", help="comma-separated modes (default: all available)")
+    parser.add_argument(
+        "--perf",
+        action="store_true",
+        help="also record each server with Linux perf over the measured window and split "
+        "its CPU per request by binary (kernel, interpreter, cryptography, ...)",
+    )
     args = parser.parse_args(argv)
     native = native_client()
     if native is None:
@@ -268,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         modes.remove("native")
     results: dict[str, Any] = {"machine_before": _machine()}
     work = Path(tempfile.mkdtemp(prefix="sqh-floor-"))
+    perf = None
+    if args.perf:
+        if shutil.which("perf") is None:
+            parser.error("--perf needs Linux perf (the linux-perf package)")
+        perf = work / "perf"
+        perf.mkdir()
     try:
         from sgx_quote_helper._cli import main as cli_main
 
@@ -277,11 +366,17 @@ def main(argv: list[str] | None = None) -> int:
             quote_frame, _count = _frames(work, daemon)
             _reply_template(daemon.socket, quote_frame, work / "quote.reply")
             results["daemon"] = _measure(
-                daemon.process.pid, daemon.socket, quote_frame, levels, args.duration, native
+                daemon.process.pid,
+                daemon.socket,
+                quote_frame,
+                levels,
+                args.duration,
+                native,
+                perf,
             )
             print(f"{'daemon':14s} {results['daemon']}")
         for mode in modes:
-            results[mode] = _mode(mode, work, quote_frame, levels, args.duration, native)
+            results[mode] = _mode(mode, work, quote_frame, levels, args.duration, native, perf)
             print(f"{mode:14s} {results[mode]}")
         results["machine_after"] = _machine()
         out = args.out or RESULTS / f"floor-{time.strftime('%Y%m%dT%H%M%S')}.json"
