@@ -21,7 +21,8 @@ from cryptography.x509.oid import NameOID
 
 from sgx_quote_helper._cli import main
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
-from sgx_quote_helper.pcs import Manufacturer
+from sgx_quote_helper.errors import UsageError
+from sgx_quote_helper.pcs import InvalidArgumentError, Manufacturer
 
 PCCS = [sys.executable, "-m", "sgx_quote_helper", "pccs"]
 
@@ -34,7 +35,11 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    """The exit status as the process would have it (argparse's SystemExit included)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -162,6 +167,75 @@ def test_policy_commands(sim_dir: Path, capsys: pytest.CaptureFixture[str]) -> N
     code, _, err = _run(capsys, "sim", "revoke", d, "--platform", "nobody")
     assert code == 1
     assert "no registered platform" in err
+
+
+@pytest.mark.parametrize(
+    "serial",
+    ["00", "-5", "8" + "0" * 39, "1" + "0" * 50],
+    ids=["zero", "negative", "160-bit", "201-bit"],
+)
+def test_revoke_refuses_a_serial_no_certificate_can_carry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], serial: str
+) -> None:
+    sim = tmp_path / "sim"
+    Manufacturer.create(sim)
+    policy_before = (sim / "pcs" / "policy.json").read_bytes()
+    code, _, err = _run(capsys, "sim", "revoke", str(sim), f"--serial={serial}")
+    assert code == 2
+    assert "argument --serial: serial number" in err
+    assert "Traceback" not in err
+    assert (sim / "pcs" / "policy.json").read_bytes() == policy_before
+    # The largest valid serial (159 bits) is accepted.
+    assert _run(capsys, "sim", "revoke", str(sim), "--serial", "7" + "F" * 39)[0] == 0
+
+
+def test_init_refuses_an_empty_directory_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "sim", "init", "")
+    assert code == 2
+    assert "argument DIR: expected a path, got an empty string" in err
+    assert list(tmp_path.iterdir()) == []  # nothing written to the current directory
+    assert _run(capsys, "sim", "show", "")[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://[::1", "is not a valid URL"),
+        ("http://127.0.0.1:99999", "is not a valid URL"),
+        ("ftp://127.0.0.1", "is not an http:// or https:// URL"),
+        ("127.0.0.1:8081", "is not an http:// or https:// URL"),
+        ("http://", "names no host"),
+        ("http://pccs/?x=1", "has a query or fragment"),
+        ("http://user:secret@pccs", "holds credentials"),
+        ("http://pccs host", "is not a URL"),
+        ("", "is not a URL"),
+    ],
+)
+def test_init_refuses_a_pccs_url_that_cannot_be_a_crl_distribution_point(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, message: str
+) -> None:
+    sim = tmp_path / "sim"
+    code, _, err = _run(capsys, "sim", "init", str(sim), "--pccs-url", url)
+    assert code == 2
+    assert f"argument --pccs-url: {url!r} {message}" in err
+    assert not sim.exists()
+    # The library refuses it too, as a usage error (exit status 2 in any command).
+    with pytest.raises(InvalidArgumentError, match="PCCS URL") as raised:
+        Manufacturer.create(sim, pccs_url=url)
+    assert isinstance(raised.value, UsageError)
+    assert not sim.exists()
+
+
+def test_init_accepts_https_ipv6_and_a_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = tmp_path / "sim"
+    url = "https://[::1]:8443/pccs/"
+    assert _run(capsys, "sim", "init", str(sim), "--pccs-url", url)[0] == 0
+    assert Manufacturer.load(sim).pccs_url == "https://[::1]:8443/pccs"
 
 
 def _self_signed_tls(directory: Path) -> tuple[Path, Path]:

@@ -174,6 +174,24 @@ def test_pckcrl_der_and_hex(client: httpx.Client, service: RunningService, ca: s
         assert "SGX-PCK-CRL-Issuer-Chain" in text.headers
 
 
+def test_pckcrl_is_served_when_the_policy_holds_a_serial_no_crl_can_list(
+    tmp_path: Path,
+) -> None:
+    # Older releases stored `sim revoke --serial 00`; the CRL endpoint must still serve.
+    manufacturer = Manufacturer.create(tmp_path)
+    manufacturer.revoke_serial(0x1234)
+    policy_path = tmp_path / "pcs" / "policy.json"
+    document = json.loads(policy_path.read_text())
+    entries = document["revocations"]["pckCertificates"]
+    entries.append({"serial": "0", "date": entries[0]["date"]})
+    policy_path.write_text(json.dumps(document))
+    with serve_in_thread(tmp_path) as running, httpx.Client(base_url=running.url) as http:
+        response = http.get(f"{V4}/pckcrl", params={"ca": "processor", "encoding": "der"})
+    assert response.status_code == 200, response.text
+    crl = x509.load_der_x509_crl(response.content)
+    assert [entry.serial_number for entry in crl] == [0x1234]
+
+
 @pytest.mark.parametrize("params", [{}, {"ca": "root"}, {"ca": "processor", "encoding": "base64"}])
 def test_pckcrl_errors(client: httpx.Client, params: dict[str, str]) -> None:
     _assert_error(client.get(f"{V4}/pckcrl", params=params), 400, "InvalidRequestSyntax")

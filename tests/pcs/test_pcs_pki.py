@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from sgx_quote_helper._version import PCE_SVN
+from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.pccs import PckCertificateQuery
 from sgx_quote_helper.pcs import (
+    InvalidArgumentError,
     InvalidRequestError,
     Manufacturer,
     PlatformNotFoundError,
@@ -447,3 +451,51 @@ def test_revocations_reach_the_crls(tmp_path: Path) -> None:
     assert {e.serial_number for e in root_crl} == {
         manufacturer.certificate("platform").serial_number
     }
+
+
+# cryptography (and RFC 5280 4.1.2.2) take positive serials of at most 159 bits.
+_UNLISTABLE_SERIALS = [0, -5, 1 << 159, 1 << 200]
+
+
+@pytest.mark.parametrize("serial", _UNLISTABLE_SERIALS, ids=["0", "-5", "160-bit", "201-bit"])
+def test_revoking_a_serial_no_certificate_can_carry_is_a_usage_error(
+    tmp_path: Path, serial: int
+) -> None:
+    manufacturer = Manufacturer.create(tmp_path)
+    with pytest.raises(InvalidArgumentError, match="serial number") as raised:
+        manufacturer.revoke_serial(serial)
+    assert isinstance(raised.value, UsageError)
+    assert manufacturer.policy().revocations.pck_certificates == ()
+    # The largest serial a certificate can carry is still revocable and listed.
+    largest = (1 << 159) - 1
+    manufacturer.revoke_serial(largest)
+    crl = x509.load_der_x509_crl(manufacturer.pck_crl("processor"))
+    assert crl.get_revoked_certificate_by_serial_number(largest) is not None
+
+
+def test_invalid_serials_stored_by_an_older_release_are_left_off_the_crl(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manufacturer = Manufacturer.create(tmp_path)
+    manufacturer.revoke_serial(0xABCDEF)
+    # What an older release wrote for `sim revoke --serial 00` (and -5, and 160 bits).
+    policy_path = tmp_path / "pcs" / "policy.json"
+    document = json.loads(policy_path.read_text())
+    entries = document["revocations"]["pckCertificates"]
+    date = entries[0]["date"]
+    entries += [{"serial": f"{serial:X}", "date": date} for serial in _UNLISTABLE_SERIALS]
+    policy_path.write_text(json.dumps(document))
+
+    loaded = Manufacturer.load(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="sgx_quote_helper.pcs"):
+        for _ in range(2):
+            crl = _check_crl(loaded.pck_crl("processor"), loaded.certificate("processor"))
+            assert [entry.serial_number for entry in crl] == [0xABCDEF]
+    warnings = [r for r in caplog.records if r.getMessage() == "crl.invalid_serial_skipped"]
+    # One warning per bad serial (not per request), saying which and where to remove it.
+    assert sorted(r.fields["serial"] for r in warnings) == sorted(  # type: ignore[attr-defined]
+        f"{serial:X}" for serial in _UNLISTABLE_SERIALS
+    )
+    for record in warnings:
+        assert str(policy_path) in record.fields["fix"]  # type: ignore[attr-defined]
+        assert "revocations.pckCertificates" in record.fields["fix"]  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ import argparse
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 #: Timeouts above a day are mistakes, and would overflow the event loop's and
 #: the socket layer's timers (the daemon's configuration uses the same bound).
@@ -89,6 +90,17 @@ def seconds(maximum: float = MAX_SECONDS) -> Callable[[str], float]:
 
     parse.__name__ = "seconds"
     return parse
+
+
+def path(text: str) -> Path:
+    """A file or directory argument; an empty one is refused.
+
+    ``Path("")`` is ``.``: an empty argument (an unset shell variable, ``''``)
+    would otherwise quietly mean the current directory.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
 
 
 def unix_seconds(text: str) -> datetime:

@@ -33,6 +33,7 @@ from sgx_quote_helper.pcs._app import (
 from sgx_quote_helper.pcs._errors import (
     EvaluationDataNumberNotFoundError,
     FmspcNotFoundError,
+    InvalidArgumentError,
     InvalidRequestError,
     ManufacturerDirectoryError,
     NotFoundError,
@@ -54,6 +55,8 @@ from sgx_quote_helper.pcs._pki import (
     PROCESSOR_CA_CN,
     ROOT_CA_CN,
     TCB_SIGNING_CN,
+    pccs_url_problem,
+    serial_number_problem,
 )
 from sgx_quote_helper.pcs._policy import (
     CA_CERTIFICATES,
@@ -96,6 +99,7 @@ __all__ = [
     "EvaluationDataNumberNotFoundError",
     "FmspcNotFoundError",
     "FmspcPolicy",
+    "InvalidArgumentError",
     "InvalidRequestError",
     "Manufacturer",
     "ManufacturerDirectoryError",
@@ -116,8 +120,10 @@ __all__ = [
     "Validity",
     "create_app",
     "create_simulation",
+    "pccs_url_problem",
     "percent_encode",
     "provision_platform",
+    "serial_number_problem",
     "serve",
     "serve_in_thread",
     "utc_now",

@@ -24,7 +24,12 @@ from sgx_quote_helper.errors import ParseError
 from sgx_quote_helper.pccs import SignedCollateral
 from sgx_quote_helper.pcs._collateral import qe_identity_inner, sign_collateral, tcb_info_inner
 from sgx_quote_helper.pcs._errors import EvaluationDataNumberNotFoundError, FmspcNotFoundError
-from sgx_quote_helper.pcs._pki import CLOCK_SKEW, CertificateAuthority, issue_crl
+from sgx_quote_helper.pcs._pki import (
+    CLOCK_SKEW,
+    CertificateAuthority,
+    issue_crl,
+    serial_number_problem,
+)
 from sgx_quote_helper.pcs._policy import CA_CERTIFICATES, TcbPolicy
 from sgx_quote_helper.pcs._store import ManufacturerStore, check_ca_type
 
@@ -81,6 +86,8 @@ class IssuedCollateralCache:
     def __init__(self, store: ManufacturerStore) -> None:
         self._store = store
         self._issued: dict[str, _Issued] = {}
+        # Invalid revoked serials already reported (see _skip_invalid_serial).
+        self._warned_serials: set[int] = set()
 
     # -- signed JSON collateral ------------------------------------------------------------
 
@@ -152,9 +159,13 @@ class IssuedCollateralCache:
         check_ca_type(ca_type)
         policy = self._store.policy()
         authority = self._store.secrets.authorities[ca_type]
-        revoked: dict[int, datetime] = {
-            int(r.subject, 16): r.date for r in policy.revocations.pck_certificates
-        }
+        revoked: dict[int, datetime] = {}
+        for entry in policy.revocations.pck_certificates:
+            serial = int(entry.subject, 16)
+            if serial_number_problem(serial) is None:
+                revoked[serial] = entry.date
+            else:
+                self._skip_invalid_serial(serial)
         revoked_ppids = policy.revocations.revoked_ppids()
         for platform in self._store.registry().platforms:
             date = revoked_ppids.get(platform.ppid)
@@ -164,6 +175,27 @@ class IssuedCollateralCache:
                 if certificate.issuer == authority.certificate.subject:
                     revoked.setdefault(certificate.serial_number, date)
         return self._crl("pckCrl", f"pck-crl-{ca_type}", authority, revoked)
+
+    def _skip_invalid_serial(self, serial: int) -> None:
+        """Leave out a serial no CRL can list, and say so once (older releases stored them).
+
+        Without this, one bad entry in ``policy.json`` would make every PCK CRL
+        request fail, and with it every verification against this manufacturer.
+        """
+        if serial in self._warned_serials:
+            return
+        self._warned_serials.add(serial)
+        logger.warning(
+            "crl.invalid_serial_skipped",
+            extra={
+                "fields": {
+                    "serial": f"{serial:X}",
+                    "problem": serial_number_problem(serial),
+                    "fix": f"remove the entry with this serial from revocations.pckCertificates "
+                    f"in {self._store.policy_path}; until then the PCK CRLs leave it out",
+                }
+            },
+        )
 
     def root_ca_crl(self) -> bytes:
         """DER of the root CA CRL (covers the PCK CAs and the TCB signer)."""

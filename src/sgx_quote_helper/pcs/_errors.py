@@ -7,7 +7,7 @@ is 404, and nothing a client sends can cause a 500.
 
 from __future__ import annotations
 
-from sgx_quote_helper.errors import CodedError
+from sgx_quote_helper.errors import CodedError, UsageError
 
 
 class PcsError(CodedError):
@@ -20,6 +20,13 @@ class ManufacturerDirectoryError(PcsError):
 
 class PolicyError(PcsError):
     """The TCB policy file or a requested policy change is invalid."""
+
+
+class InvalidArgumentError(PcsError, UsageError):
+    """A caller passed a value the manufacturer can never use (a usage error, exit status 2).
+
+    A serial number no X.509 certificate can carry, a PCCS URL that is not one.
+    """
 
 
 class InvalidRequestError(PcsError):

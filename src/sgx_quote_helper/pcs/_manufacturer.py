@@ -34,12 +34,13 @@ from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery, SignedCollateral
 from sgx_quote_helper.pcs._collateral_cache import IssuedCollateralCache
 from sgx_quote_helper.pcs._errors import (
+    InvalidArgumentError,
     InvalidRequestError,
-    ManufacturerDirectoryError,
     PlatformNotFoundError,
     PolicyError,
 )
 from sgx_quote_helper.pcs._pck_issuance import PckIssuer
+from sgx_quote_helper.pcs._pki import pccs_url_problem
 from sgx_quote_helper.pcs._policy import TcbPolicy
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry, default_sgx_type
 from sgx_quote_helper.pcs._store import ManufacturerStore, check_ca_type, new_secrets
@@ -100,10 +101,17 @@ class Manufacturer:
         The policy makes QE ``qe_svn`` ``UpToDate``; platforms registered later
         add their FMSPC with their TCB and PCE SVN :data:`PCE_SVN` ``UpToDate``.
         """
+        if not os.fspath(sim_dir):
+            # Path("") is the current directory: never what an empty argument meant.
+            raise InvalidArgumentError("the simulation directory is empty; name a directory")
         sim_path = Path(sim_dir)
+        problem = pccs_url_problem(pccs_url)
+        if problem is not None:
+            raise InvalidArgumentError(
+                f"the PCCS URL for the CRL distribution points: {problem}",
+                hints=["give the URL verifiers will fetch CRLs from, e.g. http://127.0.0.1:8081"],
+            )
         ManufacturerStore.refuse_existing(sim_path)
-        if not pccs_url.startswith(("http://", "https://")):
-            raise ManufacturerDirectoryError(f"the PCCS URL must be http(s)://, not {pccs_url!r}")
         pccs_url = pccs_url.rstrip("/")
         now = to_utc_seconds(clock())
         store = ManufacturerStore.create(
@@ -425,6 +433,11 @@ class Manufacturer:
         )
 
     def revoke_serial(self, serial: int) -> TcbPolicy:
+        """Put one PCK certificate serial on its CA's CRL.
+
+        Raises :class:`InvalidArgumentError` for a number no certificate can carry
+        (not positive, or more than 20 octets): the CRL could not list it.
+        """
         return self.update_policy(lambda policy: policy.with_revoked_serial(serial, now=self.now()))
 
     def revoke_ca(self, ca: str) -> TcbPolicy:

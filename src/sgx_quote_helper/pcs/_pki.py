@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -32,6 +33,10 @@ PLATFORM_CA_CN = "Simulated SGX PCK Platform CA"
 PCK_CERTIFICATE_CN = "Simulated SGX PCK Certificate"
 TCB_SIGNING_CN = "Simulated SGX TCB Signing"
 
+#: RFC 5280 4.1.2.2: a serial number is a positive INTEGER of at most 20 octets, so
+#: at most 159 bits; cryptography refuses anything else in a certificate or a CRL.
+MAX_SERIAL_NUMBER_BITS = 159
+
 #: CA types of PCK certificates, as ``/pckcrl?ca=`` and ``SGX-PCK-Certificate-CA-Type`` name them.
 CA_TYPES = ("processor", "platform")
 
@@ -42,6 +47,18 @@ ROOT_CA_LIFETIME = timedelta(days=25 * 365)
 PCK_CA_LIFETIME = timedelta(days=15 * 365)
 TCB_SIGNING_LIFETIME = timedelta(days=7 * 365)
 PCK_CERTIFICATE_LIFETIME = timedelta(days=7 * 365)
+
+
+def serial_number_problem(serial: int) -> str | None:
+    """Why ``serial`` cannot be an X.509 serial number, or ``None`` if it can."""
+    if serial <= 0:
+        return f"serial number {serial:X} is not positive, as X.509 serial numbers are"
+    if serial.bit_length() > MAX_SERIAL_NUMBER_BITS:
+        return (
+            f"serial number {serial:X} has {serial.bit_length()} bits; X.509 serial numbers "
+            f"have at most {MAX_SERIAL_NUMBER_BITS} (20 octets, RFC 5280 section 4.1.2.2)"
+        )
+    return None
 
 
 def simulated_name(common_name: str) -> x509.Name:
@@ -66,6 +83,32 @@ class CertificateAuthority:
 
     certificate: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey
+
+
+def pccs_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the base of the CRL distribution points, or ``None``.
+
+    Every certificate the manufacturer issues carries a CDP built from it, so it
+    must be an ``http(s)://HOST[:PORT][/path]`` URL a verifier can fetch: printable
+    ASCII (an IA5String), a host, a valid port, no query or fragment (the CRL path
+    is appended) and no credentials (they would be published in every certificate).
+    """
+    if not url or not url.isascii() or not url.isprintable() or " " in url:
+        return f"{url!r} is not a URL: give http(s)://HOST[:PORT] in printable ASCII"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not 0..65535
+    except ValueError as exc:
+        return f"{url!r} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{url!r} is not an http:// or https:// URL"
+    if not parts.hostname:
+        return f"{url!r} names no host: give http(s)://HOST[:PORT]"
+    if parts.username is not None or parts.password is not None:
+        return f"{url!r} holds credentials, which every certificate would publish"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return f"{url!r} has a query or fragment; give the service's base URL"
+    return None
 
 
 def root_crl_url(pccs_url: str) -> str:

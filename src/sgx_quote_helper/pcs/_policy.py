@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from sgx_quote_helper._time import format_time, parse_time, to_utc_seconds
-from sgx_quote_helper.pcs._errors import PolicyError
+from sgx_quote_helper.pcs._errors import InvalidArgumentError, PolicyError
+from sgx_quote_helper.pcs._pki import serial_number_problem
 from sgx_quote_helper.sgx import PLATFORM_TCB_STATUSES, QE_TCB_STATUSES, TcbStatus
 
 POLICY_FORMAT = 1
@@ -339,6 +340,12 @@ class TcbPolicy:
         )
 
     def with_revoked_serial(self, serial: int, *, now: datetime) -> TcbPolicy:
+        problem = serial_number_problem(serial)
+        if problem is not None:
+            raise InvalidArgumentError(
+                f"cannot revoke a PCK certificate: {problem}",
+                hints=["give the PCK certificate's serial number in hex, as inspect shows it"],
+            )
         entry = Revocation(f"{serial:X}", to_utc_seconds(now))
         revocations = self.revocations
         if any(int(r.subject, 16) == serial for r in revocations.pck_certificates):

@@ -167,7 +167,7 @@ class ManufacturerStore:
         self._thread_lock = threading.RLock()
         self._lock_depth = 0
         self._lock_fd: int | None = None
-        self._policy = _WatchedFile(self.pcs_dir / _POLICY, _parse_policy)
+        self._policy = _WatchedFile(self.policy_path, _parse_policy)
         self._registry = _WatchedFile(self.pcs_dir / _REGISTRY, _parse_registry)
 
     # -- creating and opening ------------------------------------------------------------
@@ -309,6 +309,11 @@ class ManufacturerStore:
     def tcb_issuer_chain_pem(self) -> str:
         """TCB Signing then root: the chain of TCB Info and QE Identity."""
         return self.certificate_pem("tcb-signing") + self.certificate_pem("root")
+
+    @property
+    def policy_path(self) -> Path:
+        """``policy.json``: what the ``sim`` commands edit, and people may edit by hand."""
+        return self.pcs_dir / _POLICY
 
     @property
     def root_ca_path(self) -> Path:
