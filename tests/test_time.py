@@ -41,6 +41,13 @@ def test_anything_else_is_a_parse_error_naming_what(value: object) -> None:
         parse_time(value, "nextUpdate")
 
 
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_outside_datetimes_range_in_utc_is_a_parse_error(text: str) -> None:
+    # Valid ISO 8601, but before year 1 or after 9999 once converted to UTC.
+    with pytest.raises(ParseError, match="--at is outside the years 1 to 9999"):
+        parse_time(text, "--at")
+
+
 @given(
     st.datetimes(
         min_value=datetime(1970, 1, 2),

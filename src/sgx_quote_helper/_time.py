@@ -53,4 +53,10 @@ def parse_time(value: object, what: str = "time") -> datetime:
         ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is a valid ISO 8601 time before year 1 in UTC.
+        raise ParseError(
+            f"{what} is outside the years 1 to 9999 once converted to UTC: {value!r}"
+        ) from None

@@ -101,6 +101,10 @@ VERIFY_PCCS = ["verify", QUOTE, "--pccs-url", "http://127.0.0.1:9"]
         ([*VERIFY, "--report-data-prefix", "zz"], "must be hex"),
         ([*VERIFY, "--at", "garbage"], "Unix seconds or ISO 8601"),
         ([*VERIFY, "--at", "-5"], "Unix seconds or ISO 8601"),
+        # Before the epoch, or outside datetime's range once in UTC (fix-sim item 5).
+        ([*VERIFY, "--at", "1969-12-31T23:59:59Z"], "from 1970-01-01 to 9999-12-31 UTC"),
+        ([*VERIFY, "--at", "0001-01-01T00:00:00+01:00"], "from 1970-01-01 to 9999-12-31 UTC"),
+        ([*VERIFY, "--at", "9999-12-31T23:59:59-01:00"], "from 1970-01-01 to 9999-12-31 UTC"),
         ([*VERIFY, "--isv-prod-id", "-1"], "0..65535"),
         ([*VERIFY, "--isv-prod-id", "65536"], "0..65535"),
         ([*VERIFY, "--min-isv-svn", "x"], "expected an integer"),

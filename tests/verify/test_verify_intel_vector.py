@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -128,6 +128,24 @@ def test_time_as_datetime() -> None:
     )
     with pytest.raises(UsageError):
         Verifier().verify(QUOTE, COLLATERAL, now=datetime(2025, 7, 1), policy=UnsafeNoAppraisal())
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        -1,
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),  # before year 1 in UTC
+        10**20,
+        float("inf"),
+        float("nan"),
+    ],
+    ids=["-1", "1969", "year-0-in-utc", "1e20", "inf", "nan"],
+)
+def test_a_time_the_engine_cannot_take_is_a_usage_error(now: int | float | datetime) -> None:
+    # Before the epoch or beyond datetime: dcap-qvl takes unsigned Unix seconds.
+    with pytest.raises(UsageError, match="from 1970-01-01 to 9999-12-31 UTC"):
+        Verifier().verify(QUOTE, COLLATERAL, now=now, policy=UnsafeNoAppraisal())
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import contextlib
 import json
 import re
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ from sgx_quote_helper.verify import (
     policy_from_mapping,
     report_to_dict,
 )
+
+#: The earliest verification time: dcap-qvl takes it as unsigned Unix seconds.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _EPILOG = """\
 Exit status: 0 when the quote verifies and the policy accepts it; 1 otherwise (the
@@ -109,7 +112,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def parse_time(text: str) -> datetime:
-    """``--at``: Unix seconds, or ISO 8601 (``Z`` or an offset; none means UTC)."""
+    """``--at``: Unix seconds, or ISO 8601 (``Z`` or an offset; none means UTC).
+
+    Times before the Unix epoch are refused like negative Unix seconds: the
+    engine takes the verification time as unsigned Unix seconds.
+    """
     value = text.strip()
     if re.fullmatch(r"[0-9]+", value):
         try:
@@ -117,11 +124,15 @@ def parse_time(text: str) -> datetime:
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"--at {exc}") from None
     try:
-        return parse_iso_time(value, "--at")
-    except ParseError as exc:
+        moment = parse_iso_time(value, "--at")
+    except ParseError:
+        moment = None
+    if moment is None or moment < _EPOCH:
         raise UsageError(
-            f"--at must be Unix seconds or ISO 8601 (e.g. 2025-07-01T00:00:00Z), got {text!r}"
-        ) from exc
+            f"--at must be Unix seconds or ISO 8601 (e.g. 2025-07-01T00:00:00Z) from "
+            f"1970-01-01 to 9999-12-31 UTC, got {text!r}"
+        )
+    return moment
 
 
 def _time_argument(text: str) -> datetime:

@@ -71,8 +71,21 @@ def to_datetime(value: Timestamp | None) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise UsageError("the verification time must be timezone-aware (e.g. UTC)")
-        return value.astimezone(UTC)
-    return datetime.fromtimestamp(int(value), UTC)
+        try:
+            moment = value.astimezone(UTC)
+        except OverflowError:
+            moment = None
+    else:
+        try:
+            moment = datetime.fromtimestamp(int(value), UTC)
+        except (OverflowError, OSError, ValueError):
+            moment = None
+    # dcap-qvl takes the time as unsigned Unix seconds: nothing before the epoch.
+    if moment is None or moment.timestamp() < 0:
+        raise UsageError(
+            f"the verification time must be from 1970-01-01 to 9999-12-31 UTC, got {value!r}"
+        )
+    return moment
 
 
 class Verifier:
