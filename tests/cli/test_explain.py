@@ -7,6 +7,7 @@ import json
 import pytest
 
 from sgx_quote_helper._cli import main
+from sgx_quote_helper.explain import explain
 
 
 def test_explains_a_hex_code(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,3 +72,25 @@ def test_unknown_code_is_one_line_on_stderr(
     assert captured.err.count("\n") == 1
     assert captured.err.startswith("sgx-quote-helper: explain: ")
     assert repr(argv[-1]) in captured.err
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["9" * 4301, "0x" + "f" * 4301, "1" * 11, "0x1" + "0" * 8],
+    ids=["4301-decimal-digits", "4301-hex-digits", "11-digits", "33-bit-hex"],
+)
+def test_a_number_too_long_for_any_code_is_unknown(
+    code: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Codes are 32-bit values; Python refuses to convert 4301 decimal digits at all.
+    assert explain(code) == []
+    assert main(["explain", code]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "is not a known sgx_status_t" in captured.err
+    assert len(captured.err) < 300  # the input is echoed cut
+
+
+def test_leading_zeros_do_not_count_as_digits() -> None:
+    assert [e.name for e in explain("0x" + "0" * 20 + "E019")] == ["SGX_QL_NETWORK_ERROR"]

@@ -10,6 +10,8 @@ import textwrap
 from sgx_quote_helper.explain import Explanation, explain
 
 _WIDTH = 100
+#: Characters of an unknown CODE repeated in the error line.
+_ECHO_MAX = 64
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,8 +31,14 @@ def _run(args: argparse.Namespace) -> int:
     code: str = args.code
     readings = explain(code)
     if not readings:
+        # A pasted log line or an over-long number is echoed cut, to keep one readable line.
+        shown = (
+            repr(code)
+            if len(code) <= _ECHO_MAX
+            else f"{code[:_ECHO_MAX]!r}... ({len(code)} characters)"
+        )
         print(
-            f"sgx-quote-helper: explain: {code!r} is not a known sgx_status_t, aesm_error_t, "
+            f"sgx-quote-helper: explain: {shown} is not a known sgx_status_t, aesm_error_t, "
             "quote3_error_t or sgx_ql_qv_result_t value or name",
             file=sys.stderr,
         )

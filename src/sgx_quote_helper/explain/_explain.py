@@ -103,7 +103,16 @@ def explain(value: int | str) -> list[Explanation]:
     return _dedupe(found)
 
 
+#: Every status code is a 32-bit value: at most 8 significant hex or 10 decimal digits.
+#: Longer text is no code, and is not converted (Python refuses decimal strings of
+#: more than 4300 digits with a ValueError).
+_MAX_SIGNIFICANT_DIGITS = 10
+
+
 def _numeric_readings(text: str) -> list[tuple[int, str]]:
+    digits = text[2:] if text[:2].lower() == "0x" else text
+    if len(digits.lstrip("0")) > _MAX_SIGNIFICANT_DIGITS:
+        return []
     if match := _HEX.fullmatch(text):
         return [(int(match.group(1), 16), "hex")]
     if _DIGITS.fullmatch(text):
