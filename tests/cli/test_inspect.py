@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from sgx_quote_helper._cli import main
 from sgx_quote_helper.sgx import PpidCleartext, Quote, Report2Body
@@ -276,3 +278,54 @@ def test_v4_tdx_quote(
     out = capsys.readouterr().out
     assert out.startswith("Quote v4 (TDX)")
     assert "TD report body" in out
+
+
+def _with_damaged_leaf_subject(quote: bytes) -> bytes:
+    """The quote with its PCK leaf's subject made undecodable, every length kept.
+
+    Two bytes of its common name (a UTF8String) become ``7f b2``, which is not
+    UTF-8, as one changed base64 character did in the audit's simulated quote. The
+    certificate still loads: cryptography decodes a name only when asked for it.
+    """
+    begin, end = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
+    start = quote.index(begin)
+    stop = quote.index(end, start) + len(end)
+    pem = quote[start:stop]
+    leaf = x509.load_pem_x509_certificate(pem)
+    der = leaf.public_bytes(serialization.Encoding.DER)
+    at = der.index(b"Intel SGX PCK Certificate", der.index(leaf.subject.public_bytes()))
+    damaged = base64.b64encode(der[:at] + b"\x7f\xb2" + der[at + 2 :])
+    lines = pem.split(b"\n")
+    body, position = [], 0
+    for line in lines[1:-1]:
+        body.append(damaged[position : position + len(line)])
+        position += len(line)
+    assert position == len(damaged)
+    new_pem = b"\n".join([lines[0], *body, lines[-1]])
+    assert len(new_pem) == len(pem)
+    return quote[:start] + new_pem + quote[stop:]
+
+
+def test_an_undecodable_certificate_field_is_shown_and_the_rest_printed(
+    quote_bytes: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, "damaged.bin", _with_damaged_leaf_subject(quote_bytes))
+    assert main(["inspect", path]) == 1  # damaged input, as for a quote that does not decode
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert "  [0] subject        UNREADABLE: error parsing asn1 value" in out
+    # The rest: the leaf's other fields, the other certificates and the SGX extension.
+    assert "      issuer         " in out
+    assert "  [1] subject        " in out
+    assert "  [2] subject        " in out
+    assert "fmspc              00a067110000" in out
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"sgx-quote-helper: error: {path}: cannot decode PCK ")
+    assert "certificate [0] subject (error parsing asn1 value" in lines[0]
+    assert lines[1].startswith("  check: ")
+
+    # --json has no certificate fields, but the same input is just as damaged.
+    assert main(["inspect", path, "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["pck"] == EXPECTED_JSON["pck"]
+    assert "cannot decode PCK certificate [0] subject" in err

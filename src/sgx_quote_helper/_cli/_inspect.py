@@ -6,6 +6,11 @@ not printable ASCII or whitespace, else hex if only hex digits (an even
 number, whitespace and a ``0x`` prefix ignored), else base64 (standard or
 URL-safe, padded or not). Nothing is verified here; ``verify``
 does that.
+
+Exit status: 0 when everything decodes; 1 for damaged input: a file that is
+not a quote (nothing printed), or a quote with a PCK certificate field that
+does not decode (everything else is printed, that field marked UNREADABLE,
+then the error); 2 for a command used wrongly.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="decode a quote and print its fields",
         description="Decode an SGX DCAP quote (v3, or v4) given as raw bytes, hex or base64 "
         "and print every field, the PCK certificate chain and its SGX extension. "
-        "Nothing is verified.",
+        "Nothing is verified. Exit status 1 for damaged input: not a quote, or a PCK "
+        "certificate field that does not decode (the rest is printed, that field marked "
+        "UNREADABLE).",
     )
     parser.add_argument(
         "file", metavar="FILE", help="the quote: raw bytes, hex or base64 ('-' for stdin)"
@@ -83,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(quote_to_json(quote, extension), indent=2))
     else:
         sys.stdout.write(render_quote(quote, extension, encoding=encoding, size=len(raw)))
+    problems = certificate_problems(quote)
+    if problems:
+        # Damaged input, as for a quote that does not decode (exit status 1), but
+        # everything that does decode was printed first.
+        sys.stdout.flush()
+        raise ParseError(
+            f"{path}: cannot decode {'; '.join(problems)}; everything else was printed",
+            hints=["the quote was damaged after it was made (in storage or in transit)"],
+        )
     return 0
 
 
@@ -229,15 +246,50 @@ def _tdx_body(out: _Text, body: Report2Body) -> None:
         out.hex_row(f.name, getattr(body, f.name))
 
 
+_CERTIFICATE_FIELDS: tuple[tuple[str, Callable[[x509.Certificate], str]], ...] = (
+    ("subject", lambda cert: cert.subject.rfc4514_string()),
+    ("issuer", lambda cert: cert.issuer.rfc4514_string()),
+    (
+        "valid",
+        lambda cert: (
+            f"{format_time(cert.not_valid_before_utc)} to {format_time(cert.not_valid_after_utc)}"
+        ),
+    ),
+    ("serial", lambda cert: f"{cert.serial_number:x}"),
+)
+
+
+def _certificate_fields(cert: x509.Certificate) -> list[tuple[str, str, str | None]]:
+    """``(field, text, problem)`` for each field shown: its text, or why it cannot be read.
+
+    cryptography decodes some fields (a name) only when asked, so a certificate
+    that loaded can still hold a field that does not decode.
+    """
+    fields: list[tuple[str, str, str | None]] = []
+    for name, read in _CERTIFICATE_FIELDS:
+        try:
+            fields.append((name, read(cert), None))
+        except ValueError as exc:
+            fields.append((name, f"UNREADABLE: {exc}", str(exc)))
+    return fields
+
+
+def certificate_problems(quote: Quote) -> list[str]:
+    """What cannot be read in the quote's PCK certificates (empty when all of it can)."""
+    if not quote.has_pck_chain:
+        return []
+    return [
+        f"PCK certificate [{index}] {name} ({problem})"
+        for index, cert in enumerate(quote.pck_chain())
+        for name, _, problem in _certificate_fields(cert)
+        if problem is not None
+    ]
+
+
 def _certificates(out: _Text, certificates: list[x509.Certificate]) -> None:
     for index, cert in enumerate(certificates):
-        out.row(f"[{index}] subject", cert.subject.rfc4514_string())
-        out.row("    issuer", cert.issuer.rfc4514_string())
-        out.row(
-            "    valid",
-            f"{format_time(cert.not_valid_before_utc)} to {format_time(cert.not_valid_after_utc)}",
-        )
-        out.row("    serial", f"{cert.serial_number:x}")
+        for position, (name, text, _) in enumerate(_certificate_fields(cert)):
+            out.row(f"[{index}] {name}" if position == 0 else f"    {name}", text)
 
 
 def _certification_data(out: _Text, quote: Quote) -> None:
@@ -342,4 +394,11 @@ def render_quote(
     return out.render()
 
 
-__all__ = ["quote_to_json", "read_input_file", "register", "render_quote", "run"]
+__all__ = [
+    "certificate_problems",
+    "quote_to_json",
+    "read_input_file",
+    "register",
+    "render_quote",
+    "run",
+]
