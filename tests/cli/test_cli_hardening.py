@@ -61,7 +61,7 @@ def test_no_option_takes_a_bare_int_or_float() -> None:
         for action in parser._actions:
             assert action.type not in (int, float), f"{name} {action.option_strings}"
             if getattr(action.type, "__module__", None) == _args.__name__:
-                numeric.append(f"{name} {action.option_strings[0]}")
+                numeric.append(f"{name} {(action.option_strings or [action.dest])[0]}")
     # The list this test guards (a new numeric option joins it by using _args).
     assert {
         "verify --pccs-timeout",

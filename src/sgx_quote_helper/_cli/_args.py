@@ -5,7 +5,8 @@ refused by argparse itself, so every command reports it the same way: the
 usage line, ``argument --flag: <what is wrong>``, exit status 2. Nothing
 numeric reaches the library unchecked (a timeout of ``inf`` or ``nan`` would
 otherwise end in a traceback from ``socket.settimeout``, an SVN of 70000 in
-one from ``int.to_bytes``).
+one from ``int.to_bytes``). :func:`path` does the same for file and directory
+arguments, which must not be empty.
 """
 
 from __future__ import annotations
