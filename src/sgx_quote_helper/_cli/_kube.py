@@ -171,7 +171,9 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Kubernetes API (default: the pod's in-cluster configuration)"
     )
-    group.add_argument("--api-server", metavar="URL", help="API server base URL")
+    group.add_argument(
+        "--api-server", type=_args.base_url, metavar="URL", help="API server base URL"
+    )
     group.add_argument("--api-token-file", type=Path, metavar="FILE", help="bearer token file")
     group.add_argument("--api-ca-file", type=Path, metavar="FILE", help="CA bundle (PEM)")
 

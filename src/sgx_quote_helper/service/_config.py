@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Generic, TypeAlias, TypeVar
 
 from sgx_quote_helper._cpus import usable_cpus
+from sgx_quote_helper._net import http_base_url
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import (
     BACKENDS,
@@ -217,10 +218,11 @@ def _parse_mode(value: object) -> int:
 
 
 def _parse_url(value: object) -> str | None:
-    text = _text(value)
-    if not text.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return text
+    """An HTTP service's base URL, checked as every ``--pccs-url`` is (``_net``)."""
+    try:
+        return http_base_url(_text(value))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_admin_listen(text: str) -> AdminAddress:
