@@ -1,8 +1,10 @@
-"""Shared network helpers: listening sockets with Nagle off and the one base URL check."""
+"""Shared network helpers: listening sockets with Nagle off, the one base URL check and the
+one listen address parser."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sgx_quote_helper._net import http_base_url, listen_tcp
+from sgx_quote_helper._net import host_port, http_base_url, listen_tcp
 from sgx_quote_helper.errors import UsageError
 
 
@@ -131,3 +133,36 @@ def test_base_url_check_raises_only_usage_error(tail: str) -> None:
         except UsageError:
             continue
         assert httpx.URL(url).host  # the client accepts what the check accepts
+
+
+# -- host_port: --listen, --admin-listen, --metrics-listen --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:8081", ("127.0.0.1", 8081)),
+        ("[::1]:0", ("::1", 0)),
+        ("localhost:65535", ("localhost", 65535)),
+    ],
+)
+def test_listen_addresses_accepted(given: str, expected: tuple[str, int]) -> None:
+    assert host_port(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("[::1", "a pair of brackets"),  # was bound as host "[:" and failed as "unknown name"
+        ("::1]:80", "a pair of brackets"),
+        ("[::1]]:80", "a pair of brackets"),
+        ("[zz]:80", "'zz' in brackets is not an IPv6 address"),
+        ("localhost", "expected HOST:PORT"),
+        (":80", "expected HOST:PORT"),
+        ("h:65536", "port must be a number 0..65535"),
+        ("h:http", "port must be a number 0..65535"),
+    ],
+)
+def test_malformed_listen_addresses_say_what_is_wrong(bad: str, reason: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(reason)):
+        host_port(bad)

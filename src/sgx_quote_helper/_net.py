@@ -1,4 +1,4 @@
-"""Network helpers shared by every layer: listening sockets and the one base URL check.
+"""Network helpers shared by every layer: listening sockets, listen addresses, base URLs.
 
 TCP listening sockets for the project's HTTP servers (PCCS, the daemon's admin port).
 
@@ -16,11 +16,14 @@ Every option that names an HTTP service (``--pccs-url``, ``doctor --admin-url``,
 ``--api-server``) is checked by :func:`http_base_url` before anything is sent, so
 a typo is a usage error that says what is wrong with the URL instead of a
 traceback from the URL parser, a request to a mangled URL ("PCCS has no PCK
-CRL") or a "Connection refused" from port 99999.
+CRL") or a "Connection refused" from port 99999. Listen addresses (``--listen``,
+``--admin-listen``, ``--metrics-listen``) are read by :func:`host_port`, so an
+unpaired bracket is refused as such instead of being looked up as a host name.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import unicodedata
 from urllib.parse import urlsplit
@@ -48,6 +51,29 @@ def listen_tcp(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """A listen address, ``HOST:PORT`` or ``[V6]:PORT``, as (host, port); port 0: any free one.
+
+    Raises :class:`UsageError` with the reason alone (the caller names its option
+    and gives an example); the brackets of an IPv6 host are removed.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise UsageError("expected HOST:PORT")
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise UsageError(f"the port must be a number 0..65535, got {port!r}")
+    if "[" in host or "]" in host:
+        inner = host[1:-1]
+        if host[0] != "[" or host[-1] != "]" or "[" in inner or "]" in inner:
+            raise UsageError("an IPv6 host goes in a pair of brackets, as in [::1]:PORT")
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise UsageError(f"{inner!r} in brackets is not an IPv6 address") from None
+        host = inner
+    return host, int(port)
 
 
 def http_base_url(text: str, *, what: str = "") -> str:

@@ -3,7 +3,8 @@
 A malformed ``--pccs-url``, ``--admin-url`` or ``--api-server`` is a usage error (exit 2)
 that says what is wrong with the URL, raised while the arguments are parsed: before a
 request is sent (no "PCCS has no PCK CRL" for a URL whose query swallowed the path, no
-"Connection refused" for port 99999) and before a doctor check runs.
+"Connection refused" for port 99999) and before a doctor check runs. Listen addresses
+(``--admin-listen``, ``--listen``) are refused the same way when their brackets are wrong.
 """
 
 from __future__ import annotations
@@ -73,6 +74,34 @@ def test_serve_refuses_a_malformed_pccs_url_before_starting(
     assert f"invalid value for --pccs-url from the command line: {url!r}" in err
     assert reason in err
     assert not (tmp_path / "s").exists()
+
+
+def test_serve_refuses_an_unpaired_bracket_in_admin_listen(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Was bound as host "[:" and failed at startup (exit 1, "Name or service not known").
+    argv = ["serve", "--platform", str(tmp_path), "--socket", str(tmp_path / "s")]
+    code, _, err = _run(capsys, [*argv, "--admin-listen", "[::1"])
+    assert code == 2, err
+    assert "invalid value for --admin-listen from the command line" in err
+    assert "an IPv6 host goes in a pair of brackets" in err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pccs", "--sim", "/nonexistent", "--listen", "[::1"],
+        ["webhook", "--listen", "[::1", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
+        ["device-plugin", "--metrics-listen", "[::1"],
+    ],
+)
+def test_listen_addresses_with_unpaired_brackets_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, _, err = _run(capsys, argv)
+    assert code == 2, err
+    assert "'[::1': an IPv6 host goes in a pair of brackets" in err
 
 
 def _subparsers(

@@ -115,6 +115,8 @@ def test_admin_listen_forms() -> None:
         ("env", "PCCS_URL", "http://pccs:8081?x=1", "a query"),
         ("env", "PCCS_URL", "http://pccs:99999", "1..65535"),
         ("flag", "pccs_url", "http://127.0.0.1:\udcff", "1..65535"),
+        ("flag", "admin_listen", "[::1", "pair of brackets"),
+        ("flag", "admin_listen", "[nope]:9464", "not an IPv6 address"),
         ("env", "PCCS_INSECURE", "maybe", "not a boolean"),
         ("flag", "socket", "", "socket path is empty"),
         ("flag", "admin_listen", "localhost:http", "HOST:PORT"),
