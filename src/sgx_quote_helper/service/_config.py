@@ -406,7 +406,7 @@ class ServiceConfig:
         URL,
         default=None,
         default_text="embedded manufacturer",
-        help="PCCS for the PCK certificate chain (http:// or https://)",
+        help="PCCS for the PCK certificate chain: its base URL, http(s)://HOST[:PORT][/PATH]",
         group="sim",
     )
     pccs_insecure: bool = setting(
