@@ -34,7 +34,7 @@ from sgx_quote_helper.pcs import (
     RegisteredPlatform,
     TcbPolicy,
     create_simulation,
-    pccs_url_problem,
+    crl_base_url,
     provision_platform,
     serial_number_problem,
 )
@@ -234,10 +234,11 @@ def _platform_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _pccs_url(text: str) -> str:
-    problem = pccs_url_problem(text)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return text
+    """A base URL (``_args.base_url``) that can go into CRL distribution points."""
+    try:
+        return crl_base_url(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _serial(text: str) -> int:

@@ -55,7 +55,7 @@ from sgx_quote_helper.pcs._pki import (
     PROCESSOR_CA_CN,
     ROOT_CA_CN,
     TCB_SIGNING_CN,
-    pccs_url_problem,
+    crl_base_url,
     serial_number_problem,
 )
 from sgx_quote_helper.pcs._policy import (
@@ -120,7 +120,7 @@ __all__ = [
     "Validity",
     "create_app",
     "create_simulation",
-    "pccs_url_problem",
+    "crl_base_url",
     "percent_encode",
     "provision_platform",
     "serial_number_problem",

@@ -40,7 +40,7 @@ from sgx_quote_helper.pcs._errors import (
     PolicyError,
 )
 from sgx_quote_helper.pcs._pck_issuance import PckIssuer
-from sgx_quote_helper.pcs._pki import pccs_url_problem
+from sgx_quote_helper.pcs._pki import crl_base_url
 from sgx_quote_helper.pcs._policy import TcbPolicy
 from sgx_quote_helper.pcs._registry import RegisteredPlatform, Registry, default_sgx_type
 from sgx_quote_helper.pcs._store import ManufacturerStore, check_ca_type, new_secrets
@@ -105,14 +105,8 @@ class Manufacturer:
             # Path("") is the current directory: never what an empty argument meant.
             raise InvalidArgumentError("the simulation directory is empty; name a directory")
         sim_path = Path(sim_dir)
-        problem = pccs_url_problem(pccs_url)
-        if problem is not None:
-            raise InvalidArgumentError(
-                f"the PCCS URL for the CRL distribution points: {problem}",
-                hints=["give the URL verifiers will fetch CRLs from, e.g. http://127.0.0.1:8081"],
-            )
+        pccs_url = crl_base_url(pccs_url)
         ManufacturerStore.refuse_existing(sim_path)
-        pccs_url = pccs_url.rstrip("/")
         now = to_utc_seconds(clock())
         store = ManufacturerStore.create(
             sim_path,

@@ -16,14 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sgx_quote_helper._net import http_base_url
 from sgx_quote_helper._time import to_utc_seconds
+from sgx_quote_helper.pcs._errors import InvalidArgumentError
 from sgx_quote_helper.sgx import SgxExtension
 
 MANUFACTURER_ORGANIZATION = "Simulated SGX Manufacturer"
@@ -85,30 +86,21 @@ class CertificateAuthority:
     private_key: ec.EllipticCurvePrivateKey
 
 
-def pccs_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be the base of the CRL distribution points, or ``None``.
+def crl_base_url(url: str) -> str:
+    """``url`` checked as the base of the CRL distribution points, without trailing ``/``.
 
-    Every certificate the manufacturer issues carries a CDP built from it, so it
-    must be an ``http(s)://HOST[:PORT][/path]`` URL a verifier can fetch: printable
-    ASCII (an IA5String), a host, a valid port, no query or fragment (the CRL path
-    is appended) and no credentials (they would be published in every certificate).
+    Every certificate the manufacturer issues carries a CDP built from it: the
+    shared check of service base URLs (``_net.http_base_url``: http(s), a host, a
+    valid port, no query, fragment or credentials), and ASCII only, as a CDP is an
+    IA5String. Raises :class:`UsageError`.
     """
-    if not url or not url.isascii() or not url.isprintable() or " " in url:
-        return f"{url!r} is not a URL: give http(s)://HOST[:PORT] in printable ASCII"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not 0..65535
-    except ValueError as exc:
-        return f"{url!r} is not a valid URL ({exc})"
-    if parts.scheme not in ("http", "https"):
-        return f"{url!r} is not an http:// or https:// URL"
-    if not parts.hostname:
-        return f"{url!r} names no host: give http(s)://HOST[:PORT]"
-    if parts.username is not None or parts.password is not None:
-        return f"{url!r} holds credentials, which every certificate would publish"
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        return f"{url!r} has a query or fragment; give the service's base URL"
-    return None
+    base = http_base_url(url, what="PCCS URL")
+    if not base.isascii():
+        raise InvalidArgumentError(
+            f"PCCS URL {url!r} is not ASCII, as CRL distribution points must be: write an "
+            "international host name in its xn-- form"
+        )
+    return base
 
 
 def root_crl_url(pccs_url: str) -> str:
