@@ -198,6 +198,9 @@ def test_init_refuses_an_empty_directory_argument(
     assert "argument DIR: expected a path, got an empty string" in err
     assert list(tmp_path.iterdir()) == []  # nothing written to the current directory
     assert _run(capsys, "sim", "show", "")[0] == 2
+    code, _, err = _run(capsys, "pccs", "--sim", "", "--listen", "127.0.0.1:0")
+    assert code == 2
+    assert "argument --sim: expected a path, got an empty string" in err
 
 
 @pytest.mark.parametrize(

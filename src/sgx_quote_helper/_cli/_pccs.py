@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ssl
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper._net import host_port
 from sgx_quote_helper.errors import UsageError
@@ -23,7 +24,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "restart; several replicas may serve one directory.",
     )
     parser.add_argument(
-        "--sim", required=True, metavar="DIR", help="the `sim init` directory (not DIR/pcs)"
+        "--sim",
+        required=True,
+        type=_args.path,
+        metavar="DIR",
+        help="the `sim init` directory (not DIR/pcs)",
     )
     parser.add_argument(
         "--listen",
