@@ -349,3 +349,15 @@ def test_malformed_policy_files_are_usage_errors(
     assert f"policy file '{policy}' is not valid TOML" in err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_deeply_nested_collateral_is_malformed_collateral(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # As `{}` above: exit 1 with the parser's reason, not a RecursionError.
+    nested = tmp_path / "collateral.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run(capsys, str(QUOTE), "--collateral", str(nested))
+    assert code == 1
+    assert "not dcap-qvl QuoteCollateralV3 JSON" in err
+    assert "Traceback" not in err
