@@ -61,7 +61,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("file", metavar="FILE", help="the quote: raw, hex or base64; - for stdin")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pccs-url", metavar="URL", help="fetch collateral from this PCCS v4")
+    source.add_argument(
+        "--pccs-url",
+        type=_args.base_url,
+        metavar="URL",
+        help="fetch collateral from this PCCS v4 (http(s)://HOST[:PORT][/PATH])",
+    )
     source.add_argument(
         "--collateral",
         metavar="FILE",

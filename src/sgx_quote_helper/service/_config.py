@@ -29,6 +29,7 @@ from typing import Generic, TypeAlias, TypeVar
 
 from sgx_quote_helper._cpus import usable_cpus
 from sgx_quote_helper._fs import InputTooLargeError, MiB, read_limited
+from sgx_quote_helper._net import host_port, http_base_url
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import (
     BACKENDS,
@@ -220,10 +221,11 @@ def _parse_mode(value: object) -> int:
 
 
 def _parse_url(value: object) -> str | None:
-    text = _text(value)
-    if not text.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return text
+    """An HTTP service's base URL, checked as every ``--pccs-url`` is (``_net``)."""
+    try:
+        return http_base_url(_text(value))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_admin_listen(text: str) -> AdminAddress:
@@ -232,11 +234,10 @@ def parse_admin_listen(text: str) -> AdminAddress:
         if not text[5:]:
             raise ValueError("unix: needs a socket path, as in unix:/run/sgx-quote-helper/admin")
         return Path(text[5:])
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT or unix:PATH, got {text!r}")
-    return host, int(port)
+    try:
+        return host_port(text)
+    except UsageError as exc:
+        raise ValueError(f"{exc}; expected HOST:PORT or unix:PATH, got {text!r}") from None
 
 
 def _parse_admin_listen(value: object) -> str | None:
@@ -408,7 +409,7 @@ class ServiceConfig:
         URL,
         default=None,
         default_text="embedded manufacturer",
-        help="PCCS for the PCK certificate chain (http:// or https://)",
+        help="PCCS for the PCK certificate chain: its base URL, http(s)://HOST[:PORT][/PATH]",
         group="sim",
     )
     pccs_insecure: bool = setting(
