@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Generic, TypeAlias, TypeVar
 
 from sgx_quote_helper._cpus import usable_cpus
+from sgx_quote_helper._fs import InputTooLargeError, MiB, read_limited
 from sgx_quote_helper._net import host_port, http_base_url
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import (
@@ -48,6 +49,8 @@ ENV_PREFIX = "SGX_QUOTE_HELPER_"
 CONFIG_FILE_FLAG = "--config"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
 CONFIG_FILE_HELP = "a TOML file of settings, keys spelled like the flags"
+#: The largest config file read; a real one is a few KB of TOML.
+MAX_CONFIG_FILE_SIZE = 1 * MiB
 
 #: Where the admin HTTP listener binds: ``(host, port)`` or a Unix socket path.
 AdminAddress: TypeAlias = tuple[str, int] | Path
@@ -677,11 +680,18 @@ def _convert(option: Option, value: object, source: str) -> object:
 
 def _read_file(config_file: Path) -> dict[str, object]:
     try:
-        document: dict[str, object] = tomllib.loads(config_file.read_text())
+        data = read_limited(config_file, MAX_CONFIG_FILE_SIZE, "daemon settings (TOML)")
+        document: dict[str, object] = tomllib.loads(data.decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+    except InputTooLargeError as exc:
+        raise ConfigError(exc.message, hints=exc.hints) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"config file {config_file} is not valid TOML: arrays or tables nested too deeply"
+        ) from None
     return document
 
 
