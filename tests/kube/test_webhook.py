@@ -7,9 +7,12 @@ provision 1; env SGX_AESM_ADDR=1; pod annotation sgx.intel.com/epc: 1Mi).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 import os
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,8 @@ from sgx_quote_helper.kube import (
     AdmissionReviewError,
     ResourceNames,
     TlsFiles,
+    WebhookMetrics,
+    create_webhook_app,
     format_quantity,
     mutate_pod,
     parse_quantity,
@@ -438,6 +443,53 @@ def test_over_tls_with_a_verifying_client(tmp_path: Path) -> None:
         pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         http.get(f"{hook.url}/healthz")
+
+
+def test_a_malformed_chunked_body_is_a_400_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The head of POST /mutate is fine, so the handler starts reading the body;
+    # h11 then refuses the chunk. Before, the handler failed (ClientDisconnect) and
+    # uvicorn logged "Exception in ASGI application" with a traceback.
+    ca = ExampleCa("test webhook CA")
+    cert, key = ca.issue(tmp_path / "tls")
+    request = b"POST /mutate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+    with (
+        caplog.at_level(logging.INFO, logger="sgx_quote_helper"),
+        webhook_in_thread(TlsFiles(cert, key)) as hook,
+    ):
+        raw = socket.create_connection(("127.0.0.1", hook.port), timeout=30)
+        with client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request)
+            reply = b""
+            while chunk := tls.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 400 ")
+        with httpx.Client(verify=client_context(ca), timeout=10.0) as http:
+            metrics = http.get(f"{hook.url}/metrics").text
+        assert 'sgx_quote_helper_webhook_reviews_total{outcome="bad_request"} 1.0' in metrics
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == ["http.bad_request"]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_bad_review_lines_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    # Anyone who reaches the port can send bad reviews; the counter counts them all.
+    metrics = WebhookMetrics()
+
+    async def send_bad_reviews() -> list[int]:
+        transport = httpx.ASGITransport(app=create_webhook_app(metrics=metrics))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hook.test") as http:
+            return [(await http.post("/mutate", content=b"{oops")).status_code for _ in range(25)]
+
+    with caplog.at_level(logging.INFO, logger="sgx_quote_helper"):
+        assert asyncio.run(send_bad_reviews()) == [400] * 25
+    lines = [r for r in caplog.records if r.getMessage() == "webhook.bad_review"]
+    assert 0 < len(lines) < 25
+    counted = metrics.registry.get_sample_value(
+        "sgx_quote_helper_webhook_reviews_total", {"outcome": "bad_request"}
+    )
+    assert counted == 25
 
 
 def test_renewed_certificate_is_served_without_restart(tmp_path: Path) -> None:

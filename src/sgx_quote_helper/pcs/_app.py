@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sgx_quote_helper._net import listen_tcp
+from sgx_quote_helper._net import listen_tcp, uvicorn_config
 from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pccs import PckCertificateQuery
 from sgx_quote_helper.pcs._errors import InvalidRequestError, NotFoundError, PcsError
@@ -377,12 +377,6 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _uvicorn_config(app: ASGIApp, **kwargs: Any) -> uvicorn.Config:
-    # The application logs its own structured request lines; uvicorn's access log
-    # and logging configuration are off so that the caller's logging setup rules.
-    return uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", **kwargs)
-
-
 @contextlib.contextmanager
 def serve_in_thread(
     source: Manufacturer | str | os.PathLike[str],
@@ -400,7 +394,7 @@ def serve_in_thread(
     app = create_app(source, clock=clock)
     manufacturer: Manufacturer = app.state.manufacturer
     sock = listen_tcp(host, port)
-    server = uvicorn.Server(_uvicorn_config(app))
+    server = uvicorn.Server(uvicorn_config(app, "pccs"))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="pccs", daemon=True
     )
@@ -440,7 +434,7 @@ def serve(
     """
     app = create_app(source)
     sock = listen_tcp(host, port)
-    config = _uvicorn_config(app, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    config = uvicorn_config(app, "pccs", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     bound = sock.getsockname()
     logger.info(
         "pccs.listening",
