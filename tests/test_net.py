@@ -1,25 +1,19 @@
-"""The HTTP servers' sockets (Nagle off) and uvicorn set-up (bad requests, uvicorn's lines)."""
+"""Shared network helpers: listening sockets with Nagle off, the one base URL check and the
+one listen address parser."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import logging
+import re
 import socket
-import threading
-import time
-from collections.abc import Iterator
 
+import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sgx_quote_helper._logging import RateLimitedLog, configure_logging
-from sgx_quote_helper._net import HTTP_LOGGER, listen_tcp, uvicorn_config
+from sgx_quote_helper._net import host_port, http_base_url, listen_tcp
+from sgx_quote_helper.errors import UsageError
 
 
 def _nodelay(sock: socket.socket) -> bool:
@@ -70,146 +64,105 @@ def test_plain_socket_would_keep_nagle_on() -> None:
                 assert not _nodelay(accepted)
 
 
-# ---- the uvicorn set-up: bad requests and uvicorn's own lines -------------------------------
-
-
-class _Records(logging.Handler):
-    """Every record of the project's HTTP logger, whatever the package logger's set-up."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def events(self) -> list[str]:
-        """The events of warnings and errors."""
-        return [r.getMessage() for r in self.records if r.levelno >= logging.WARNING]
-
-
-@contextlib.contextmanager
-def _server(app: Starlette) -> Iterator[tuple[int, uvicorn.Config, _Records]]:
-    """``app`` on uvicorn as the project's servers run it, in a thread; the HTTP log captured."""
-    records = _Records()
-    http_log = logging.getLogger(HTTP_LOGGER)
-    http_log.addHandler(records)
-    config = uvicorn_config(app, "test")
-    server = uvicorn.Server(config)
-    sock = listen_tcp("127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            assert thread.is_alive(), "the server did not start"
-            time.sleep(0.01)
-        yield sock.getsockname()[1], config, records
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-        http_log.removeHandler(records)
-
-
-def _exchange(port: int, request: bytes) -> bytes:
-    """Send ``request`` and read until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(request)
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
-        return reply
-
-
-async def _answers_at_once(request: Request) -> Response:
-    return PlainTextResponse("at once\n")  # without reading the body
-
-
-async def _reads_the_body(request: Request) -> Response:
-    return PlainTextResponse(f"{len(await request.body())} bytes\n")
-
-
-async def _fails(request: Request) -> Response:
-    raise RuntimeError("a bug in the application")
-
-
-APP = Starlette(
-    routes=[
-        Route("/at-once", _answers_at_once, methods=["POST"]),
-        Route("/body", _reads_the_body, methods=["POST"]),
-        Route("/bug", _fails),
-    ]
-)
-
-
-def _chunked(path: str, body: bytes) -> bytes:
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    return head.encode() + body
-
-
-@pytest.mark.parametrize("path", ["/at-once", "/body"])
-def test_a_malformed_chunk_is_a_400_and_one_warning(path: str) -> None:
-    # The head is fine, so the application starts answering; then h11 refuses the
-    # chunk. Before, the application's answer then failed in h11 (LocalProtocolError)
-    # and uvicorn logged "Exception in ASGI application" with a traceback.
-    with _server(APP) as (port, _, records):
-        reply = _exchange(port, _chunked(path, b"zz\r\n\r\n"))
-        assert reply.startswith(b"HTTP/1.1 400 ")
-        assert _exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\n\r\n").startswith(
-            b"HTTP/1.1 500 "  # still serving; and the one line a bug gives, for contrast
-        )
-    assert records.events() == ["http.bad_request", "http.app_error"]
-    warning, bug = (r for r in records.records if r.levelno >= logging.WARNING)
-    assert warning.levelno == logging.WARNING
-    assert warning.exc_info is None
-    fields = getattr(warning, "fields", {})
-    assert fields["server"] == "test"
-    assert fields["peer"].startswith("127.0.0.1:")
-    assert "chunk" in fields["reason"]
-    assert bug.levelno == logging.ERROR
-    assert bug.exc_info is not None  # a real bug keeps its traceback
+# -- http_base_url: every --pccs-url, --admin-url and --api-server -----------------------
 
 
 @pytest.mark.parametrize(
-    "request_bytes",
+    ("given", "expected"),
     [
-        b"GARBAGE\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        ("http://127.0.0.1:8081", "http://127.0.0.1:8081"),
+        (" https://pccs.example/ ", "https://pccs.example"),
+        (
+            "https://pccs.example:8081/sgx/certification/v4/",
+            "https://pccs.example:8081/sgx/certification/v4",
+        ),
+        ("http://[::1]:8081", "http://[::1]:8081"),
+        ("http://[::1]", "http://[::1]"),
+        ("https://host/prefix/", "https://host/prefix"),
+        ("http://h:65535", "http://h:65535"),
+        ("http://h:1", "http://h:1"),
     ],
 )
-def test_a_malformed_head_is_a_400_and_one_warning(request_bytes: bytes) -> None:
-    with _server(APP) as (port, _, records):
-        assert _exchange(port, request_bytes).startswith(b"HTTP/1.1 400 ")
-    assert records.events() == ["http.bad_request"]
-    assert records.records[0].exc_info is None
+def test_base_urls_accepted(given: str, expected: str) -> None:
+    assert http_base_url(given) == expected
 
 
-def test_bad_request_warnings_are_rate_limited() -> None:
-    with _server(APP) as (port, config, records):
-        limiter: RateLimitedLog = config.http.bad_requests  # type: ignore[union-attr]
-        for _ in range(limiter.burst + 3):
-            assert _exchange(port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
-        limiter.flush(force=True)
-    assert records.events() == ["http.bad_request"] * limiter.burst + ["log.suppressed"]
-    assert getattr(records.records[-1], "fields", {})["suppressed"] == 3
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        # Each of these crashed with ValueError/httpx.InvalidURL, or was sent as a
+        # mangled request that was then misdiagnosed (audit of URL handling).
+        ("http://[::1", "'[' or ']' without its partner"),
+        ("http://[zz]:1", "not an IPv6 address"),
+        ("http://127.0.0.1:\udcff", "port must be a number 1..65535"),
+        ("http://127.0.0.1:99999", "port must be a number 1..65535, got '99999'"),
+        ("http://127.0.0.1:0", "port must be a number 1..65535, got '0'"),
+        ("http://127.0.0.1:", "port must be a number 1..65535, got ''"),
+        ("http://h:+1", "port must be a number"),
+        ("http://h:\u0661", "port must be a number"),  # an Arabic-Indic digit
+        ("http://127.0.0.1:8081?x=1", "a query"),
+        ("http://127.0.0.1:8081/p?", "a query"),
+        ("http://127.0.0.1:8081#frag", "a fragment"),
+        ("http://user:secret@127.0.0.1:8081", "user:password@ is not supported"),
+        ("http://:8081", "no host"),
+        ("http://", "no host"),
+        ("https:///path", "no host"),
+        ("pccs.example:8081", "must start with http:// or https://"),
+        ("ftp://h", "must start with http:// or https://, not ftp://"),
+        ("file:///etc/passwd", "not file://"),
+        ("", "empty"),
+        ("http://a b", "whitespace or a control character"),
+        ("http://a\x00b", "whitespace or a control character"),
+    ],
+)
+def test_malformed_base_urls_say_what_is_wrong(bad: str, reason: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        http_base_url(bad, what="--pccs-url")
+    text = str(caught.value)
+    assert text.startswith(f"--pccs-url {bad!r} is not a usable base URL: ")
+    assert reason in text
+    assert "http(s)://HOST[:PORT][/PATH]" in text
 
 
-def test_uvicorn_lines_are_structured_json(
-    keep_logging: None, capsys: pytest.CaptureFixture[str]
-) -> None:
-    configure_logging("json")
-    with _server(APP) as (port, _, _records):
-        _exchange(port, _chunked("/at-once", b"zz\r\n\r\n"))
-        _exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\n\r\n")
-        _exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    lines = capsys.readouterr().err.splitlines()
-    records = [json.loads(line) for line in lines]  # every line is one JSON object
-    assert [record["event"] for record in records] == [
-        "http.bad_request",
-        "http.app_error",
-        "http.app_error",
-    ]
-    assert "Traceback" not in records[0].get("exception", "")
-    assert records[1]["message"] == "Exception in ASGI application"
-    assert "RuntimeError: a bug in the application" in records[1]["exception"]
+@given(st.text(max_size=40))
+def test_base_url_check_raises_only_usage_error(tail: str) -> None:
+    """Whatever follows the scheme: a checked URL or UsageError, never ValueError/InvalidURL."""
+    for text in (tail, "http://" + tail, "https://[" + tail, "http://h:" + tail):
+        try:
+            url = http_base_url(text)
+        except UsageError:
+            continue
+        assert httpx.URL(url).host  # the client accepts what the check accepts
+
+
+# -- host_port: --listen, --admin-listen, --metrics-listen --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:8081", ("127.0.0.1", 8081)),
+        ("[::1]:0", ("::1", 0)),
+        ("localhost:65535", ("localhost", 65535)),
+    ],
+)
+def test_listen_addresses_accepted(given: str, expected: tuple[str, int]) -> None:
+    assert host_port(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("[::1", "a pair of brackets"),  # was bound as host "[:" and failed as "unknown name"
+        ("::1]:80", "a pair of brackets"),
+        ("[::1]]:80", "a pair of brackets"),
+        ("[zz]:80", "'zz' in brackets is not an IPv6 address"),
+        ("localhost", "expected HOST:PORT"),
+        (":80", "expected HOST:PORT"),
+        ("h:65536", "port must be a number 0..65535"),
+        ("h:http", "port must be a number 0..65535"),
+    ],
+)
+def test_malformed_listen_addresses_say_what_is_wrong(bad: str, reason: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(reason)):
+        host_port(bad)

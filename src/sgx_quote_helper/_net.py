@@ -1,9 +1,8 @@
-"""TCP listeners and the uvicorn set-up of the project's HTTP servers.
+"""Network helpers shared by every layer: listening sockets, listen addresses, base URLs.
 
-The PCCS, the daemon's admin port and the admission webhook all run on uvicorn,
-configured once here (:func:`uvicorn_config`).
+TCP listening sockets for the project's HTTP servers (PCCS, the daemon's admin port).
 
-Sockets: the servers bind their socket themselves and hand it to uvicorn, so that a busy
+The servers bind their socket themselves and hand it to uvicorn, so that a busy
 port fails before serving starts. asyncio switches Nagle's algorithm off
 (``TCP_NODELAY``) only on sockets whose protocol number is ``IPPROTO_TCP``; a
 socket made with ``socket.socket(family, SOCK_STREAM)`` has protocol 0, and so
@@ -13,41 +12,28 @@ head, which a keep-alive client delays by up to 40 ms. Hence the explicit
 protocol, and ``TCP_NODELAY`` on the listener, which Linux copies to every
 accepted connection.
 
-Logging: uvicorn logs on its own loggers, which nothing configures, so its lines
-would reach stderr as bare text through Python's last-resort handler and break
-``--log-format json``. Here every uvicorn record becomes a structured event of
-the project (``http.server``, or ``http.app_error`` with the traceback of a bug
-in an application), rate-limited because a peer can trigger most of them. A
-request that h11 cannot parse (a malformed chunk, a bad header line) is one
-rate-limited ``http.bad_request`` warning with the peer and h11's reason, no
-traceback; the peer gets uvicorn's 400 when HTTP still allows an answer, and an
-application already answering that request is treated as if the client had gone
-(its answer is dropped instead of failing in h11 with a logged traceback).
+Every option that names an HTTP service (``--pccs-url``, ``doctor --admin-url``,
+``--api-server``) is checked by :func:`http_base_url` before anything is sent, so
+a typo is a usage error that says what is wrong with the URL instead of a
+traceback from the URL parser, a request to a mangled URL ("PCCS has no PCK
+CRL") or a "Connection refused" from port 99999. Listen addresses (``--listen``,
+``--admin-listen``, ``--metrics-listen``) are read by :func:`host_port`, so an
+unpaired bracket is refused as such instead of being looked up as a host name.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import ipaddress
 import socket
-import sys
-from typing import Any, ClassVar, cast
+import unicodedata
+from urllib.parse import urlsplit
 
-import h11
-import uvicorn
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp
-from uvicorn.protocols.http.h11_impl import H11Protocol
+import httpx
 
-from sgx_quote_helper._logging import RateLimitedLog
+from sgx_quote_helper.errors import UsageError
 
-#: The project's logger for what its HTTP servers' machinery (uvicorn, h11) reports.
-HTTP_LOGGER = "sgx_quote_helper.http"
-#: What uvicorn logs before answering an unparsable request with 400; the protocol
-#: below logs that request as ``http.bad_request`` instead.
-_UVICORN_BAD_REQUEST = "Invalid HTTP request received."
-#: How much of h11's reason a ``http.bad_request`` line repeats (it may quote the peer's bytes).
-_REASON_CHARS = 200
+#: What :func:`http_base_url` accepts, as its errors say it.
+HTTP_BASE_URL_FORM = "http(s)://HOST[:PORT][/PATH]"
 
 
 def listen_tcp(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -67,103 +53,98 @@ def listen_tcp(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-class _UvicornRecords(logging.Handler):
-    """Re-logs uvicorn's records as the project's structured, rate-limited events."""
+def host_port(text: str) -> tuple[str, int]:
+    """A listen address, ``HOST:PORT`` or ``[V6]:PORT``, as (host, port); port 0: any free one.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.log = RateLimitedLog(logging.getLogger(HTTP_LOGGER))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == _UVICORN_BAD_REQUEST:
-            return  # logged by _H11Protocol, with the peer and the reason
-        if record.exc_info and isinstance(record.exc_info[1], ClientDisconnect):
-            # Starlette's word for a request body that stopped: the client went away,
-            # or h11 refused the rest (logged as http.bad_request). Not a bug.
-            self.log.log(logging.DEBUG, "http.client_gone")
-            return
-        event = "http.app_error" if record.exc_info else "http.server"
-        self.log.log(
-            record.levelno,
-            event,
-            exc_info=record.exc_info,
-            message=record.getMessage().strip(),
-            uvicorn_logger=record.name,
-        )
-
-
-_uvicorn_records = _UvicornRecords()
-
-
-def _route_uvicorn_logs() -> None:
-    """Send uvicorn's warnings and errors through :class:`_UvicornRecords` (idempotent)."""
-    root = logging.getLogger("uvicorn")
-    root.handlers[:] = [_uvicorn_records]
-    root.propagate = False
-    root.setLevel(logging.WARNING)
-
-
-class _H11Protocol(H11Protocol):
-    """uvicorn's h11 protocol; a request h11 cannot parse is one structured warning.
-
-    ``bad_requests`` and ``server`` are set per server by :func:`uvicorn_config`.
+    Raises :class:`UsageError` with the reason alone (the caller names its option
+    and gives an example); the brackets of an IPv6 host are removed.
     """
-
-    bad_requests: ClassVar[RateLimitedLog]
-    server_name: ClassVar[str]
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(cast(asyncio.Transport, transport))  # what asyncio gives streams
-        # The count of lines left out once a flood is over, at the next connection.
-        self.bad_requests.flush()
-
-    def send_400_response(self, msg: str) -> None:
-        # uvicorn calls this from its ``except h11.RemoteProtocolError`` in
-        # handle_events, so the exception being handled is h11's reason.
-        error = sys.exc_info()[1]
-        reason = str(error) or type(error).__name__
-        client = self.client
-        self.bad_requests.log(
-            logging.WARNING,
-            "http.bad_request",
-            server=self.server_name,
-            peer=f"{client[0]}:{client[1]}" if client else "unix",
-            reason=reason[:_REASON_CHARS],
-        )
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            # The application may be answering this request already (its head was
-            # fine, its body is not): its answer is dropped, and a receive() that
-            # waits for the body gets http.disconnect, as when a client goes away.
-            cycle.disconnected = True
-            cycle.message_event.set()
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise UsageError("expected HOST:PORT")
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise UsageError(f"the port must be a number 0..65535, got {port!r}")
+    if "[" in host or "]" in host:
+        inner = host[1:-1]
+        if host[0] != "[" or host[-1] != "]" or "[" in inner or "]" in inner:
+            raise UsageError("an IPv6 host goes in a pair of brackets, as in [::1]:PORT")
         try:
-            super().send_400_response(msg)
-        except h11.LocalProtocolError:
-            # The application's answer had begun: HTTP leaves nothing to send.
-            self.transport.close()
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise UsageError(f"{inner!r} in brackets is not an IPv6 address") from None
+        host = inner
+    return host, int(port)
 
 
-def uvicorn_config(app: ASGIApp, server: str, **options: Any) -> uvicorn.Config:
-    """The uvicorn configuration of one of the project's HTTP servers (named ``server``).
+def http_base_url(text: str, *, what: str = "") -> str:
+    """``text`` checked as the base URL of an HTTP service; raises :class:`UsageError`.
 
-    The applications log their own structured request lines, so uvicorn's access
-    log is off and its logging configuration is left alone (``log_config=None``);
-    its records are routed as described above. HTTP/1.1 is always h11, even
-    where httptools is installed, so that bad requests are handled as here.
+    A base URL is ``http://`` or ``https://``, a host (a name, an IPv4 address
+    or an IPv6 address in brackets), an optional port 1..65535 and an optional
+    path prefix. Refused: a query or a fragment (request paths and parameters
+    are appended to the base, so ``?x=1`` or ``#f`` would swallow them), a
+    ``user:password@`` part (credentials in a URL end up in logs and error
+    messages), whitespace or control characters. Returns the URL without
+    surrounding whitespace and trailing ``/``. ``what`` names the URL at the
+    start of the error ("PCCS URL"; empty where the caller names the option).
     """
-    _route_uvicorn_logs()
-    protocol = type(
-        "_ServerH11Protocol",
-        (_H11Protocol,),
-        {"bad_requests": RateLimitedLog(logging.getLogger(HTTP_LOGGER)), "server_name": server},
-    )
-    return uvicorn.Config(
-        app,
-        http=protocol,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        **options,
-    )
+    url = text.strip().rstrip("/")
+    problem = _base_url_problem(url)
+    if problem is not None:
+        subject = f"{what} {text!r}" if what else repr(text)
+        raise UsageError(
+            f"{subject} is not a usable base URL: {problem} "
+            f"(expected {HTTP_BASE_URL_FORM}, e.g. http://127.0.0.1:8081)"
+        )
+    return url
+
+
+def _base_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a base URL :func:`http_base_url` accepts, or ``None``."""
+    if not url:
+        return "it is empty"
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
+        return "it contains whitespace or a control character"
+    # Paths and parameters are appended to the base: after a '?' or '#' they would
+    # become part of the query or fragment, and the service would answer 404.
+    if "#" in url:
+        return "it has a fragment ('#...'), which a base URL cannot have"
+    if "?" in url:
+        return "it has a query ('?...'), which a base URL cannot have"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        if "[" not in url and "]" not in url:
+            return str(exc)  # a host name whose NFKC form has URL delimiters in it
+        return (
+            "the host has a '[' or ']' without its partner, or is not an IPv6 address in "
+            "brackets (write IPv6 hosts as in http://[::1]:8081)"
+        )
+    if parts.scheme not in ("http", "https"):
+        given = f", not {parts.scheme}://" if parts.scheme else ""
+        return f"it must start with http:// or https://{given}"
+    if not parts.netloc:
+        return "it has no host"
+    if "@" in parts.netloc:
+        return "user:password@ is not supported (credentials in a URL end up in logs)"
+    host, port = _split_host_port(parts.netloc)
+    if not host:
+        return "it has no host"
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return f"the port must be a number 1..65535, got {port!r}"
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:  # the client's own rules (an IDNA host name, say)
+        return str(exc)
+    return None
+
+
+def _split_host_port(netloc: str) -> tuple[str, str | None]:
+    """``HOST[:PORT]`` or ``[V6][:PORT]`` as (host, port text or ``None``)."""
+    if netloc.startswith("["):
+        host, _, rest = netloc.partition("]")
+        if not rest:
+            return host[1:], None
+        return host[1:], rest[1:] if rest.startswith(":") else rest
+    host, sep, port = netloc.rpartition(":")
+    return (host, port) if sep else (netloc, None)

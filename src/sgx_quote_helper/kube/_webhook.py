@@ -28,8 +28,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from sgx_quote_helper._http import uvicorn_config
 from sgx_quote_helper._logging import RateLimitedLog, log_event
-from sgx_quote_helper._net import uvicorn_config
 from sgx_quote_helper.kube._admission import review
 from sgx_quote_helper.kube._errors import AdmissionReviewError, KubeError
 from sgx_quote_helper.kube._names import ResourceNames

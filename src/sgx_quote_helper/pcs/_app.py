@@ -37,7 +37,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sgx_quote_helper._net import listen_tcp, uvicorn_config
+from sgx_quote_helper._http import uvicorn_config
+from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pccs import PckCertificateQuery
 from sgx_quote_helper.pcs._errors import InvalidRequestError, NotFoundError, PcsError

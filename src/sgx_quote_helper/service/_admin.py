@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from sgx_quote_helper._net import listen_tcp, uvicorn_config
+from sgx_quote_helper._http import uvicorn_config
+from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper.service._config import AdminAddress
 from sgx_quote_helper.service._metrics import DaemonMetrics
 
