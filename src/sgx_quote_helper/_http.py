@@ -80,7 +80,7 @@ def _route_uvicorn_logs() -> None:
 class _H11Protocol(H11Protocol):
     """uvicorn's h11 protocol; a request h11 cannot parse is one structured warning.
 
-    ``bad_requests`` and ``server`` are set per server by :func:`uvicorn_config`.
+    ``bad_requests`` and ``server_name`` are set per server by :func:`uvicorn_config`.
     """
 
     bad_requests: ClassVar[RateLimitedLog]
@@ -90,6 +90,7 @@ class _H11Protocol(H11Protocol):
         super().connection_made(cast(asyncio.Transport, transport))  # what asyncio gives streams
         # The count of lines left out once a flood is over, at the next connection.
         self.bad_requests.flush()
+        _uvicorn_records.log.flush()
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn calls this from its ``except h11.RemoteProtocolError`` in
