@@ -263,6 +263,12 @@ def test_unreadable_epc_quantity_is_refused_with_the_reason() -> None:
             "no request",
         ),
         (json.dumps(admission_review(pod(), uid="")).encode(), "request.uid"),
+        (
+            json.dumps(
+                {**admission_review(pod()), "request": {"uid": "u", "namespace": ["a"]}}
+            ).encode(),
+            "request.namespace is a list",
+        ),
         (json.dumps(admission_review({"kind": "ConfigMap", "data": {}})).encode(), "not a Pod"),
         (json.dumps(admission_review([1])).encode(), "not a JSON object"),
         (json.dumps(admission_review({"spec": {"containers": [1]}})).encode(), "not a Pod"),
