@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 LOGGER_NAME = "sgx_quote_helper"
@@ -64,10 +65,31 @@ def configure_logging(log_format: str = "text", level: str = "info") -> logging.
     return logger
 
 
-def log_event(logger: logging.Logger, level: int, event: str, /, **fields: Any) -> None:
-    """Log ``event`` with structured ``fields`` (kept apart from the message)."""
+#: What ``exc_info`` takes: an exception, or the triple of ``sys.exc_info()``.
+ExcInfo = (
+    BaseException
+    | tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None]
+    | None
+)
+
+
+def log_event(
+    logger: logging.Logger,
+    level: int,
+    event: str,
+    /,
+    *,
+    exc_info: ExcInfo = None,
+    **fields: Any,
+) -> None:
+    """Log ``event`` with structured ``fields`` (kept apart from the message).
+
+    ``exc_info`` is for a bug only (its traceback is logged); an expected failure
+    is a field that says what went wrong.
+    """
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"fields": fields})
+        logger.log(level, event, exc_info=exc_info, extra={"fields": fields})
 
 
 class RateLimitedLog:
@@ -96,7 +118,7 @@ class RateLimitedLog:
         # event -> [window start, lines written, lines suppressed, highest level suppressed]
         self._windows: dict[str, list[float]] = {}
 
-    def log(self, level: int, event: str, /, **fields: Any) -> None:
+    def log(self, level: int, event: str, /, *, exc_info: ExcInfo = None, **fields: Any) -> None:
         """Log ``event`` unless its burst for this interval is used up."""
         if not self.logger.isEnabledFor(level):
             return
@@ -109,7 +131,7 @@ class RateLimitedLog:
             window[:] = [now, 0, 0, level]
         if window[1] < self.burst:
             window[1] += 1
-            log_event(self.logger, level, event, **fields)
+            log_event(self.logger, level, event, exc_info=exc_info, **fields)
         else:
             window[2] += 1
             window[3] = max(window[3], level)

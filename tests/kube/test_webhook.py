@@ -7,9 +7,12 @@ provision 1; env SGX_AESM_ADDR=1; pod annotation sgx.intel.com/epc: 1Mi).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 import os
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,8 @@ from sgx_quote_helper.kube import (
     AdmissionReviewError,
     ResourceNames,
     TlsFiles,
+    WebhookMetrics,
+    create_webhook_app,
     format_quantity,
     mutate_pod,
     parse_quantity,
@@ -258,6 +263,12 @@ def test_unreadable_epc_quantity_is_refused_with_the_reason() -> None:
             "no request",
         ),
         (json.dumps(admission_review(pod(), uid="")).encode(), "request.uid"),
+        (
+            json.dumps(
+                {**admission_review(pod()), "request": {"uid": "u", "namespace": ["a"]}}
+            ).encode(),
+            "request.namespace is a list",
+        ),
         (json.dumps(admission_review({"kind": "ConfigMap", "data": {}})).encode(), "not a Pod"),
         (json.dumps(admission_review([1])).encode(), "not a JSON object"),
         (json.dumps(admission_review({"spec": {"containers": [1]}})).encode(), "not a Pod"),
@@ -266,6 +277,74 @@ def test_unreadable_epc_quantity_is_refused_with_the_reason() -> None:
 def test_malformed_reviews_raise_a_clear_error(body: bytes, reason: str) -> None:
     with pytest.raises(AdmissionReviewError, match=reason):
         review(body)
+
+
+AESMD = {"sgx.intel.com/quote-provider": "aesmd"}
+
+
+def aesmd_pod(*, volumes: Any = None, **fields: Any) -> dict[str, Any]:
+    """An aesmd-annotated pod with one EPC container that has ``fields``."""
+    result = pod({**container("app", **{EPC: "1Mi"}), **fields}, annotations=AESMD)
+    if volumes is not None:
+        result["spec"]["volumes"] = volumes
+    return result
+
+
+def with_metadata(**fields: Any) -> dict[str, Any]:
+    result = pod(container("app", **{EPC: "1Mi"}))
+    result["metadata"].update(fields)
+    return result
+
+
+# Fields the mutation reads or patches, with the wrong JSON type. The API server never
+# sends these (it decodes pods into their typed form), so each is a bad request (400),
+# found before anything is patched; falsy wrong types ([], "", 0) are not taken as absent.
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        (with_metadata(annotations=[]), r"metadata\.annotations is a list, not an object"),
+        (with_metadata(annotations=["x"]), r"metadata\.annotations is a list"),
+        ({**pod(container("a", **{EPC: "1Mi"})), "metadata": []}, r"metadata is a list"),
+        (with_metadata(annotations={"sgx.intel.com/quote-provider": ["aesmd"]}), "quote-provider"),
+        (with_metadata(name=None, generateName=5), "metadata.generateName is a number"),
+        (aesmd_pod(env="x", volumeMounts=5, volumes="v"), "spec.volumes is a string, not a list"),
+        (aesmd_pod(env="x"), r"spec\.containers\[0\]\.env is a string, not a list"),
+        (aesmd_pod(volumeMounts=5), r"spec\.containers\[0\]\.volumeMounts is a number"),
+        (aesmd_pod(env=[1]), r"spec\.containers\[0\]\.env\[0\] is a number, not an object"),
+        (aesmd_pod(volumes=[None]), r"spec\.volumes\[0\] is null, not an object"),
+        (aesmd_pod(name=7), r"spec\.containers\[0\]\.name is a number"),
+        (aesmd_pod(resources=[]), r"\.resources is a list, not an object"),
+        (aesmd_pod(resources={"limits": {EPC: "1Mi"}, "requests": []}), r"resources\.requests"),
+        (aesmd_pod(resources={"requests": "x"}), r"resources\.requests is a string"),
+    ],
+)
+def test_wrongly_typed_pod_fields_are_a_bad_request(obj: dict[str, Any], reason: str) -> None:
+    with pytest.raises(AdmissionReviewError, match=reason):
+        review(json.dumps(admission_review(obj)).encode())
+
+
+def test_deeply_nested_json_is_a_bad_request() -> None:
+    with pytest.raises(AdmissionReviewError, match="nested too deeply"):
+        review(b"[" * 100_000 + b"]" * 100_000)
+    inner = b"[" * 5000 + b"]" * 5000
+    body = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":'
+    with pytest.raises(AdmissionReviewError, match="nested too deeply"):
+        review(body + b'{"uid":"u","object":' + inner + b"}}")
+    # A value that is not a string is named by its type, never printed (it may be huge).
+    with pytest.raises(AdmissionReviewError, match="apiVersion a list"):
+        review(json.dumps({"apiVersion": [[[]]] * 1000, "kind": "AdmissionReview"}).encode())
+
+
+def test_deep_unmodelled_fields_are_left_alone() -> None:
+    # Deep enough to pass the JSON decoder but not a walk of the whole document.
+    deep = json.loads("[" * 600 + "]" * 600)
+    original = pod(container("app", **{EPC: "1Mi"}), annotations=AESMD)
+    original["spec"]["containers"][0]["x-deep"] = deep
+    original["spec"]["x-deep"] = deep
+    patch = review(json.dumps(admission_review(original)).encode()).patch
+    shallow = pod(container("app", **{EPC: "1Mi"}), annotations=AESMD)
+    assert patch == mutate_pod(shallow)  # the same patch as without the deep fields
+    assert apply_patch(shallow, patch)["spec"]["containers"][0]["env"] == [AESM_ENV]
 
 
 def test_quantities() -> None:
@@ -290,6 +369,16 @@ def test_quantities() -> None:
     assert format_quantity(1000) == "1k"
     assert format_quantity(999) == "999"
     assert format_quantity(0) == "0"
+
+
+def test_an_unreadable_quantity_is_named_not_repeated() -> None:
+    # The refusal goes back to the client and into the log: a list is named by
+    # its type and a long string cut, whatever the review carried.
+    with pytest.raises(ValueError, match=r"^a list is not a quantity"):
+        parse_quantity([[1]] * 10_000)
+    with pytest.raises(ValueError) as long:
+        parse_quantity("9" * 10_000 + "x")
+    assert len(str(long.value)) < 200
 
 
 # ---- over TLS ----------------------------------------------------------------------------------
@@ -331,6 +420,15 @@ def test_over_tls_with_a_verifying_client(tmp_path: Path) -> None:
         refused = admission_review(pod(container("app", **{EPC: "1 MB"})))
         assert http.post(f"{hook.url}/mutate", json=refused).json()["response"]["allowed"] is False
         assert http.post(f"{hook.url}/mutate", json=admission_review(pod())).status_code == 200
+        # Wrongly typed fields and deep JSON: the same clean 400, never a 500.
+        for malformed in (
+            json.dumps(admission_review(with_metadata(annotations=[]))).encode(),
+            json.dumps(admission_review(aesmd_pod(env="x", volumeMounts=5, volumes="v"))).encode(),
+            b"[" * 100_000 + b"]" * 100_000,
+        ):
+            reply = http.post(f"{hook.url}/mutate", content=malformed)
+            assert reply.status_code == 400, reply.text
+            assert "error" in reply.json()
         metrics = {
             (sample.name, sample.labels.get("outcome")): sample.value
             for family in text_string_to_metric_families(http.get(f"{hook.url}/metrics").text)
@@ -340,7 +438,7 @@ def test_over_tls_with_a_verifying_client(tmp_path: Path) -> None:
         assert metrics[(reviews, "mutated")] == 2
         assert metrics[(reviews, "unchanged")] == 1
         assert metrics[(reviews, "refused")] == 1
-        assert metrics[(reviews, "bad_request")] == 2
+        assert metrics[(reviews, "bad_request")] == 5
         assert metrics[("sgx_quote_helper_webhook_patch_operations_total", None)] == 2 * len(patch)
 
     # A client that trusts another CA refuses the certificate.
@@ -351,6 +449,53 @@ def test_over_tls_with_a_verifying_client(tmp_path: Path) -> None:
         pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         http.get(f"{hook.url}/healthz")
+
+
+def test_a_malformed_chunked_body_is_a_400_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The head of POST /mutate is fine, so the handler starts reading the body;
+    # h11 then refuses the chunk. Before, the handler failed (ClientDisconnect) and
+    # uvicorn logged "Exception in ASGI application" with a traceback.
+    ca = ExampleCa("test webhook CA")
+    cert, key = ca.issue(tmp_path / "tls")
+    request = b"POST /mutate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+    with (
+        caplog.at_level(logging.INFO, logger="sgx_quote_helper"),
+        webhook_in_thread(TlsFiles(cert, key)) as hook,
+    ):
+        raw = socket.create_connection(("127.0.0.1", hook.port), timeout=30)
+        with client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request)
+            reply = b""
+            while chunk := tls.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 400 ")
+        with httpx.Client(verify=client_context(ca), timeout=10.0) as http:
+            metrics = http.get(f"{hook.url}/metrics").text
+        assert 'sgx_quote_helper_webhook_reviews_total{outcome="bad_request"} 1.0' in metrics
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == ["http.bad_request"]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_bad_review_lines_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    # Anyone who reaches the port can send bad reviews; the counter counts them all.
+    metrics = WebhookMetrics()
+
+    async def send_bad_reviews() -> list[int]:
+        transport = httpx.ASGITransport(app=create_webhook_app(metrics=metrics))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hook.test") as http:
+            return [(await http.post("/mutate", content=b"{oops")).status_code for _ in range(25)]
+
+    with caplog.at_level(logging.INFO, logger="sgx_quote_helper"):
+        assert asyncio.run(send_bad_reviews()) == [400] * 25
+    lines = [r for r in caplog.records if r.getMessage() == "webhook.bad_review"]
+    assert 0 < len(lines) < 25
+    counted = metrics.registry.get_sample_value(
+        "sgx_quote_helper_webhook_reviews_total", {"outcome": "bad_request"}
+    )
+    assert counted == 25
 
 
 def test_renewed_certificate_is_served_without_restart(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from kube_support import admission_review, apply_patch
 
 from sgx_quote_helper.kube import (
+    AdmissionReviewError,
     ResourceNames,
     format_quantity,
     mutate_pod,
@@ -137,6 +138,64 @@ def test_patch_applies_adds_only_and_is_idempotent(pod: dict[str, Any]) -> None:
     answer = review(json.dumps(admission_review(pod)).encode()).response["response"]
     assert answer["allowed"] is True
     assert ("patch" in answer) == bool(patch)
+
+
+any_json = st.recursive(
+    json_leaf | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+#: Where the mutation reads or writes: the pod, and (with ``*``) every container.
+MODELLED = [
+    ("metadata",),
+    ("metadata", "name"),
+    ("metadata", "generateName"),
+    ("metadata", "annotations"),
+    ("metadata", "annotations", "sgx.intel.com/quote-provider"),
+    ("metadata", "annotations", "sgx.intel.com/epc"),
+    ("spec",),
+    ("spec", "containers"),
+    ("spec", "volumes"),
+    ("spec", "volumes", 0),
+    ("spec", "containers", "*"),
+    ("spec", "containers", "*", "name"),
+    ("spec", "containers", "*", "resources"),
+    ("spec", "containers", "*", "resources", "limits"),
+    ("spec", "containers", "*", "resources", "requests"),
+    ("spec", "containers", "*", "resources", "limits", NAMES.epc),
+    ("spec", "containers", "*", "resources", "requests", NAMES.enclave),
+    ("spec", "containers", "*", "env"),
+    ("spec", "containers", "*", "env", 0),
+    ("spec", "containers", "*", "volumeMounts"),
+    ("spec", "containers", "*", "volumeMounts", 0),
+]
+
+
+@given(pods(), st.sampled_from(MODELLED), any_json, st.data())
+def test_any_json_in_a_modelled_field_is_answered_or_a_bad_request(
+    pod: dict[str, Any], where: tuple[str | int, ...], value: Any, data: st.DataObject
+) -> None:
+    """A value of any JSON type anywhere the mutation looks: an answer or a 400, no crash."""
+    node: Any = pod
+    for depth, token in enumerate(where[:-1]):
+        if token == "*":
+            token = data.draw(st.integers(0, len(node) - 1))
+        if isinstance(node, list):
+            if not isinstance(token, int) or token >= len(node):
+                return  # nothing there to replace
+        elif not isinstance(node.get(token), dict | list):
+            node[token] = [{}] if isinstance(where[depth + 1], int) else {}
+        node = node[token]
+    last = where[-1]
+    if isinstance(node, list) and (not isinstance(last, int) or last >= len(node)):
+        return
+    node[last] = value
+    body = json.dumps(admission_review(pod)).encode()
+    try:
+        answer = review(body).response["response"]
+    except AdmissionReviewError:
+        return  # the clean 400
+    assert isinstance(answer["allowed"], bool)
 
 
 @given(st.integers(-(2**62), 2**62))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -319,3 +320,49 @@ def test_pccs_refuses_a_bad_listen_address(
     code, _, err = _run(capsys, "pccs", "--sim", str(sim_dir), "--listen", "localhost")
     assert code == 2
     assert "HOST:PORT" in err
+
+
+def _raw_exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        return reply
+
+
+def test_pccs_bad_http_is_a_400_and_one_json_warning(sim_dir: Path) -> None:
+    """Malformed HTTP: a 400 and one ``http.bad_request`` line, the log still JSON lines.
+
+    Before, a bad chunk logged "Exception in ASGI application" with an h11
+    traceback, and every bad request a bare "Invalid HTTP request received.".
+    """
+    argv = [*PCCS, "--sim", str(sim_dir), "--listen", "127.0.0.1:0", "--log-format", "json"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stderr is not None
+        first = json.loads(process.stderr.readline())
+        assert first["event"] == "pccs.listening"
+        port = first["port"]
+        chunked = (
+            b"POST /sgx/certification/v4/pckcert HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+        )
+        for request in (chunked, b"GARBAGE\r\n\r\n"):
+            assert _raw_exchange(port, request).startswith(b"HTTP/1.1 400 ")
+        healthy = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        assert _raw_exchange(port, healthy).startswith(b"HTTP/1.1 200 ")
+        process.terminate()
+        _, rest = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    records = [json.loads(line) for line in rest.splitlines()]  # every line is JSON
+    warnings = [r for r in records if r["level"] != "info"]
+    assert [r["event"] for r in warnings] == ["http.bad_request", "http.bad_request"]
+    assert "chunk" in warnings[0]["reason"]
+    assert warnings[0]["server"] == "pccs"
+    assert "Traceback" not in rest

@@ -2,8 +2,9 @@
 
 One daemon process with ``--log-format json --log-level debug --qe-svn 11
 --pce-svn 14`` serves a mix of requests; its ``/metrics``, ``/healthz``,
-``/readyz`` and its log lines are then checked, and no secret of the platform,
-the manufacturer or the QE may appear in the log.
+``/readyz`` and its log lines are then checked (malformed HTTP to the admin port
+included: every line stays JSON), and no secret of the platform, the manufacturer
+or the QE may appear in the log.
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ from sgx_quote_helper.platform import Platform, derive_pck_private_key
 from sgx_quote_helper.sgx import Quote
 
 QUOTES = 5
+#: A POST whose chunked body h11 refuses, after the application started answering it.
+ADMIN_BAD_CHUNK = (
+    b"POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+)
+
+
+def _raw_exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        return reply
 
 
 def _secrets(sim: Path) -> list[bytes]:
@@ -64,6 +78,10 @@ def test_metrics_health_and_json_logs(sim: Path, run_dir: Path, make_report: Mak
         path = daemon.socket
         assert httpx.get(f"{daemon.admin_url}/healthz").text == "ok\n"
         assert httpx.get(f"{daemon.admin_url}/readyz").status_code == 200
+        # Malformed HTTP to the admin port: a 400 and one structured warning each.
+        admin_port = int(daemon.admin_url.rsplit(":", 1)[1])
+        for bad in (ADMIN_BAD_CHUNK, b"GARBAGE\r\n\r\n"):
+            assert _raw_exchange(admin_port, bad).startswith(b"HTTP/1.1 400 ")
         init = response_fields(intel_client(path, init_quote_ex(True, 32)) or b"", 15)
         size = response_fields(intel_client(path, get_quote_size_ex()) or b"", 16)
         assert isinstance(init[2], bytes)
@@ -130,6 +148,12 @@ def test_metrics_health_and_json_logs(sim: Path, run_dir: Path, make_report: Mak
     started = records[events.index("daemon.started")]
     assert (started["qe_svn"], started["pce_svn"]) == (11, 14)
     assert started["admin"] == daemon.admin_url.removeprefix("http://")
+    # The admin port's bad requests (uvicorn and h11 below it log through the same set-up).
+    bad_requests = [record for record in records if record["event"] == "http.bad_request"]
+    assert [(r["level"], r["server"]) for r in bad_requests] == [("warning", "admin")] * 2
+    assert "chunk" in bad_requests[0]["reason"]
+    assert "http.app_error" not in events
+    assert not any("exception" in record for record in records)
     failed = records[events.index("request.failed")]
     assert (failed["quote3_error"], failed["aesm_error"]) == ("0xE015", 47)
 

@@ -59,25 +59,44 @@ def escape_pointer(token: str | int) -> str:
 
 @dataclass
 class _PatchBuilder:
-    """JSON Patch operations against a working copy of the document, kept in step.
+    """JSON Patch operations against a working view of the document, kept in step.
 
-    Intermediate objects that do not exist yet are created by one ``add`` of the
-    smallest missing subtree, so the patch applies to the original document.
+    The view shares the original's subtrees: an object or list is copied, one
+    level, the first time a change goes below it, so the original is never
+    modified and a large or deeply nested pod is never walked as a whole.
+    Intermediate objects that do not exist yet (absent or ``null``) are created
+    by one ``add`` of the smallest missing subtree, so the patch applies to the
+    original document. The caller has checked the shape of every path first
+    (:func:`_pod_shape`): each step is an object, a list, ``null`` or absent.
     """
 
-    document: Any
+    document: dict[str, Any]
     ops: JsonPatch = field(default_factory=list)
+    _copies: set[int] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.document = dict(self.document)
+        self._copies.add(id(self.document))
+
+    def _child(self, node: Any, token: str | int) -> Any:
+        """``node[token]`` (``None`` when absent), as a copy of its own if a container."""
+        child = node.get(token) if isinstance(node, dict) else node[token]
+        if isinstance(child, dict | list) and id(child) not in self._copies:
+            child = copy.copy(child)
+            node[token] = child
+            self._copies.add(id(child))
+        return child
 
     def set(self, path: Sequence[str | int], value: Any) -> None:
         """Make ``path`` hold ``value`` (add, or replace a different value)."""
-        node = self.document
+        node: Any = self.document
         for depth, token in enumerate(path[:-1]):
-            child = node.get(token) if isinstance(node, dict) else node[token]
-            if not isinstance(child, dict | list):
+            child = self._child(node, token)
+            if child is None:
                 subtree: Any = value
                 for key in reversed(path[depth + 1 :]):
                     subtree = {key: subtree}
-                self._emit("replace" if child is not None else "add", path[: depth + 1], subtree)
+                self._emit("add", path[: depth + 1], subtree)
                 node[token] = copy.deepcopy(subtree)
                 return
             node = child
@@ -92,15 +111,15 @@ class _PatchBuilder:
 
     def append(self, path: Sequence[str | int], item: Any) -> None:
         """Append ``item`` to the list at ``path`` (creating the list when absent)."""
-        parent = self.document
+        parent: Any = self.document
         for token in path[:-1]:
-            parent = parent[token]
-        current = parent.get(path[-1]) if isinstance(parent, dict) else parent[path[-1]]
+            parent = self._child(parent, token)
+        current = self._child(parent, path[-1])
         if isinstance(current, list):
             self._emit("add", [*path, "-"], item)
             current.append(copy.deepcopy(item))
         else:
-            self._emit("replace" if current is not None else "add", path, [item])
+            self._emit("add", path, [item])
             parent[path[-1]] = [copy.deepcopy(item)]
 
     def _emit(self, op: str, path: Sequence[str | int], value: Any) -> None:
@@ -108,17 +127,96 @@ class _PatchBuilder:
         self.ops.append({"op": op, "path": pointer, "value": copy.deepcopy(value)})
 
 
+_KINDS: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+
+
+def _member(parent: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """``parent[key]`` if it is a ``kind`` (``None`` when absent or null); else a 400."""
+    value = parent.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise AdmissionReviewError(
+            f"request.object is not a Pod: {_field(where, key)} is {_json_type(value)}, "
+            f"not {_KINDS[kind]}"
+        )
+    return value
+
+
+def _field(where: str, key: str) -> str:
+    """``where`` + ``key`` for a message: ``spec.volumes``, ``metadata.annotations["a/b"]``."""
+    return f"{where}{key}" if key.isidentifier() else f"{where.rstrip('.')}[{json.dumps(key)}]"
+
+
+def _objects(parent: Mapping[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    """``parent[key]`` as a list of objects (empty when absent or null); else a 400."""
+    items: list[Any] = _member(parent, key, list, where) or []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise AdmissionReviewError(
+                f"request.object is not a Pod: {where}{key}[{index}] is {_json_type(item)}, "
+                "not an object"
+            )
+    return items
+
+
+def _json_type(value: object) -> str:
+    """What a JSON value is, for a message (never its text: it may be huge or deep)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class _PodShape:
+    """What the mutation reads from a pod whose shape has been checked."""
+
+    containers: list[dict[str, Any]]
+    volumes: list[dict[str, Any]]
+    quote_provider: str | None
+
+
+def _pod_shape(pod: object) -> _PodShape:
+    """Check every field the mutation reads or patches before anything is patched.
+
+    The API server decodes a pod into its typed form before it calls a webhook,
+    so a field of the wrong JSON type (annotations as a list, ``env: "x"``)
+    means the body is not a Pod from an API server: it is a bad request (HTTP
+    400), like a review without ``spec.containers``. Absent and ``null`` fields
+    are fine; the mutation creates them.
+    """
+    if not isinstance(pod, dict):
+        raise AdmissionReviewError("request.object is not a JSON object")
+    spec = pod.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list):
+        raise AdmissionReviewError("request.object is not a Pod: no spec.containers list")
+    assert isinstance(spec, dict)
+    containers = _objects(spec, "containers", "spec.")
+    volumes = _objects(spec, "volumes", "spec.")
+    metadata = _member(pod, "metadata", dict, "") or {}
+    for key in ("name", "generateName"):
+        _member(metadata, key, str, "metadata.")
+    annotations = _member(metadata, "annotations", dict, "metadata.") or {}
+    quote_provider = _member(annotations, QUOTE_PROVIDER_ANNOTATION, str, "metadata.annotations.")
+    for index, container in enumerate(containers):
+        where = f"spec.containers[{index}]."
+        _member(container, "name", str, where)
+        _objects(container, "env", where)
+        _objects(container, "volumeMounts", where)
+        resources = _member(container, "resources", dict, where) or {}
+        for section in ("limits", "requests"):
+            _member(resources, section, dict, f"{where}resources.")
+    return _PodShape(containers=containers, volumes=volumes, quote_provider=quote_provider)
+
+
 def _epc_request(container: Mapping[str, Any], epc: str) -> int | None:
     """The container's EPC request in bytes (limits first, as extended resources need them)."""
     resources = container.get("resources") or {}
-    if not isinstance(resources, dict):
-        raise PodRejectedError(f"container {container.get('name')!r}: resources is not an object")
     for section in ("limits", "requests"):
         values = resources.get(section) or {}
-        if not isinstance(values, dict):
-            raise PodRejectedError(
-                f"container {container.get('name')!r}: resources.{section} is not an object"
-            )
         if epc in values:
             try:
                 return parse_quantity(values[epc])
@@ -133,28 +231,19 @@ def mutate_pod(pod: object, names: ResourceNames | None = None) -> JsonPatch:
     """The JSON Patch that gives ``pod`` its SGX resources (empty when nothing to add).
 
     ``pod`` is not modified. Raises :class:`AdmissionReviewError` when it is not
-    shaped like a Pod or an EPC quantity is unreadable.
+    shaped like a Pod (checked before anything is patched), and
+    :class:`PodRejectedError` when an EPC quantity is unreadable.
     """
     names = names or ResourceNames()
-    if not isinstance(pod, dict):
-        raise AdmissionReviewError("request.object is not a JSON object")
-    spec = pod.get("spec")
-    containers = spec.get("containers") if isinstance(spec, dict) else None
-    if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
-        raise AdmissionReviewError("request.object is not a Pod: no spec.containers list")
-    metadata = pod.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise AdmissionReviewError("request.object.metadata is not an object")
-    annotations = metadata.get("annotations") or {}
-    if not isinstance(annotations, dict):
-        raise AdmissionReviewError("metadata.annotations is not an object")
-    quote_provider = annotations.get(QUOTE_PROVIDER_ANNOTATION)
+    shape = _pod_shape(pod)
+    assert isinstance(pod, dict)
+    quote_provider = shape.quote_provider
 
-    patch = _PatchBuilder(copy.deepcopy(dict(pod)))
+    patch = _PatchBuilder(pod)
     total_epc = 0
     epc_users = 0
     aesmd_present = False
-    for index, container in enumerate(containers):
+    for index, container in enumerate(shape.containers):
         epc = _epc_request(container, names.epc)
         if epc is None:
             continue
@@ -173,21 +262,18 @@ def mutate_pod(pod: object, names: ResourceNames | None = None) -> JsonPatch:
         if container.get("name") == AESMD_QUOTE_PROVIDER:
             aesmd_present = True
         mounts = container.get("volumeMounts") or []
-        if not any(isinstance(m, dict) and m.get("mountPath") == AESMD_SOCKET_DIR for m in mounts):
+        if not any(m.get("mountPath") == AESMD_SOCKET_DIR for m in mounts):
             patch.append(
                 [*base, "volumeMounts"], {"name": AESMD_VOLUME, "mountPath": AESMD_SOCKET_DIR}
             )
         env = container.get("env") or []
-        if not any(isinstance(e, dict) and e.get("name") == AESM_ADDR_ENV for e in env):
+        if not any(e.get("name") == AESM_ADDR_ENV for e in env):
             # A string: EnvVar.value is a string in the API (an unquoted 1 is rejected).
             patch.append([*base, "env"], {"name": AESM_ADDR_ENV, "value": AESM_ADDR_VALUE})
 
-    if quote_provider == AESMD_QUOTE_PROVIDER and epc_users:
-        volumes = pod["spec"].get("volumes") or []
-        if not any(isinstance(v, dict) and v.get("name") == AESMD_VOLUME for v in volumes):
-            patch.append(
-                ["spec", "volumes"], _aesmd_volume(sidecar=aesmd_present and epc_users > 1)
-            )
+    has_volume = any(v.get("name") == AESMD_VOLUME for v in shape.volumes)
+    if quote_provider == AESMD_QUOTE_PROVIDER and epc_users and not has_volume:
+        patch.append(["spec", "volumes"], _aesmd_volume(sidecar=aesmd_present and epc_users > 1))
     if epc_users:
         patch.set(["metadata", "annotations", EPC_ANNOTATION], format_quantity(total_epc))
     return patch.ops
@@ -222,13 +308,19 @@ def review(body: bytes, names: ResourceNames | None = None) -> AdmissionOutcome:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AdmissionReviewError(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        # The decoder recurses once per level; no Kubernetes object nests this deep.
+        raise AdmissionReviewError(
+            "the body is not an AdmissionReview: its JSON is nested too deeply"
+        ) from None
     if not isinstance(document, dict):
         raise AdmissionReviewError("the body is not a JSON object")
     api_version = document.get("apiVersion")
-    if api_version not in ADMISSION_API_VERSIONS or document.get("kind") != "AdmissionReview":
+    kind = document.get("kind")
+    if api_version not in ADMISSION_API_VERSIONS or kind != "AdmissionReview":
         raise AdmissionReviewError(
-            f"not an AdmissionReview (apiVersion {api_version!r}, kind "
-            f"{document.get('kind')!r}); expected {ADMISSION_API_VERSIONS[0]} AdmissionReview"
+            f"not an AdmissionReview (apiVersion {_shown(api_version)}, kind {_shown(kind)}); "
+            f"expected {ADMISSION_API_VERSIONS[0]} AdmissionReview"
         )
     request = document.get("request")
     if not isinstance(request, dict):
@@ -236,14 +328,18 @@ def review(body: bytes, names: ResourceNames | None = None) -> AdmissionOutcome:
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise AdmissionReviewError("request.uid is missing")
+    namespace = request.get("namespace")
+    if namespace is not None and not isinstance(namespace, str):
+        raise AdmissionReviewError(f"request.namespace is {_json_type(namespace)}, not a string")
     pod = request.get("object")
-    label = _pod_label(request, pod)
     answer: dict[str, Any] = {"uid": uid, "allowed": True}
     try:
         patch = mutate_pod(pod, names)
     except PodRejectedError as exc:
         answer = {"uid": uid, "allowed": False, "status": {"code": 400, "message": str(exc)}}
         patch = []
+    assert isinstance(pod, dict)  # mutate_pod checked its shape
+    label = _pod_label(namespace, pod)
     if patch:
         answer["patchType"] = "JSONPatch"
         answer["patch"] = base64.b64encode(json.dumps(patch).encode()).decode("ascii")
@@ -251,10 +347,15 @@ def review(body: bytes, names: ResourceNames | None = None) -> AdmissionOutcome:
     return AdmissionOutcome(response=response, patch=patch, pod=label)
 
 
-def _pod_label(request: Mapping[str, Any], pod: object) -> str:
-    namespace = request.get("namespace") or ""
-    name = ""
-    if isinstance(pod, dict) and isinstance(pod.get("metadata"), dict):
-        metadata = pod["metadata"]
-        name = metadata.get("name") or (metadata.get("generateName") or "") + "*"
+def _pod_label(namespace: str | None, pod: Mapping[str, Any]) -> str:
+    """``namespace/name`` of a pod whose shape has been checked (``name*`` if generated)."""
+    metadata = pod.get("metadata") or {}
+    name = metadata.get("name") or (metadata.get("generateName") or "") + "*"
     return f"{namespace}/{name}" if namespace else str(name)
+
+
+def _shown(value: object) -> str:
+    """A short string as its repr; anything else by its JSON type (it may be huge or deep)."""
+    if isinstance(value, str) and len(value) <= 100:
+        return repr(value)
+    return _json_type(value)

@@ -14,6 +14,8 @@ from fractions import Fraction
 
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+#: How much of an unreadable quantity an error message repeats (the body may be MiBs).
+_SHOWN = 40
 _QUANTITY = re.compile(
     r"(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
     r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|[eE](?P<exponent>[+-]?[0-9]+)|(?P<decimal>[numkMGTPE]?))"
@@ -23,12 +25,15 @@ _QUANTITY = re.compile(
 def parse_quantity(text: object) -> int:
     """The value of a quantity, rounded up to an integer; ``ValueError`` if it is not one."""
     if isinstance(text, bool) or not isinstance(text, str | int):
-        raise ValueError(f"{text!r} is not a quantity")
+        # Named by type, never printed: a JSON value in a review may be huge or deep.
+        shown = "null" if text is None else f"a {type(text).__name__}"
+        raise ValueError(f"{shown} is not a quantity (a string such as 5Mi, or an integer)")
     if isinstance(text, int):  # a number in JSON is accepted by the API server too
         return text
     match = _QUANTITY.fullmatch(text.strip())
     if match is None:
-        raise ValueError(f"{text!r} is not a quantity (e.g. 512Ki, 5Mi, 1048576)")
+        shown = repr(text) if len(text) <= _SHOWN else f"{text[:_SHOWN]!r}..."
+        raise ValueError(f"{shown} is not a quantity (e.g. 512Ki, 5Mi, 1048576)")
     number = Fraction(match["number"])
     if match["binary"] is not None:
         value = number * 1024 ** _BINARY[match["binary"]]

@@ -24,11 +24,12 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from sgx_quote_helper._logging import log_event
+from sgx_quote_helper._http import uvicorn_config
+from sgx_quote_helper._logging import RateLimitedLog, log_event
 from sgx_quote_helper.kube._admission import review
 from sgx_quote_helper.kube._errors import AdmissionReviewError, KubeError
 from sgx_quote_helper.kube._names import ResourceNames
@@ -70,19 +71,28 @@ def create_webhook_app(
     """The ASGI application (no TLS: the server adds it)."""
     resource_names = names or ResourceNames()
     counters = metrics or WebhookMetrics()
+    # Any client that reaches the port can send bad reviews: their lines are rate-limited.
+    bad_reviews = RateLimitedLog(log)
 
     async def mutate(request: Request) -> Response:
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_REVIEW_BYTES:
-                counters.outcomes["bad_request"].inc()
-                return _bad_request(f"the body exceeds {MAX_REVIEW_BYTES} bytes", 413)
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_REVIEW_BYTES:
+                    counters.outcomes["bad_request"].inc()
+                    return _bad_request(f"the body exceeds {MAX_REVIEW_BYTES} bytes", 413)
+        except ClientDisconnect:
+            # The client went away mid-body, or sent a body HTTP cannot parse (a bad
+            # chunk: answered 400 and logged as http.bad_request below us). Nobody
+            # is left to read an answer.
+            counters.outcomes["bad_request"].inc()
+            return _bad_request("the request body did not arrive", 400)
         try:
             outcome = review(bytes(body), resource_names)
         except AdmissionReviewError as exc:
             counters.outcomes["bad_request"].inc()
-            log_event(log, logging.WARNING, "webhook.bad_review", reason=str(exc))
+            bad_reviews.log(logging.WARNING, "webhook.bad_review", reason=str(exc))
             return _bad_request(str(exc), 400)
         answer = outcome.response["response"]
         if not answer["allowed"]:
@@ -205,11 +215,9 @@ def _prepare(
     host: str, port: int, tls: TlsFiles, names: ResourceNames | None
 ) -> tuple[_Server, socket.socket, _CertificateReloader]:
     """Load the certificate and bind: everything that can fail, before serving."""
-    config = uvicorn.Config(
+    config = uvicorn_config(
         create_webhook_app(names),
-        log_config=None,
-        access_log=False,
-        lifespan="off",
+        "webhook",
         ssl_certfile=str(tls.cert),
         ssl_keyfile=str(tls.key),
     )

@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sgx_quote_helper._http import uvicorn_config
 from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.pccs import PckCertificateQuery
@@ -377,12 +378,6 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _uvicorn_config(app: ASGIApp, **kwargs: Any) -> uvicorn.Config:
-    # The application logs its own structured request lines; uvicorn's access log
-    # and logging configuration are off so that the caller's logging setup rules.
-    return uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", **kwargs)
-
-
 @contextlib.contextmanager
 def serve_in_thread(
     source: Manufacturer | str | os.PathLike[str],
@@ -400,7 +395,7 @@ def serve_in_thread(
     app = create_app(source, clock=clock)
     manufacturer: Manufacturer = app.state.manufacturer
     sock = listen_tcp(host, port)
-    server = uvicorn.Server(_uvicorn_config(app))
+    server = uvicorn.Server(uvicorn_config(app, "pccs"))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="pccs", daemon=True
     )
@@ -440,7 +435,7 @@ def serve(
     """
     app = create_app(source)
     sock = listen_tcp(host, port)
-    config = _uvicorn_config(app, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    config = uvicorn_config(app, "pccs", ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     bound = sock.getsockname()
     logger.info(
         "pccs.listening",

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from sgx_quote_helper._http import uvicorn_config
 from sgx_quote_helper._net import listen_tcp
 from sgx_quote_helper.service._config import AdminAddress
 from sgx_quote_helper.service._metrics import DaemonMetrics
@@ -143,14 +144,7 @@ class AdminServer:
         # A modest backlog: asyncio also tries that many accept()s per
         # readiness event, and as many retries when they fail for lack of
         # descriptors (uvicorn's default is 2048).
-        config = uvicorn.Config(
-            self._app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            log_config=None,
-            backlog=64,
-        )
+        config = uvicorn_config(self._app, "admin", backlog=64)
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
         while not self._server.started:
