@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Every option can also be given as an environment variable "
         "SGX_QUOTE_HELPER_<OPTION> or in a TOML --config file; flags win, then "
         "the environment, then the file. SIGTERM or SIGINT drains in-flight requests "
-        "and exits 0; a second signal exits at once.",
+        "and exits 0; a second signal exits at once. SIGHUP drains the same way and "
+        "restarts the daemon in place (same pid), reading the configuration again.",
     )
     parser.add_argument(
         CONFIG_FILE_FLAG,
@@ -92,4 +93,6 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 0
     config = load_config(flags, config_file=config_file)
-    return run_daemon(config)
+    # SIGHUP re-reads the configuration as a restart would, and refuses to
+    # restart into one that no longer loads.
+    return run_daemon(config, reread=lambda: load_config(flags, config_file=config_file))
