@@ -14,6 +14,7 @@ import argparse
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 #: Timeouts above a day are mistakes, and would overflow the event loop's and
 #: the socket layer's timers (the daemon's configuration uses the same bound).
@@ -99,3 +100,21 @@ def unix_seconds(text: str) -> datetime:
             f"Unix seconds must be 0..{_MAX_UNIX_SECONDS} (up to 9999-12-31), got {value}"
         )
     return datetime.fromtimestamp(value, UTC)
+
+
+def path(text: str) -> Path:
+    """A file or directory named on the command line (``type=Path`` that refuses ``''``).
+
+    ``Path("")`` is ``.``, and an option whose absence means "the default" would
+    take an empty value for absent: ``inspect ''`` would read the current
+    directory, ``doctor --socket ''`` check the default socket. An empty path
+    is always a mistake (an unset shell variable), so it is a usage error.
+    """
+    return Path(path_text(text))
+
+
+def path_text(text: str) -> str:
+    """:func:`path` for options kept as text (``-`` for stdin/stdout, or a name)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ssl
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._logging import configure_logging
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.pcs import serve
@@ -22,7 +23,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "restart; several replicas may serve one directory.",
     )
     parser.add_argument(
-        "--sim", required=True, metavar="DIR", help="the `sim init` directory (not DIR/pcs)"
+        "--sim",
+        required=True,
+        metavar="DIR",
+        type=_args.path_text,
+        help="the `sim init` directory (not DIR/pcs)",
     )
     parser.add_argument(
         "--listen",
@@ -30,8 +35,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST:PORT",
         help=f"address to listen on (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6)",
     )
-    parser.add_argument("--tls-cert", metavar="FILE", help="TLS certificate chain (PEM)")
-    parser.add_argument("--tls-key", metavar="FILE", help="TLS private key (PEM)")
+    parser.add_argument(
+        "--tls-cert", metavar="FILE", type=_args.path_text, help="TLS certificate chain (PEM)"
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", type=_args.path_text, help="TLS private key (PEM)"
+    )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"

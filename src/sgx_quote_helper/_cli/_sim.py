@@ -71,7 +71,7 @@ def _add_init(commands: _Commands) -> None:
         "provision one platform in DIR/platform. The policy makes this release's QE and PCE "
         "SVNs and the platform's TCB UpToDate.",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("dir", type=_args.path, metavar="DIR")
     parser.add_argument(
         "--pccs-url",
         default=DEFAULT_PCCS_URL,
@@ -90,7 +90,7 @@ def _add_add_platform(commands: _Commands) -> None:
         "It shares the first platform's FMSPC unless --fmspc names another (which gets its "
         "own TCB Info).",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("dir", type=_args.path, metavar="DIR")
     parser.add_argument("name", metavar="NAME")
     _platform_options(parser)
     parser.set_defaults(func=_add_platform)
@@ -98,7 +98,7 @@ def _add_add_platform(commands: _Commands) -> None:
 
 def _add_show(commands: _Commands) -> None:
     parser = commands.add_parser("show", help="platforms, TCB policy and issued collateral")
-    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("dir", type=_args.path, metavar="DIR")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=_show)
 
@@ -112,7 +112,7 @@ def _add_tcb_recovery(commands: _Commands) -> None:
         "the levels they supersede OutOfDate (OutOfDateConfigurationNeeded where "
         "configuration was needed).",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("dir", type=_args.path, metavar="DIR")
     parser.add_argument("--qe-svn", type=_args.u16(), help="the QE3 ISVSVN that is now UpToDate")
     parser.add_argument("--pce-svn", type=_args.u16(), help="the PCESVN that is now UpToDate")
     parser.add_argument(
@@ -141,11 +141,14 @@ def _add_set_tcb_status(commands: _Commands) -> None:
         "Info, adding the level if needed. The level defaults to the platform's own TCB "
         f"(its components and PCESVN {PCE_SVN}).",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("dir", type=_args.path, metavar="DIR")
     parser.add_argument("--status", required=True, choices=PLATFORM_TCB_STATUSES)
     parser.add_argument("--advisory", action="append", default=[], help="advisory ID")
     parser.add_argument(
-        "--platform", help="platform name or directory (default: the first platform)"
+        "--platform",
+        metavar="PATH_OR_NAME",
+        type=_args.path_text,
+        help="platform name or directory (default: the first platform)",
     )
     parser.add_argument("--fmspc", type=_fmspc, help="FMSPC of the level (default: platform's)")
     parser.add_argument("--components", type=_components, help="TCB component SVNs")
@@ -155,7 +158,7 @@ def _add_set_tcb_status(commands: _Commands) -> None:
 
 def _add_set_qe_status(commands: _Commands) -> None:
     parser = commands.add_parser("set-qe-status", help="set the status of a QE Identity level")
-    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("dir", type=_args.path, metavar="DIR")
     parser.add_argument("--qe-svn", type=_args.u16(), required=True, help="the QE3 ISVSVN")
     parser.add_argument("--status", required=True, choices=QE_TCB_STATUSES)
     parser.add_argument("--advisory", action="append", default=[], help="advisory ID")
@@ -170,9 +173,14 @@ def _add_revoke(commands: _Commands) -> None:
         "platform (and any issued to it later), one PCK certificate by serial, or a PCK CA "
         "or the TCB signer on the root CA CRL.",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("dir", type=_args.path, metavar="DIR")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--platform", metavar="PATH_OR_NAME", help="platform directory or name")
+    target.add_argument(
+        "--platform",
+        metavar="PATH_OR_NAME",
+        type=_args.path_text,
+        help="platform directory or name",
+    )
     target.add_argument("--serial", metavar="HEX", help="PCK certificate serial number (hex)")
     target.add_argument("--ca", choices=CA_CERTIFICATES, help="certificate for the root CA CRL")
     parser.set_defaults(func=_revoke)
@@ -186,7 +194,7 @@ def _add_expire(commands: _Commands) -> None:
         "day in the past), so that verifiers fail with an expiry reason. --clear returns to "
         "normal issuance.",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("dir", type=_args.path, metavar="DIR")
     parser.add_argument(
         "--artifact",
         action="append",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._cli._kube import add_api_options, api_from_args
 from sgx_quote_helper.kube import DEFAULT_SECRET_PREFIX, register_nodes
 
@@ -22,7 +22,7 @@ def add_register_nodes_command(
         "the node's device plugin. Idempotent (the chart runs it as a post-install/post-upgrade "
         "hook). RBAC: list nodes; get/create/update secrets in NAMESPACE.",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR", help="the `sim init` directory")
+    parser.add_argument("dir", type=_args.path, metavar="DIR", help="the `sim init` directory")
     parser.add_argument("--namespace", required=True, help="namespace of the Secrets")
     parser.add_argument("--node-selector", metavar="SELECTOR", help="label selector of the Nodes")
     parser.add_argument(
