@@ -1,4 +1,4 @@
-"""An empty path is a usage error; a closed stdout fails cleanly.
+"""An empty path is a usage error; a closed stdout fails cleanly (exit 1, one line).
 
 ``Path("")`` is ``.``, and an option whose absence means "the default" took an
 empty value for absent: ``inspect ''`` and ``quote -o ''`` said "'.' is a
@@ -10,7 +10,10 @@ closed (``>&-``) ``sys.stdout`` is ``None``: writing a result ended in an
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,67 @@ def test_an_empty_path_is_a_usage_error(
     assert f"argument {option}: expected a path, got an empty string" in err
     assert "'.'" not in err
     assert "Traceback" not in err
+
+
+def _close(*fds: int) -> Callable[[], None]:
+    def close() -> None:
+        for fd in fds:
+            os.close(fd)
+
+    return close
+
+
+def _run_closed(argv: list[str], *fds: int) -> subprocess.CompletedProcess[str]:
+    """The CLI as ``sgx-quote-helper ARGV >&-`` (and ``2>&-``) would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "sgx_quote_helper", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_close(*fds),
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "argv", [["inspect", QUOTE], ["inspect", QUOTE, "--json"], ["--version"], ["--help"]]
+)
+def test_a_closed_stdout_fails_with_one_line(argv: list[str]) -> None:
+    result = _run_closed(argv, 1)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("sgx-quote-helper: error: standard output is closed")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_quote_to_a_closed_stdout_fails_with_one_line(sim: Path) -> None:
+    argv = ["quote", "--platform", str(sim / "platform"), "--report-data", "00", "-o", "-"]
+    result = _run_closed(argv, 1)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("sgx-quote-helper: error: standard output is closed")
+    assert "Traceback" not in result.stderr
+
+
+def test_closed_stdout_and_stderr_exit_1_quietly(tmp_path: Path) -> None:
+    marker = tmp_path / "opened"
+    # Whatever the CLI opens later must not land on descriptor 1 or 2.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys\n"
+            "from sgx_quote_helper._cli import main\n"
+            "code = main(['inspect', sys.argv[1]])\n"
+            "fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT)\n"
+            "os.write(os.open(sys.argv[2] + '.fd', os.O_WRONLY | os.O_CREAT), str(fd).encode())\n"
+            "sys.exit(code)\n",
+            QUOTE,
+            str(marker),
+        ],
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_close(1, 2),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert int((tmp_path / "opened.fd").read_text()) > 2

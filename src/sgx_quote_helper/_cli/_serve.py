@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 metavar=entry.metavar,
                 # An empty path flag is a mistake (an unset shell variable), not
                 # "the default" as an empty environment variable is.
-                type=_args.path_text if entry.metavar in _PATH_METAVARS else None,
+                type=_args.path_text if entry.metavar in _PATH_METAVARS else str,
                 action="append" if entry.repeatable else "store",
                 help=text,
             )
