@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from sgx_quote_helper._logging import cli_logging
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.client import QuoteClientError
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
@@ -125,6 +126,11 @@ def exit_status(exc: SgxQuoteHelperError) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _guard_standard_streams()
+    with cli_logging("sgx-quote-helper"):
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # --help and --version write to stdout
