@@ -1,8 +1,15 @@
-"""Atomic, durable file writes with an explicit mode.
+"""File helpers: bounded reads of user-named files, and atomic, durable writes.
 
-A reader must never see a half-written secret or sealed key, and a crash must
-leave either the old or the new file: write a temporary file in the same
-directory (so the rename stays on one file system), set its mode and group
+Reads: every file a user names (a quote, collateral, a policy, a config, a
+manifest, a key) is read with :func:`read_limited`, which reads at most its
+cap plus one byte, so ``/dev/zero``, an endless FIFO or a huge file cannot
+exhaust memory, and refuses a larger input with a :class:`InputTooLargeError`
+(a usage error) that names the file, the cap and what the file should hold.
+Each reader declares its cap beside its format (``MAX_..._SIZE``).
+
+Writes: a reader must never see a half-written secret or sealed key, and a
+crash must leave either the old or the new file: write a temporary file in the
+same directory (so the rename stays on one file system), set its mode and group
 *before* any secret byte is written, fsync it, rename it over the target, then
 fsync the directory so that the rename itself is durable.
 """
@@ -12,7 +19,80 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
+
+from sgx_quote_helper.errors import UsageError
+
+#: A mebibyte, the unit the input caps are written in.
+MiB = 1 << 20
+
+
+class InputTooLargeError(UsageError):
+    """A file given to a command is larger than anything of its kind can be."""
+
+
+def _size_text(size: int) -> str:
+    if size >= MiB and size % MiB == 0:
+        return f"{size // MiB} MiB"
+    return f"{size} bytes"
+
+
+def too_large(name: str, limit: int, what: str) -> InputTooLargeError:
+    """The error for ``name`` exceeding ``limit`` bytes; ``what`` says what it should be."""
+    return InputTooLargeError(
+        f"{name} is larger than {_size_text(limit)}, the most accepted for {what}",
+        hints=(f"that {name} is the right file: it should hold {what}",),
+    )
+
+
+def read_stream_limited(stream: BinaryIO, limit: int, *, name: str, what: str) -> bytes:
+    """All of ``stream`` if it holds at most ``limit`` bytes; never reads more than limit + 1."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise too_large(name, limit, what)
+    return data
+
+
+def read_limited(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refused with :class:`InputTooLargeError` beyond ``limit``.
+
+    ``what`` names what the file should hold ("a policy file (TOML)"), for the
+    message. ``OSError`` (missing, unreadable, a directory) propagates: each
+    caller says which of its inputs could not be read.
+    """
+    with open(path, "rb") as handle:
+        return read_stream_limited(handle, limit, name=os.fspath(path), what=what)
+
+
+@contextlib.contextmanager
+def open_regular_limited(
+    path: str | os.PathLike[str], limit: int, what: str
+) -> Iterator[tuple[BinaryIO, int]]:
+    """Open a regular file of at most ``limit`` bytes to stream it: ``(handle, size)``.
+
+    For inputs too large to hold in memory, whose size must be known before
+    they are read (a length-prefixed hash). Devices and FIFOs are refused: their
+    size is unknown until read. The reader must check that it read ``size``
+    bytes, as the file may change meanwhile.
+    """
+    # O_NONBLOCK: opening a FIFO must not wait for a writer before it is refused.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise UsageError(f"{os.fspath(path)} is not a regular file; {what} must be one")
+        if status.st_size > limit:
+            raise too_large(os.fspath(path), limit, what)
+        os.set_blocking(fd, True)
+        handle = open(fd, "rb")  # noqa: SIM115 (closed below, after the yield)
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle, status.st_size
 
 
 def fsync_directory(directory: Path) -> None:

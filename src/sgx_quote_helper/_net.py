@@ -1,4 +1,6 @@
-"""TCP listening sockets for the project's HTTP servers (PCCS, the daemon's admin port).
+"""Network helpers shared by every layer: listening sockets, listen addresses, base URLs.
+
+TCP listening sockets for the project's HTTP servers (PCCS, the daemon's admin port).
 
 The servers bind their socket themselves and hand it to uvicorn, so that a busy
 port fails before serving starts. asyncio switches Nagle's algorithm off
@@ -9,11 +11,29 @@ two ``write`` calls: with Nagle on, the body waits for the client's ACK of the
 head, which a keep-alive client delays by up to 40 ms. Hence the explicit
 protocol, and ``TCP_NODELAY`` on the listener, which Linux copies to every
 accepted connection.
+
+Every option that names an HTTP service (``--pccs-url``, ``doctor --admin-url``,
+``--api-server``) is checked by :func:`http_base_url` before anything is sent, so
+a typo is a usage error that says what is wrong with the URL instead of a
+traceback from the URL parser, a request to a mangled URL ("PCCS has no PCK
+CRL") or a "Connection refused" from port 99999. Listen addresses (``--listen``,
+``--admin-listen``, ``--metrics-listen``) are read by :func:`host_port`, so an
+unpaired bracket is refused as such instead of being looked up as a host name.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import unicodedata
+from urllib.parse import urlsplit
+
+import httpx
+
+from sgx_quote_helper.errors import UsageError
+
+#: What :func:`http_base_url` accepts, as its errors say it.
+HTTP_BASE_URL_FORM = "http(s)://HOST[:PORT][/PATH]"
 
 
 def listen_tcp(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -31,3 +51,100 @@ def listen_tcp(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """A listen address, ``HOST:PORT`` or ``[V6]:PORT``, as (host, port); port 0: any free one.
+
+    Raises :class:`UsageError` with the reason alone (the caller names its option
+    and gives an example); the brackets of an IPv6 host are removed.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise UsageError("expected HOST:PORT")
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise UsageError(f"the port must be a number 0..65535, got {port!r}")
+    if "[" in host or "]" in host:
+        inner = host[1:-1]
+        if host[0] != "[" or host[-1] != "]" or "[" in inner or "]" in inner:
+            raise UsageError("an IPv6 host goes in a pair of brackets, as in [::1]:PORT")
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise UsageError(f"{inner!r} in brackets is not an IPv6 address") from None
+        host = inner
+    return host, int(port)
+
+
+def http_base_url(text: str, *, what: str = "") -> str:
+    """``text`` checked as the base URL of an HTTP service; raises :class:`UsageError`.
+
+    A base URL is ``http://`` or ``https://``, a host (a name, an IPv4 address
+    or an IPv6 address in brackets), an optional port 1..65535 and an optional
+    path prefix. Refused: a query or a fragment (request paths and parameters
+    are appended to the base, so ``?x=1`` or ``#f`` would swallow them), a
+    ``user:password@`` part (credentials in a URL end up in logs and error
+    messages), whitespace or control characters. Returns the URL without
+    surrounding whitespace and trailing ``/``. ``what`` names the URL at the
+    start of the error ("PCCS URL"; empty where the caller names the option).
+    """
+    url = text.strip().rstrip("/")
+    problem = _base_url_problem(url)
+    if problem is not None:
+        subject = f"{what} {text!r}" if what else repr(text)
+        raise UsageError(
+            f"{subject} is not a usable base URL: {problem} "
+            f"(expected {HTTP_BASE_URL_FORM}, e.g. http://127.0.0.1:8081)"
+        )
+    return url
+
+
+def _base_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a base URL :func:`http_base_url` accepts, or ``None``."""
+    if not url:
+        return "it is empty"
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
+        return "it contains whitespace or a control character"
+    # Paths and parameters are appended to the base: after a '?' or '#' they would
+    # become part of the query or fragment, and the service would answer 404.
+    if "#" in url:
+        return "it has a fragment ('#...'), which a base URL cannot have"
+    if "?" in url:
+        return "it has a query ('?...'), which a base URL cannot have"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        if "[" not in url and "]" not in url:
+            return str(exc)  # a host name whose NFKC form has URL delimiters in it
+        return (
+            "the host has a '[' or ']' without its partner, or is not an IPv6 address in "
+            "brackets (write IPv6 hosts as in http://[::1]:8081)"
+        )
+    if parts.scheme not in ("http", "https"):
+        given = f", not {parts.scheme}://" if parts.scheme else ""
+        return f"it must start with http:// or https://{given}"
+    if not parts.netloc:
+        return "it has no host"
+    if "@" in parts.netloc:
+        return "user:password@ is not supported (credentials in a URL end up in logs)"
+    host, port = _split_host_port(parts.netloc)
+    if not host:
+        return "it has no host"
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return f"the port must be a number 1..65535, got {port!r}"
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:  # the client's own rules (an IDNA host name, say)
+        return str(exc)
+    return None
+
+
+def _split_host_port(netloc: str) -> tuple[str, str | None]:
+    """``HOST[:PORT]`` or ``[V6][:PORT]`` as (host, port text or ``None``)."""
+    if netloc.startswith("["):
+        host, _, rest = netloc.partition("]")
+        if not rest:
+            return host[1:], None
+        return host[1:], rest[1:] if rest.startswith(":") else rest
+    host, sep, port = netloc.rpartition(":")
+    return (host, port) if sep else (netloc, None)

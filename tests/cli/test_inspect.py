@@ -276,3 +276,21 @@ def test_v4_tdx_quote(
     out = capsys.readouterr().out
     assert out.startswith("Quote v4 (TDX)")
     assert "TD report body" in out
+
+
+def test_oversized_input_is_refused_as_verify_refuses_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same cap and message as every other command reading a quote (_fs.read_limited).
+    from sgx_quote_helper.sgx import MAX_ENCODED_QUOTE_SIZE
+
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"0" * (MAX_ENCODED_QUOTE_SIZE + 1))
+    assert main(["inspect", str(big)]) == 2
+    err = capsys.readouterr().err
+    assert f"{big} is larger than {MAX_ENCODED_QUOTE_SIZE} bytes" in err
+    assert "it should hold a quote (raw, hex or base64)" in err
+    stdin = io.TextIOWrapper(io.BytesIO(bytes(MAX_ENCODED_QUOTE_SIZE + 1)))
+    monkeypatch.setattr("sys.stdin", stdin)
+    assert main(["inspect", "-"]) == 2
+    assert "stdin is larger than" in capsys.readouterr().err

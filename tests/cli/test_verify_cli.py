@@ -250,3 +250,114 @@ def test_parse_time() -> None:
     assert parse_time("2025-07-01T00:00:00") == parse_time(AT)
     with pytest.raises(UsageError):
         parse_time("July")
+
+
+def _sparse(path: Path, size: int) -> Path:
+    """A file of ``size`` zero bytes that takes no disk space."""
+    with path.open("wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def _over_cap_inputs(tmp_path: Path) -> list[tuple[list[str], str, str]]:
+    from sgx_quote_helper.pccs import MAX_COLLATERAL_JSON_SIZE
+    from sgx_quote_helper.sgx import MAX_ENCODED_QUOTE_SIZE
+    from sgx_quote_helper.verify._anchor import MAX_ROOT_CA_FILE_SIZE
+    from sgx_quote_helper.verify._policy import MAX_POLICY_FILE_SIZE
+
+    quote = _sparse(tmp_path / "quote", MAX_ENCODED_QUOTE_SIZE + 1)
+    collateral = _sparse(tmp_path / "collateral", MAX_COLLATERAL_JSON_SIZE + 1)
+    root = _sparse(tmp_path / "root", MAX_ROOT_CA_FILE_SIZE + 1)
+    policy = _sparse(tmp_path / "policy", MAX_POLICY_FILE_SIZE + 1)
+    return [
+        (
+            [str(quote), "--collateral", str(COLLATERAL)],
+            f"{quote} is larger than 396273 bytes",
+            "a quote",
+        ),
+        (
+            [str(QUOTE), "--collateral", str(collateral)],
+            f"{collateral} is larger than 8 MiB",
+            "collateral",
+        ),
+        (
+            [*base(), "--root-ca", str(root)],
+            f"{root} is larger than 1 MiB",
+            "a root CA certificate",
+        ),
+        (
+            [*base(), "--policy", str(policy)],
+            f"{policy} is larger than 1 MiB",
+            "an appraisal policy",
+        ),
+    ]
+
+
+def test_every_input_file_is_capped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Each file is read only up to its cap (plus one byte), so /dev/zero or a FIFO
+    # cannot exhaust memory; one byte over the cap is a usage error naming the file,
+    # the cap and what the file should hold.
+    for args, message, holds in _over_cap_inputs(tmp_path):
+        code, _, err = run(capsys, *args)
+        assert code == 2, args
+        assert message in err
+        assert f"it should hold {holds}" in err
+        assert "Traceback" not in err
+
+
+def test_dev_zero_is_refused_for_each_input(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (
+        ["/dev/zero", "--collateral", str(COLLATERAL)],
+        [str(QUOTE), "--collateral", "/dev/zero"],
+        [*base(), "--root-ca", "/dev/zero"],
+        [*base(), "--policy", "/dev/zero"],
+    ):
+        code, _, err = run(capsys, *args)
+        assert code == 2, args
+        assert "/dev/zero is larger than" in err
+
+
+def test_stdin_is_capped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    from sgx_quote_helper.sgx import MAX_ENCODED_QUOTE_SIZE
+
+    stdin = io.TextIOWrapper(io.BytesIO(bytes(MAX_ENCODED_QUOTE_SIZE + 1)))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code, _, err = run(capsys, "-", "--collateral", str(COLLATERAL))
+    assert code == 2
+    assert "stdin is larger than 396273 bytes, the most accepted for a quote" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+        (b'mrenclave = "\xff\xfe"\n', "not valid TOML: 'utf-8' codec can't decode byte 0xff"),
+    ],
+)
+def test_malformed_policy_files_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message: str
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_bytes(content)
+    code, _, err = run(capsys, *base(), "--policy", str(policy))
+    assert code == 2
+    assert f"policy file '{policy}' is not valid TOML" in err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_deeply_nested_collateral_is_malformed_collateral(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # As `{}` above: exit 1 with the parser's reason, not a RecursionError.
+    nested = tmp_path / "collateral.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run(capsys, str(QUOTE), "--collateral", str(nested))
+    assert code == 1
+    assert "not dcap-qvl QuoteCollateralV3 JSON" in err
+    assert "Traceback" not in err

@@ -23,6 +23,7 @@ from sgx_quote_helper._cli._doctor import render
 from sgx_quote_helper.doctor import (
     CheckResult,
     CheckStatus,
+    DoctorOptions,
     DoctorReport,
     Identity,
     StatusCode,
@@ -31,11 +32,13 @@ from sgx_quote_helper.doctor import (
     check_environment,
     check_socket,
     codes_of,
+    fetch_build_info,
     may_access,
     parse_build_info,
     parse_mount_points,
     permission_class,
 )
+from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.sgx import AesmError, Quote3Error, SgxStatus
 
 ROOT = Identity(0, 0)
@@ -306,3 +309,18 @@ def test_rendered_failure_names_codes_meaning_and_fix() -> None:
     assert "       fix: start the daemon" in lines
     assert "[skip] daemon: daemon skip" in lines
     assert lines[-1] == "overall: FAIL (0 passed, 0 warned, 1 failed, 1 skipped)"
+
+
+@pytest.mark.parametrize("field", ["pccs_url", "admin_url"])
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:\udcff", "http://h:1?x=1"])
+def test_a_malformed_url_is_refused_before_any_check(field: str, url: str) -> None:
+    # Was "[FAIL] pccs: ... served collateral that cannot be read (SGX_QL_MESSAGE_ERROR)"
+    # for a PCCS never asked, and a ValueError from the daemon check's admin URL.
+    flag = "--" + field.replace("_", "-")
+    with pytest.raises(UsageError, match=f"^{flag} .* is not a usable base URL"):
+        DoctorOptions(**{field: url})  # type: ignore[arg-type]
+
+
+def test_build_info_refuses_a_malformed_admin_url() -> None:
+    with pytest.raises(UsageError, match="without its partner"):
+        fetch_build_info("http://[::1", 1.0)

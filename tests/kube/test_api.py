@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from kube_support import ExampleCa, StandInApi
 
+from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import ApiConfig, KubernetesApi, KubernetesApiError, epc_patch
 
 
@@ -74,3 +75,10 @@ def test_refusals_name_the_object_and_the_rbac_fix(tmp_path: Path) -> None:
         assert "get secrets" in message
     with pytest.raises(KubernetesApiError, match="cannot read the service account token"):
         KubernetesApi(ApiConfig("http://127.0.0.1:9", tmp_path / "missing")).get_secret("a", "b")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://127.0.0.1:99999", "https://k8s?x=1"])
+def test_a_malformed_api_server_url_is_a_usage_error(url: str) -> None:
+    # Was a ValueError/httpx.InvalidURL traceback from httpx.Client(base_url=...).
+    with pytest.raises(UsageError, match=r"Kubernetes API server URL .* is not a usable base URL"):
+        KubernetesApi(ApiConfig(url))

@@ -284,10 +284,41 @@ def test_base_url_rules(given: str, expected: str) -> None:
     assert normalize_base_url(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["pccs.example:8081", "ftp://host", "https://"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "pccs.example:8081",
+        "ftp://host",
+        "https://",
+        # Were a ValueError or httpx.InvalidURL (a traceback in every command)...
+        "http://[::1",
+        "http://127.0.0.1:\udcff",
+        # ...or requests to a mangled URL: "...:8081?ca=processor&encoding=der",
+        # "...?ca=...#frag/sgx/certification/v4/pckcrl", port 99999 "refused".
+        "http://127.0.0.1:8081?x=1",
+        "http://127.0.0.1:8081#frag",
+        "http://127.0.0.1:99999",
+        "https://user:secret@pccs.example",
+    ],
+)
 def test_base_url_must_be_http(bad: str) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="is not a usable base URL"):
         normalize_base_url(bad)
+
+
+@pytest.mark.parametrize("bad", ["http://[::1", "http://127.0.0.1:8081?x=1"])
+def test_clients_refuse_a_malformed_url_before_any_request(bad: str) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(404)
+
+    with pytest.raises(UsageError, match="PCCS URL"):
+        PccsClient(bad, transport=httpx.MockTransport(handler))
+    with pytest.raises(UsageError, match="PCCS URL"):
+        AsyncPccsClient(bad, transport=httpx.MockTransport(handler))
+    assert sent == []
 
 
 # -- failures, scripted with httpx.MockTransport -------------------------------

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import re
+import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,8 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
 from cryptography.utils import CryptographyDeprecationWarning
 
+from sgx_quote_helper._fs import InputTooLargeError
+from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import (
     ManifestError,
+    _enclave,
     demo_app_identity,
     load_manifest,
     measure_enclave,
@@ -22,6 +29,7 @@ from sgx_quote_helper.platform import (
     pce_identity,
     quoting_enclave_identity,
 )
+from sgx_quote_helper.platform._enclave import MAX_MANIFEST_SIZE, CodeMeasurement
 from sgx_quote_helper.sgx import QE3_MRSIGNER, QE3_PROD_ID, AttributeFlags, Attributes
 
 MANIFEST = """
@@ -229,3 +237,85 @@ def test_a_key_agreement_key_is_refused_as_a_signer(tmp_path: Path) -> None:
     manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "signer.pem" }'))
     with pytest.raises(ManifestError, match="is an X25519 key"):
         load_manifest(manifest)
+
+
+def _with_code_file(manifest: Path, name: str) -> Path:
+    manifest.write_text(
+        MANIFEST.replace(
+            "code = { text = \"print('hello from an enclave')\" }", f'code = {{ file = "{name}" }}'
+        )
+    )
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"name = " + b"[" * 5000 + b"]" * 5000 + b"\n", "arrays or tables nested too deeply"),
+        (b'name = "\xff"\n', "'utf-8' codec can't decode byte 0xff"),
+    ],
+)
+def test_nested_or_non_utf8_manifests_are_not_valid_toml(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    manifest = tmp_path / "app.toml"
+    manifest.write_bytes(content)
+    with pytest.raises(ManifestError, match=re.escape(f"{manifest}: not valid TOML: {message}")):
+        load_manifest(manifest)
+
+
+def test_manifest_and_signer_key_are_read_only_up_to_their_caps(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"#" * MAX_MANIFEST_SIZE + b"\n")
+    for path in (big, Path("/dev/zero")):
+        with pytest.raises(InputTooLargeError, match=re.escape(f"{path} is larger than 1 MiB")):
+            load_manifest(path)
+    manifest = tmp_path / "app.toml"
+    for key in (big, Path("/dev/zero")):
+        manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', f'{{ key = "{key}" }}'))
+        with pytest.raises(InputTooLargeError, match="the most accepted for a PEM signer key"):
+            load_manifest(manifest)
+
+
+def test_code_file_is_measured_without_loading_it_whole(tmp_path: Path) -> None:
+    size = 32 * 1024 * 1024
+    with (tmp_path / "enclave.bin").open("wb") as handle:
+        handle.truncate(size)  # sparse: no disk space
+    manifest = _with_code_file(tmp_path / "app.toml", "enclave.bin")
+    tracemalloc.start()
+    try:
+        identity = load_manifest(manifest)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < size // 8
+    assert identity.mr_enclave == measure_enclave(bytes(size), identity.attributes, 0)
+
+
+def test_code_file_cap_and_special_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "enclave.bin").write_bytes(b"x" * 100)
+    manifest = _with_code_file(tmp_path / "app.toml", "enclave.bin")
+    monkeypatch.setattr(_enclave, "MAX_CODE_FILE_SIZE", 99)
+    with pytest.raises(InputTooLargeError, match=r"larger than 99 bytes, .* an enclave's code"):
+        load_manifest(manifest)
+    monkeypatch.setattr(_enclave, "MAX_CODE_FILE_SIZE", 100)
+    assert load_manifest(manifest).mr_enclave == measure_enclave(
+        b"x" * 100, Attributes(flags=0x05, xfrm=3), 0
+    )
+    # Its size must be known before it is hashed: no devices or FIFOs (which are
+    # refused at once, without waiting for a writer).
+    os.mkfifo(tmp_path / "fifo")
+    for special in ("/dev/zero", "fifo"):
+        with pytest.raises(
+            UsageError, match="is not a regular file; an enclave's code must be one"
+        ):
+            load_manifest(_with_code_file(manifest, special))
+
+
+def test_a_code_file_that_changes_while_read_is_refused() -> None:
+    assert CodeMeasurement.of_file(io.BytesIO(b"abcd"), 3) is None  # grew
+    assert CodeMeasurement.of_file(io.BytesIO(b"ab"), 3) is None  # shrank
+    measured = CodeMeasurement.of_file(io.BytesIO(b"abc"), 3)
+    assert measured is not None
+    attributes = Attributes(flags=0x05, xfrm=3)
+    assert measure_enclave(measured, attributes, 0) == measure_enclave(b"abc", attributes, 0)

@@ -296,6 +296,9 @@ def test_usage_errors_exit_2(node: Node, capsys: pytest.CaptureFixture[str]) -> 
         (["--timeout", "soon"], "--timeout: 'soon' is not a number of seconds"),
         (["--qe-svn", "70000"], "--qe-svn: 70000 is out of range: an ISVSVN from 0 to 65535"),
         (["--peer-fd", "-3"], "--peer-fd: -3 is out of range"),
+        # Checked before the peer is contacted, not when the peer's quote is verified.
+        (["--pccs-url", "http://[::1"], "--pccs-url: PCCS URL 'http://[::1' is not a usable"),
+        (["--pccs-url", "http://127.0.0.1:1?x=1"], "it has a query"),
     ):
         channel = [] if "--peer-fd" in bad else ["--connect", "127.0.0.1:1"]
         with pytest.raises(SystemExit) as exit_info:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from sgx_quote_helper._cli import main
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.backends import BACKEND_NAMES, BACKENDS
 from sgx_quote_helper.service import OPTIONS, ConfigError, Option, ServiceConfig, load_config
+from sgx_quote_helper.service._config import MAX_CONFIG_FILE_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,6 +113,12 @@ def test_admin_listen_forms() -> None:
         ("env", "SOCKET_GROUP", "no-such-group-here", "no such group"),
         ("env", "ADMIN_LISTEN", "9464", "HOST:PORT or unix:PATH"),
         ("env", "PCCS_URL", "pccs.example:8081", "http:// or https://"),
+        ("env", "PCCS_URL", "http://[::1", "without its partner"),
+        ("env", "PCCS_URL", "http://pccs:8081?x=1", "a query"),
+        ("env", "PCCS_URL", "http://pccs:99999", "1..65535"),
+        ("flag", "pccs_url", "http://127.0.0.1:\udcff", "1..65535"),
+        ("flag", "admin_listen", "[::1", "pair of brackets"),
+        ("flag", "admin_listen", "[nope]:9464", "not an IPv6 address"),
         ("env", "PCCS_INSECURE", "maybe", "not a boolean"),
         ("flag", "socket", "", "socket path is empty"),
         ("flag", "admin_listen", "localhost:http", "HOST:PORT"),
@@ -192,6 +200,50 @@ def test_cli_reports_a_bad_value_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("sgx-quote-helper: error: invalid value for --read-timeout")
     assert "$SGX_QUOTE_HELPER_READ_TIMEOUT" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"socket = " + b"[" * 5000 + b"]" * 5000 + b"\n", "arrays or tables nested too deeply"),
+        (b'socket = "\xff"\n', "'utf-8' codec can't decode byte 0xff"),
+    ],
+)
+def test_nested_or_non_utf8_config_files_are_not_valid_toml(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(content)
+    expected = re.escape(f"config file {path} is not valid TOML: {message}")
+    with pytest.raises(ConfigError, match=expected):
+        load_config({}, environ={}, config_file=path)
+
+
+def test_config_file_is_read_only_up_to_its_cap(tmp_path: Path) -> None:
+    # Read at most cap + 1 bytes: /dev/zero or a FIFO cannot exhaust memory.
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * MAX_CONFIG_FILE_SIZE + b"\n")
+    for path in (big, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match=re.escape(f"{path} is larger than 1 MiB")) as caught:
+            load_config({}, environ={}, config_file=path)
+        assert "it should hold daemon settings (TOML)" in caught.value.diagnostics()
+    # A comment line as long as the cap allows is still a valid (empty) config.
+    big.write_bytes(b"#" * (MAX_CONFIG_FILE_SIZE - 1) + b"\n")
+    assert load_config({}, environ={}, config_file=big, validate=False) == load_config(
+        {}, environ={}, validate=False
+    )
+
+
+@pytest.mark.parametrize("version", [[], ["--version"]])
+def test_serve_refuses_a_nested_config_with_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: list[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["serve", *version, "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "nested too deeply" in err
     assert "Traceback" not in err
 
 

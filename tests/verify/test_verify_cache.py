@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sgx_quote_helper.errors import ParseError
 from sgx_quote_helper.pccs import Collateral, PccsClient, PccsUnreachable
 from sgx_quote_helper.verify import (
     CacheKey,
@@ -34,6 +35,7 @@ from sgx_quote_helper.verify import (
     UnsafeNoAppraisal,
     VerificationResult,
     Verifier,
+    _collateral,
 )
 
 ASSETS = Path(__file__).parent.parent / "assets"
@@ -392,3 +394,29 @@ def test_disk_entries_expire_at_max_age(pccs: tuple[str, CountingPccs], tmp_path
     clock.advance(timedelta(hours=1))
     verify_fresh()
     assert service.requests == 8
+
+
+def test_deeply_nested_or_oversized_entries_are_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Like any other corrupt entry: no RecursionError, no unbounded read.
+    cache = CollateralCache(tmp_path)
+    key = CacheKey("https://pccs", "00" * 48, "00A067110000", "processor", "standard")
+    cache.put(key, COLLATERAL)
+    assert cache.get(key, JULY_1) == COLLATERAL
+    intact = cache.path_for(key).read_bytes()
+    for nested in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        cache.path_for(key).write_bytes(nested)
+        assert cache.get(key, JULY_1) is None
+    # An entry larger than any this cache writes is not read whole, and not served.
+    cache.path_for(key).write_bytes(intact)
+    monkeypatch.setattr(_collateral, "_MAX_ENTRY_SIZE", len(intact) - 1)
+    assert cache.get(key, JULY_1) is None
+    monkeypatch.setattr(_collateral, "_MAX_ENTRY_SIZE", len(intact))
+    assert cache.get(key, JULY_1) == COLLATERAL
+
+
+def test_deeply_nested_tcb_info_is_a_parse_error() -> None:
+    nested = dataclasses.replace(COLLATERAL, tcb_info="[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ParseError, match=r"TCB Info is not usable JSON: .* nested too deeply"):
+        nested.tcb_info_object()

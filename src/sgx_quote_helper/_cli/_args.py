@@ -1,11 +1,12 @@
-"""Argument types shared by every command: the one range check of CLI numbers.
+"""Argument types shared by every command: the one range check of CLI numbers and URLs.
 
 Each factory returns an argparse ``type=`` callable. A value out of range is
 refused by argparse itself, so every command reports it the same way: the
 usage line, ``argument --flag: <what is wrong>``, exit status 2. Nothing
 numeric reaches the library unchecked (a timeout of ``inf`` or ``nan`` would
 otherwise end in a traceback from ``socket.settimeout``, an SVN of 70000 in
-one from ``int.to_bytes``).
+one from ``int.to_bytes``). Every option that names an HTTP service takes
+:func:`base_url`, so a malformed URL is refused the same way before any request.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from sgx_quote_helper._net import http_base_url
+from sgx_quote_helper.errors import UsageError
 
 #: Timeouts above a day are mistakes, and would overflow the event loop's and
 #: the socket layer's timers (the daemon's configuration uses the same bound).
@@ -118,3 +122,11 @@ def path_text(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("expected a path, got an empty string")
     return text
+
+
+def base_url(text: str) -> str:
+    """The base URL of an HTTP service: ``http(s)://HOST[:PORT][/PATH]`` (``_net``'s check)."""
+    try:
+        return http_base_url(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

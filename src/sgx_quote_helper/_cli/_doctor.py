@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the AESM socket to check (default: what SGX_AESM_ADDR selects, "
         f"else {client.DEFAULT_SOCKET_PATH})",
     )
-    parser.add_argument("--pccs-url", metavar="URL", help="PCCS to check")
+    parser.add_argument("--pccs-url", type=_args.base_url, metavar="URL", help="PCCS to check")
     parser.add_argument(
         "--root-ca",
         metavar="FILE",
@@ -72,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--admin-url",
+        type=_args.base_url,
         metavar="URL",
         help="the daemon's admin listener (http://HOST:PORT), for its release and QE/PCE SVNs",
     )

@@ -19,11 +19,12 @@ from typing import Any
 from cryptography import x509
 
 from sgx_quote_helper._cli import _args
+from sgx_quote_helper._fs import read_limited, read_stream_limited
 from sgx_quote_helper._time import format_time
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.sgx import (
     INTEL_QE_VENDOR_ID,
-    MAX_QUOTE_SIZE,
+    MAX_ENCODED_QUOTE_SIZE,
     AttKeyAlgorithm,
     InputEncoding,
     OpaqueCertificationData,
@@ -42,7 +43,8 @@ from sgx_quote_helper.sgx import (
 )
 
 #: Largest input file read: a maximal quote as base64 or hex with line breaks.
-MAX_INPUT_FILE_SIZE = 3 * MAX_QUOTE_SIZE
+MAX_INPUT_FILE_SIZE = MAX_ENCODED_QUOTE_SIZE
+_HOLDS = "a quote (raw, hex or base64)"
 
 _LABEL_WIDTH = 18
 _HEX_LINE_BYTES = 32
@@ -70,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if args.file == "-":
         path = Path("<stdin>")
-        data = sys.stdin.buffer.read(MAX_INPUT_FILE_SIZE + 1)
-        if len(data) > MAX_INPUT_FILE_SIZE:
-            raise UsageError(f"stdin: more than {MAX_INPUT_FILE_SIZE} bytes, too large for a quote")
+        data = read_stream_limited(sys.stdin.buffer, MAX_INPUT_FILE_SIZE, name="stdin", what=_HOLDS)
     else:
         data = read_input_file(path)
     raw, encoding = decode_binary_input(data)
@@ -93,19 +93,13 @@ def run(args: argparse.Namespace) -> int:
 def read_input_file(path: Path) -> bytes:
     """The file's bytes, refusing missing, unreadable and oversized files clearly."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_INPUT_FILE_SIZE + 1)
+        return read_limited(path, MAX_INPUT_FILE_SIZE, _HOLDS)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a directory, not a quote file") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if len(data) > MAX_INPUT_FILE_SIZE:
-        raise UsageError(
-            f"{path}: larger than {MAX_INPUT_FILE_SIZE} bytes, too large to be a quote"
-        )
-    return data
 
 
 def pck_extension(quote: Quote) -> SgxExtension | None:

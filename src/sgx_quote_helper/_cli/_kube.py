@@ -8,6 +8,7 @@ import signal
 
 from sgx_quote_helper._cli import _args
 from sgx_quote_helper._logging import configure_logging
+from sgx_quote_helper._net import host_port
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import (
     DEFAULT_DEVICE_COUNT,
@@ -172,7 +173,9 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Kubernetes API (default: the pod's in-cluster configuration)"
     )
-    group.add_argument("--api-server", metavar="URL", help="API server base URL")
+    group.add_argument(
+        "--api-server", type=_args.base_url, metavar="URL", help="API server base URL"
+    )
     group.add_argument(
         "--api-token-file", type=_args.path, metavar="FILE", help="bearer token file"
     )
@@ -232,12 +235,12 @@ def resource_names(args: argparse.Namespace) -> ResourceNames:
 
 def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` as (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise UsageError(f"{flag} {text!r}: expected HOST:PORT, e.g. {DEFAULT_WEBHOOK_LISTEN}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
+    try:
+        return host_port(text)
+    except UsageError as exc:
+        raise UsageError(
+            f"{flag} {text!r}: {exc} (HOST:PORT, e.g. {DEFAULT_WEBHOOK_LISTEN})"
+        ) from None
 
 
 def _webhook(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import ssl
 
 from sgx_quote_helper._cli import _args
 from sgx_quote_helper._logging import configure_logging
+from sgx_quote_helper._net import host_port
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.pcs import serve
 
@@ -50,12 +51,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` as (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise UsageError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8081")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
+    try:
+        return host_port(text)
+    except UsageError as exc:
+        raise UsageError(f"--listen {text!r}: {exc} (HOST:PORT, e.g. 127.0.0.1:8081)") from None
 
 
 def _check_tls_files(cert: str, key: str) -> None:

@@ -71,6 +71,7 @@ def _add_mode_options(parser: argparse.ArgumentParser) -> None:
     )
     inproc.add_argument(
         "--pccs-url",
+        type=_args.base_url,
         metavar="URL",
         help="PCCS for the PCK certificate (default: the embedded manufacturer of the "
         "`sim init` directory)",

@@ -8,16 +8,16 @@ import json
 import re
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sgx_quote_helper._cli import _args, exit_status
 from sgx_quote_helper._cli._options import add_pccs_client_options
+from sgx_quote_helper._fs import read_limited, read_stream_limited
 from sgx_quote_helper._time import parse_time as parse_iso_time
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.explain import guide
-from sgx_quote_helper.pccs import Collateral, PccsClient
-from sgx_quote_helper.sgx import decode_binary_input
+from sgx_quote_helper.pccs import MAX_COLLATERAL_JSON_SIZE, Collateral, PccsClient
+from sgx_quote_helper.sgx import MAX_ENCODED_QUOTE_SIZE, decode_binary_input
 from sgx_quote_helper.verify import (
     AppraisalError,
     Policy,
@@ -66,7 +66,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the quote: raw, hex or base64; - for stdin",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pccs-url", metavar="URL", help="fetch collateral from this PCCS v4")
+    source.add_argument(
+        "--pccs-url",
+        type=_args.base_url,
+        metavar="URL",
+        help="fetch collateral from this PCCS v4 (http(s)://HOST[:PORT][/PATH])",
+    )
     source.add_argument(
         "--collateral",
         metavar="FILE",
@@ -146,11 +151,12 @@ def _time_argument(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--at ")) from None
 
 
-def _read(path: str, what: str) -> bytes:
+def _read(path: str, what: str, limit: int, holds: str) -> bytes:
+    """``path`` (``-``: stdin), at most ``limit`` bytes; ``holds`` says what it should be."""
     if path == "-":
-        return sys.stdin.buffer.read()
+        return read_stream_limited(sys.stdin.buffer, limit, name="stdin", what=holds)
     try:
-        return Path(path).read_bytes()
+        return read_limited(path, limit, holds)
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path!r}: {exc}") from exc
 
@@ -208,10 +214,17 @@ def _run(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     policy = _policy(args)
     at: datetime | None = args.at
-    quote, _encoding = decode_binary_input(_read(args.file, "quote"))
+    quote_file = _read(args.file, "quote", MAX_ENCODED_QUOTE_SIZE, "a quote (raw, hex or base64)")
+    quote, _encoding = decode_binary_input(quote_file)
     collateral = None
     if args.collateral is not None:
-        collateral = Collateral.from_json(_read(args.collateral, "collateral"))
+        collateral_json = _read(
+            args.collateral,
+            "collateral",
+            MAX_COLLATERAL_JSON_SIZE,
+            "collateral (QuoteCollateralV3 JSON)",
+        )
+        collateral = Collateral.from_json(collateral_json)
     with contextlib.ExitStack() as stack:
         # Appraised below, so that a refused quote's verified claims are still shown.
         result = _verifier(args, stack).verify(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from sgx_quote_helper._fs import atomic_write, make_directory
+from sgx_quote_helper._fs import InputTooLargeError, MiB, atomic_write, make_directory, read_limited
 from sgx_quote_helper._logging import log_event
 from sgx_quote_helper.errors import CodedError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
@@ -30,6 +30,9 @@ from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 PckCertificateSource = Callable[[PckCertificateQuery], PckCertificate]
 
 _log = logging.getLogger("sgx_quote_helper.backends.certification")
+#: The largest PCK cache entry read: a PCK certificate and its chain are a few KB;
+#: a larger file is not one this cache wrote, and is ignored.
+_MAX_CACHE_ENTRY_SIZE = 1 * MiB
 
 
 class PckChainUnavailable(CodedError):
@@ -148,7 +151,7 @@ class CachedPckSource:
         if path is None:
             return None
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(read_limited(path, _MAX_CACHE_ENTRY_SIZE, "a cached PCK chain"))
             return PckCertificate(
                 leaf_pem=str(document["leaf_pem"]),
                 issuer_chain_pem=str(document["issuer_chain_pem"]),
@@ -158,7 +161,14 @@ class CachedPckSource:
             )
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            RecursionError,
+            InputTooLargeError,
+        ) as exc:
             _log.warning(
                 "pck_chain.cache_unreadable", extra={"fields": {"path": str(path), "error": exc}}
             )

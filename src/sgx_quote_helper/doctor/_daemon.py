@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from sgx_quote_helper._net import http_base_url
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.aesm import PUB_KEY_ID_SIZE
 from sgx_quote_helper.client import (
@@ -67,8 +68,13 @@ def parse_build_info(text: str) -> dict[str, str] | None:
 
 
 def fetch_build_info(admin_url: str, timeout: float) -> dict[str, str]:
-    """GET the daemon's ``/metrics`` and read its build info; raises ``OSError``-like errors."""
-    url = admin_url.rstrip("/")
+    """GET the daemon's ``/metrics`` and read its build info.
+
+    Raises :class:`ConnectionError` when the listener cannot be reached or is not a
+    quote helper's, :class:`UsageError` when ``admin_url`` is not an
+    ``http(s)://HOST[:PORT]`` URL.
+    """
+    url = http_base_url(admin_url, what="--admin-url")
     if not url.endswith("/metrics"):
         url += "/metrics"
     try:

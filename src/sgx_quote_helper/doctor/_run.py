@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sgx_quote_helper._net import http_base_url
 from sgx_quote_helper.backends import DcapOptions
 from sgx_quote_helper.client import DEFAULT_TIMEOUT
 from sgx_quote_helper.doctor._collateral import DEFAULT_WARN_WITHIN, check_pccs, check_tcb
@@ -68,6 +69,14 @@ class DoctorOptions:
     now: datetime | None = None
     #: Where the node check looks for Intel's libraries and the SGX devices.
     node: DcapOptions | None = None
+
+    def __post_init__(self) -> None:
+        # A malformed URL is the caller's mistake, refused before any check runs
+        # (not a "pccs" or "daemon" finding about a service that was never asked).
+        if self.pccs_url is not None:
+            http_base_url(self.pccs_url, what="--pccs-url")
+        if self.admin_url is not None:
+            http_base_url(self.admin_url, what="--admin-url")
 
 
 def run_doctor(options: DoctorOptions | None = None) -> DoctorReport:

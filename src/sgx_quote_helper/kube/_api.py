@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from sgx_quote_helper._net import http_base_url
 from sgx_quote_helper.kube._errors import KubernetesApiError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -65,11 +66,13 @@ class KubernetesApi:
     """Secrets in a namespace, Nodes and Node status: what the SGX components touch."""
 
     def __init__(self, config: ApiConfig, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Raises :class:`UsageError` if ``config.base_url`` is not ``http(s)://HOST[:PORT][/PATH]``."""
+        base_url = http_base_url(config.base_url, what="Kubernetes API server URL")
         self.config = config
         verify: ssl.SSLContext | bool = True
         if config.ca_file is not None:
             verify = ssl.create_default_context(cafile=str(config.ca_file))
-        self._http = httpx.Client(base_url=config.base_url, verify=verify, timeout=timeout)
+        self._http = httpx.Client(base_url=base_url, verify=verify, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

@@ -19,7 +19,7 @@ from sgx_quote_helper.pccs._client import (
     pck_fmspc_and_ca,
     quote_fmspc_and_ca,
 )
-from sgx_quote_helper.pccs._collateral import Collateral
+from sgx_quote_helper.pccs._collateral import MAX_COLLATERAL_JSON_SIZE, Collateral
 from sgx_quote_helper.pccs._errors import (
     PccsError,
     PccsHttpError,
@@ -36,6 +36,7 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_TIMEOUT",
     "INTEL_PCS_URL",
+    "MAX_COLLATERAL_JSON_SIZE",
     "AsyncPccsClient",
     "CaType",
     "Collateral",

@@ -26,6 +26,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from sgx_quote_helper._net import http_base_url
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
@@ -76,14 +77,14 @@ def normalize_base_url(url: str) -> str:
     Strips a trailing ``/`` and a trailing ``/sgx/certification/v4`` (or
     ``/tdx/...``), so ``https://pccs:8081``, ``https://pccs:8081/`` and
     ``https://pccs:8081/sgx/certification/v4/`` all name the same service.
+    Anything else than ``http(s)://HOST[:PORT][/PATH]`` (no host, a port outside
+    1..65535, a query, a fragment, ``user:password@``) raises
+    :class:`~sgx_quote_helper.errors.UsageError` saying what is wrong.
     """
-    base = url.strip().rstrip("/")
+    base = http_base_url(url, what="PCCS URL")
     for suffix in ("/sgx/certification/v4", "/tdx/certification/v4"):
         if base.endswith(suffix):
             base = base[: -len(suffix)].rstrip("/")
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"PCCS URL must be http(s)://HOST[:PORT][/path], got {url!r}")
     return base
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import dcap_qvl
 from cryptography import x509
 
+from sgx_quote_helper._fs import MiB
 from sgx_quote_helper._time import parse_time
 from sgx_quote_helper.errors import ParseError
 
@@ -43,11 +44,20 @@ FIELD_ORDER = (
 )
 
 
+#: The largest collateral JSON read from a file or cache: Intel's is about 15 KB,
+#: mostly CRLs and certificate chains; the cap leaves room for very long CRLs.
+MAX_COLLATERAL_JSON_SIZE = 8 * MiB
+
+
 def _load_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParseError(f"{what} is not JSON: {exc}") from exc
+    except RecursionError:
+        raise ParseError(
+            f"{what} is not usable JSON: arrays or objects nested too deeply"
+        ) from None
     if not isinstance(value, dict):
         raise ParseError(f"{what} is not a JSON object")
     return value

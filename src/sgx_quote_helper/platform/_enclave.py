@@ -17,12 +17,13 @@ import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
+from sgx_quote_helper._fs import MiB, open_regular_limited, read_limited
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform._errors import ManifestError
 from sgx_quote_helper.sgx import (
@@ -35,8 +36,20 @@ from sgx_quote_helper.sgx import (
     TargetInfo,
 )
 
+if TYPE_CHECKING:
+    from _hashlib import HASH
+
 _MEASUREMENT_TAG = b"sgx-quote-helper/sim/mrenclave/v1\x00"
 _SIGNER_SEED_TAG = b"sgx-quote-helper/sim/signer-seed/v1\x00"
+
+#: The largest manifest read; a real one is a few hundred bytes of TOML.
+MAX_MANIFEST_SIZE = 1 * MiB
+#: The largest signer key file read; a PEM key is a few KB.
+MAX_SIGNER_KEY_SIZE = 1 * MiB
+#: The largest code file measured. It is hashed as it is read, never held whole,
+#: so the cap can be as large as any enclave image.
+MAX_CODE_FILE_SIZE = 1024 * MiB
+_CODE_CHUNK_SIZE = 1 * MiB
 
 #: XFRM of Intel's production QE3 and PCE reports (x87, SSE, AVX, AVX-512 state),
 #: as in the QE report of the real sample quote (dcap-quote.md section 13).
@@ -112,21 +125,59 @@ class EnclaveIdentity:
         )
 
 
-def measure_enclave(code: bytes, attributes: Attributes, misc_select: int) -> bytes:
+def measure_enclave(
+    code: bytes | CodeMeasurement, attributes: Attributes, misc_select: int
+) -> bytes:
     """MRENCLAVE of a simulated enclave.
 
     SHA-256 over a canonical, length-prefixed encoding (so no two inputs share
     an encoding): a version tag, u64 LE code length, the code, the 16-byte
     ``sgx_attributes_t`` (flags, XFRM) and the u32 LE MISCSELECT. On hardware
     MRENCLAVE is the SHA-256 log of ECREATE/EADD/EEXTEND; here the declared
-    code stands in for the loaded pages.
+    code stands in for the loaded pages. A code file is measured as it is read
+    (:class:`CodeMeasurement`), so it need not fit in memory.
     """
-    digest = hashlib.sha256(_MEASUREMENT_TAG)
-    digest.update(len(code).to_bytes(8, "little"))
-    digest.update(code)
+    if isinstance(code, bytes):
+        code = CodeMeasurement.of_bytes(code)
+    digest = code.digest.copy()
     digest.update(attributes.to_bytes())
     digest.update(misc_select.to_bytes(4, "little"))
     return digest.digest()
+
+
+@dataclass(frozen=True)
+class CodeMeasurement:
+    """The code's part of a measurement: SHA-256 after the tag, the length and the code.
+
+    A code file may be large, so it is hashed as it is read and never held whole
+    (:meth:`of_file`); :func:`measure_enclave` adds the attributes and MISCSELECT.
+    """
+
+    digest: HASH
+
+    @staticmethod
+    def _start(size: int) -> HASH:
+        digest = hashlib.sha256(_MEASUREMENT_TAG)
+        digest.update(size.to_bytes(8, "little"))
+        return digest
+
+    @classmethod
+    def of_bytes(cls, code: bytes) -> CodeMeasurement:
+        digest = cls._start(len(code))
+        digest.update(code)
+        return cls(digest)
+
+    @classmethod
+    def of_file(cls, handle: BinaryIO, size: int) -> CodeMeasurement | None:
+        """The measurement of exactly ``size`` bytes of ``handle``; None if it has more or less."""
+        digest = cls._start(size)
+        remaining = size
+        while remaining and (chunk := handle.read(min(_CODE_CHUNK_SIZE, remaining))):
+            digest.update(chunk)
+            remaining -= len(chunk)
+        if remaining or handle.read(1):
+            return None  # the file changed since its size was taken
+        return cls(digest)
 
 
 SignerPublicKey = (
@@ -169,7 +220,7 @@ def mrsigner_from_seed(seed: str) -> bytes:
 def build_identity(
     *,
     name: str,
-    code: bytes,
+    code: bytes | CodeMeasurement,
     mr_signer: bytes,
     flags: int,
     xfrm: int = XFRM_LEGACY,
@@ -271,9 +322,13 @@ def load_manifest(path: str | Path) -> EnclaveIdentity:
     """Read an enclave manifest (TOML); relative paths are relative to it."""
     manifest_path = Path(path)
     try:
-        text = manifest_path.read_text(encoding="utf-8")
+        data = read_limited(manifest_path, MAX_MANIFEST_SIZE, "an enclave manifest (TOML)")
     except OSError as exc:
         raise ManifestError(f"cannot read enclave manifest {manifest_path}: {exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{manifest_path}: not valid TOML: {exc}") from None
     return parse_manifest(text, base_dir=manifest_path.parent, source=str(manifest_path))
 
 
@@ -283,6 +338,10 @@ def parse_manifest(text: str, *, base_dir: Path, source: str = "<manifest>") -> 
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{source}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ManifestError(
+            f"{source}: not valid TOML: arrays or tables nested too deeply"
+        ) from None
     unknown = sorted(set(doc) - _MANIFEST_KEYS)
     if unknown:
         raise ManifestError(
@@ -337,15 +396,19 @@ def _one_of(value: object, keys: tuple[str, str], what: str, source: str) -> tup
     return key, item
 
 
-def _manifest_code(value: object, base_dir: Path, source: str) -> bytes:
+def _manifest_code(value: object, base_dir: Path, source: str) -> bytes | CodeMeasurement:
     kind, item = _one_of(value, ("file", "text"), "code", source)
     if kind == "text":
         return item.encode("utf-8")
     path = base_dir / item
     try:
-        return path.read_bytes()
+        with open_regular_limited(path, MAX_CODE_FILE_SIZE, "an enclave's code") as (handle, size):
+            code = CodeMeasurement.of_file(handle, size)
     except OSError as exc:
         raise ManifestError(f"{source}: cannot read code file {path}: {exc}") from exc
+    if code is None:
+        raise ManifestError(f"{source}: code file {path} changed while it was read; try again")
+    return code
 
 
 def _manifest_signer(value: object, base_dir: Path, source: str) -> bytes:
@@ -354,7 +417,7 @@ def _manifest_signer(value: object, base_dir: Path, source: str) -> bytes:
         return mrsigner_from_seed(item)
     path = base_dir / item
     try:
-        pem = path.read_bytes()
+        pem = read_limited(path, MAX_SIGNER_KEY_SIZE, "a PEM signer key")
     except OSError as exc:
         raise ManifestError(f"{source}: cannot read signer key {path}: {exc}") from exc
     public_key: object

@@ -30,6 +30,7 @@ from typing import Any
 
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
 from sgx_quote_helper.explain import guide
+from sgx_quote_helper.pccs import normalize_base_url
 from sgx_quote_helper.platform import EnclaveIdentity, load_manifest
 from sgx_quote_helper.samples._channel import FramedChannel
 from sgx_quote_helper.samples._errors import ExchangeError, PeerRejectedError
@@ -62,6 +63,14 @@ def _bounded(kind: type[int] | type[float], low: float, high: float, what: str) 
     return parse
 
 
+def _pccs_url(text: str) -> str:
+    """An argparse type: a PCCS base URL, checked before the peer is contacted."""
+    try:
+        return normalize_base_url(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 #: How long a closing side waits for the peer's last frames (so none is lost).
 _DRAIN_TIMEOUT = 2.0
 
@@ -91,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--platform", type=Path, help=f"the platform directory (default ${PLATFORM_ENV})")
     add("--root-ca", required=True, type=Path, help="trust anchor (DIR/pcs/root-ca.der)")
-    add("--pccs-url", required=True, help="PCCS for the peer's collateral")
+    add("--pccs-url", required=True, type=_pccs_url, help="PCCS for the peer's collateral")
     add("--message", help="what to send the peer (default: a greeting)")
     add(
         "--timeout",

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Generic, TypeAlias, TypeVar
 
 from sgx_quote_helper._cpus import usable_cpus
+from sgx_quote_helper._fs import InputTooLargeError, MiB, read_limited
+from sgx_quote_helper._net import host_port, http_base_url
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import (
     BACKENDS,
@@ -47,6 +49,8 @@ ENV_PREFIX = "SGX_QUOTE_HELPER_"
 CONFIG_FILE_FLAG = "--config"
 CONFIG_FILE_ENV = ENV_PREFIX + "CONFIG"
 CONFIG_FILE_HELP = "a TOML file of settings, keys spelled like the flags"
+#: The largest config file read; a real one is a few KB of TOML.
+MAX_CONFIG_FILE_SIZE = 1 * MiB
 
 #: Where the admin HTTP listener binds: ``(host, port)`` or a Unix socket path.
 AdminAddress: TypeAlias = tuple[str, int] | Path
@@ -217,10 +221,11 @@ def _parse_mode(value: object) -> int:
 
 
 def _parse_url(value: object) -> str | None:
-    text = _text(value)
-    if not text.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return text
+    """An HTTP service's base URL, checked as every ``--pccs-url`` is (``_net``)."""
+    try:
+        return http_base_url(_text(value))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_admin_listen(text: str) -> AdminAddress:
@@ -229,11 +234,10 @@ def parse_admin_listen(text: str) -> AdminAddress:
         if not text[5:]:
             raise ValueError("unix: needs a socket path, as in unix:/run/sgx-quote-helper/admin")
         return Path(text[5:])
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT or unix:PATH, got {text!r}")
-    return host, int(port)
+    try:
+        return host_port(text)
+    except UsageError as exc:
+        raise ValueError(f"{exc}; expected HOST:PORT or unix:PATH, got {text!r}") from None
 
 
 def _parse_admin_listen(value: object) -> str | None:
@@ -405,7 +409,7 @@ class ServiceConfig:
         URL,
         default=None,
         default_text="embedded manufacturer",
-        help="PCCS for the PCK certificate chain (http:// or https://)",
+        help="PCCS for the PCK certificate chain: its base URL, http(s)://HOST[:PORT][/PATH]",
         group="sim",
     )
     pccs_insecure: bool = setting(
@@ -676,11 +680,18 @@ def _convert(option: Option, value: object, source: str) -> object:
 
 def _read_file(config_file: Path) -> dict[str, object]:
     try:
-        document: dict[str, object] = tomllib.loads(config_file.read_text())
+        data = read_limited(config_file, MAX_CONFIG_FILE_SIZE, "daemon settings (TOML)")
+        document: dict[str, object] = tomllib.loads(data.decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+    except InputTooLargeError as exc:
+        raise ConfigError(exc.message, hints=exc.hints) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"config file {config_file} is not valid TOML: arrays or tables nested too deeply"
+        ) from None
     return document
 
 

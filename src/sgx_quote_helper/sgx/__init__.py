@@ -11,7 +11,11 @@ from sgx_quote_helper.sgx._ecdsa import (
     ecdsa_signature_to_raw,
     ecdsa_verify_raw,
 )
-from sgx_quote_helper.sgx._encoding import InputEncoding, decode_binary_input
+from sgx_quote_helper.sgx._encoding import (
+    MAX_ENCODED_QUOTE_SIZE,
+    InputEncoding,
+    decode_binary_input,
+)
 from sgx_quote_helper.sgx._layout import Field, Layout, Struct
 from sgx_quote_helper.sgx._pck_extension import (
     SGX_EXTENSION_OID,
@@ -86,6 +90,7 @@ __all__ = [
     "DEFAULT_ECDSA_ATT_KEY_ID",
     "INTEL_QE_VENDOR_ID",
     "MAX_CERTIFICATION_DATA_SIZE",
+    "MAX_ENCODED_QUOTE_SIZE",
     "MAX_QE_AUTH_DATA_SIZE",
     "MAX_QUOTE_SIZE",
     "PLATFORM_TCB_STATUSES",

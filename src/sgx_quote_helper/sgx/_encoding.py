@@ -23,6 +23,11 @@ import enum
 import re
 
 from sgx_quote_helper.errors import ParseError
+from sgx_quote_helper.sgx._quote import MAX_QUOTE_SIZE
+
+#: The largest input that can hold a quote in any of the encodings: hex doubles
+#: the size, and line breaks add a little more. A file reader's cap for a quote.
+MAX_ENCODED_QUOTE_SIZE = 3 * MAX_QUOTE_SIZE
 
 
 class InputEncoding(enum.Enum):

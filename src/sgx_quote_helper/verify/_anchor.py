@@ -14,13 +14,13 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sgx_quote_helper._fs import MiB, read_limited
 from sgx_quote_helper.errors import UsageError
 
 #: Intel SGX Root CA public key, uncompressed SEC1 (``INTEL_ROOT_PUB_KEY`` in QvE).
@@ -34,6 +34,8 @@ INTEL_ROOT_CA_SHA256 = bytes.fromhex(
     "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
 )
 INTEL_ROOT_CA_SUBJECT = "CN=Intel SGX Root CA,O=Intel Corporation,L=Santa Clara,ST=CA,C=US"
+#: The largest root CA file read: a certificate is a few KB, DER or PEM.
+MAX_ROOT_CA_FILE_SIZE = 1 * MiB
 
 
 def root_key_id(public_key: bytes) -> bytes:
@@ -94,7 +96,7 @@ class TrustAnchor:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> TrustAnchor:
         try:
-            data = Path(path).read_bytes()
+            data = read_limited(path, MAX_ROOT_CA_FILE_SIZE, "a root CA certificate (DER or PEM)")
         except OSError as exc:
             raise UsageError(f"cannot read root CA certificate {os.fspath(path)!r}: {exc}") from exc
         try:

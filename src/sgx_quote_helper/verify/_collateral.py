@@ -34,10 +34,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sgx_quote_helper._fs import atomic_write
+from sgx_quote_helper._fs import InputTooLargeError, atomic_write, read_limited
 from sgx_quote_helper._time import Clock, utc_now
 from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs import (
+    MAX_COLLATERAL_JSON_SIZE,
     CaType,
     Collateral,
     PccsClient,
@@ -50,6 +51,9 @@ _FORMAT = 2
 #: How long a source serves collateral it fetched, at most (its nextUpdate may come first).
 DEFAULT_MAX_COLLATERAL_AGE = timedelta(hours=1)
 _NO_AGE = timedelta(0)
+#: The largest cache entry read: collateral JSON, re-encoded with indentation, and a
+#: few fields; a larger file is not one this cache wrote, and is ignored.
+_MAX_ENTRY_SIZE = 2 * MAX_COLLATERAL_JSON_SIZE
 #: How many cache keys a source keeps made before it starts over.
 _MAX_KEYS = 4096
 
@@ -107,7 +111,7 @@ class CollateralCache:
         """The cached collateral for ``key`` and when it was fetched, as :meth:`get`."""
         path = self.path_for(key)
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
+            entry = json.loads(read_limited(path, _MAX_ENTRY_SIZE, "a cache entry"))
             if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
                 return None
             if entry.get("key") != key.as_dict():
@@ -116,7 +120,16 @@ class CollateralCache:
             fetched_at = datetime.fromtimestamp(int(entry["fetched_at"]), UTC)
             if now > collateral.next_update:
                 return None
-        except (OSError, ValueError, KeyError, TypeError, OverflowError, ParseError):
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            ParseError,
+            InputTooLargeError,
+        ):
             # Missing, unreadable or corrupt: ignore it; the caller refetches and rewrites.
             return None
         return collateral, fetched_at

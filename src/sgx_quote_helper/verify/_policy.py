@@ -19,9 +19,9 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
+from sgx_quote_helper._fs import MiB, read_limited
 from sgx_quote_helper.errors import CodedError, UsageError
 from sgx_quote_helper.sgx import REPORT_DATA_SIZE, TcbStatus
 from sgx_quote_helper.verify._result import VerificationResult
@@ -459,15 +459,26 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
     return AllOf(*rules)
 
 
+#: The largest policy file read; a real one is a few hundred bytes of TOML.
+MAX_POLICY_FILE_SIZE = 1 * MiB
+
+
 def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """Read an appraisal policy from a TOML file."""
+    """Read an appraisal policy from a TOML file (UTF-8, at most MAX_POLICY_FILE_SIZE)."""
+    name = os.fspath(path)
     try:
-        with Path(path).open("rb") as handle:
-            data = tomllib.load(handle)
+        text = read_limited(path, MAX_POLICY_FILE_SIZE, "an appraisal policy (TOML)").decode(
+            "utf-8"
+        )
+        data = tomllib.loads(text)
     except OSError as exc:
-        raise UsageError(f"cannot read policy file {os.fspath(path)!r}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"policy file {os.fspath(path)!r} is not valid TOML: {exc}") from exc
+        raise UsageError(f"cannot read policy file {name!r}: {exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"policy file {name!r} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise UsageError(
+            f"policy file {name!r} is not valid TOML: arrays or tables nested too deeply"
+        ) from None
     return policy_from_mapping(data)
 
 
