@@ -219,6 +219,9 @@ def _restart_in_place() -> int:
     (PID 1 of a container, systemd's main pid). ``sys.orig_argv`` holds the
     interpreter's options and the script or ``-m`` module as started.
     """
+    # The event loop's handler is gone: a SIGHUP now must not kill the process
+    # between the stop and the exec (the new image ignores it until it serves).
+    signal.signal(RESTART_SIGNAL, signal.SIG_IGN)
     log = logging.getLogger("sgx_quote_helper.service")
     argv = [sys.executable, *sys.orig_argv[1:]]
     for handler in logging.getLogger().handlers:
