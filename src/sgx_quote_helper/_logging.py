@@ -3,16 +3,18 @@
 Each record is one line: an event name plus key=value fields, either as text
 (``2026-01-01T00:00:00Z info quote.served type=GetQuoteEx uid=1000``) or as one
 JSON object. Secrets are never passed to the logger; callers log sizes, ids and
-hashes only.
+hashes only. Short commands (``quote``, ``verify``...) show warnings the same
+way, as ``sgx-quote-helper: warning: EVENT key=value`` (:func:`cli_logging`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -20,9 +22,11 @@ LOGGER_NAME = "sgx_quote_helper"
 
 
 class _StructuredFormatter(logging.Formatter):
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, *, program: str | None = None) -> None:
+        """``program``: a command's line (``PROGRAM: LEVEL: EVENT k=v``), not a daemon's."""
         super().__init__()
         self.as_json = as_json
+        self.program = program
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = getattr(record, "fields", {})
@@ -39,7 +43,10 @@ class _StructuredFormatter(logging.Formatter):
             if record.exc_info:
                 document["exception"] = self.formatException(record.exc_info)
             return json.dumps(document, default=str, separators=(",", ":"))
-        parts = [stamp, record.levelname.lower(), record.getMessage()]
+        if self.program is not None:
+            parts = [f"{self.program}: {record.levelname.lower()}: {record.getMessage()}"]
+        else:
+            parts = [stamp, record.levelname.lower(), record.getMessage()]
         parts += [f"{key}={_text_value(value)}" for key, value in fields.items()]
         line = " ".join(parts)
         if record.exc_info:
@@ -72,6 +79,43 @@ ExcInfo = (
     | tuple[None, None, None]
     | None
 )
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (as logging's lastResort)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def cli_logging(program: str) -> Iterator[None]:
+    """While a command runs, show its warnings and errors on stderr with their fields.
+
+    Without a handler, Python's last resort prints the bare event name
+    (``pck_chain.cache_write_failed``) and drops what failed and where. A
+    long-running command replaces this with :func:`configure_logging`.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.handlers:  # configured already (a daemon, or a program using the library)
+        yield
+        return
+    handler = _StderrHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_StructuredFormatter(as_json=False, program=program))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def log_event(

@@ -446,3 +446,38 @@ def test_default_socket_comes_from_sgx_aesm_addr(
     assert client.current_mode() is None  # the low-level client fixes no mode
     error = failure(aesm.get_supported_att_key_id_num)
     assert f"taken from SGX_AESM_ADDR='unix:{tmp_path}/x.socket'" in error.diagnostics()
+
+
+def test_a_directory_at_the_socket_path_is_named_as_a_mount_gone_wrong(tmp_path: Path) -> None:
+    path = tmp_path / "aesm.socket"
+    path.mkdir()  # what `docker -v SOCKET:SOCKET` leaves when the host had no socket yet
+    error = failure(lambda: client.AesmClient(path).get_supported_att_key_id_num())
+    assert isinstance(error, client.ServiceUnavailableError)
+    assert (error.sgx_status, error.quote3_error) == (0x4001, 0xE040)
+    assert f"{path} is a directory, not a socket" in str(error)
+    text = error.diagnostics()
+    assert "mount" in text
+    assert "/var/run/aesmd" in text
+    assert "stale socket" not in text
+    assert "is not a socket" not in text
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda path: path.write_bytes(b""), "a regular file"),
+        (lambda path: os.mkfifo(path), "a named pipe (FIFO)"),
+    ],
+)
+def test_a_file_that_is_not_a_socket_is_named_as_such(
+    tmp_path: Path, make: Callable[[Path], object], kind: str
+) -> None:
+    path = tmp_path / "aesm.socket"
+    make(path)
+    error = failure(lambda: client.AesmClient(path).get_supported_att_key_id_num())
+    assert isinstance(error, client.ServiceUnavailableError)
+    assert f"{path} is {kind}, not a socket" in str(error)
+    text = error.diagnostics()
+    assert "mode 0" in text
+    assert "stale socket" not in text
+    assert "nobody accepts" not in text

@@ -7,11 +7,14 @@ import io
 import os
 import re
 import tracemalloc
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
+from cryptography.utils import CryptographyDeprecationWarning
 
 from sgx_quote_helper._fs import InputTooLargeError
 from sgx_quote_helper.errors import UsageError
@@ -183,6 +186,57 @@ def test_pce_and_demo_app_identities() -> None:
     assert app.has(AttributeFlags.INIT)
     assert app.has(AttributeFlags.MODE64BIT)
     assert app.mr_signer != QE3_MRSIGNER
+
+
+def _dsa_key() -> Any:
+    # cryptography deprecates DSA: making the test's key warns (the loader must not).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        from cryptography.hazmat.primitives.asymmetric import dsa
+
+        return dsa.generate_private_key(2048)
+
+
+@pytest.mark.parametrize("part", ["private", "public"])
+def test_a_dsa_signer_key_is_refused_without_a_deprecation_warning(
+    tmp_path: Path, part: str
+) -> None:
+    key = _dsa_key()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        if part == "private":
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        else:
+            pem = key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+    (tmp_path / "signer.pem").write_bytes(pem)
+    manifest = tmp_path / "app.toml"
+    manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "signer.pem" }'))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ManifestError, match=r"is a DSA key; use an RSA .*, EC or EdDSA key"):
+            load_manifest(manifest)
+    assert [str(warning.message) for warning in caught] == []
+
+
+def test_a_key_agreement_key_is_refused_as_a_signer(tmp_path: Path) -> None:
+    key = x25519.X25519PrivateKey.generate()
+    (tmp_path / "signer.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    manifest = tmp_path / "app.toml"
+    manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "signer.pem" }'))
+    with pytest.raises(ManifestError, match="is an X25519 key"):
+        load_manifest(manifest)
 
 
 def _with_code_file(manifest: Path, name: str) -> Path:

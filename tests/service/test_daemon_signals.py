@@ -1,4 +1,4 @@
-"""SIGTERM and SIGINT on the daemon process: drain, lose no accepted request, exit 0.
+"""Signals on the daemon process: SIGTERM/SIGINT drain and exit 0, SIGHUP restarts in place.
 
 The daemon runs as a real process (``python -m sgx_quote_helper serve``). A
 client of a daemon that is shutting down either gets its whole reply or a
@@ -29,6 +29,7 @@ from daemon_support import (
     intel_client,
     read_reply,
     response_fields,
+    wait_for,
 )
 
 COUNT_REPLY = bytes.fromhex("07000000 aa0104 0800 1001")
@@ -149,3 +150,92 @@ def test_a_second_signal_forces_exit(sim: Path, run_dir: Path) -> None:
         assert code == 1
         assert not daemon.socket.exists()
         assert "daemon.forced_exit" in _events(daemon)
+
+
+# -- SIGHUP: a restart in place, as aesmd reloads --------------------------------------
+
+
+def _started(daemon: DaemonProcess) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in daemon.log_lines()]
+    return [line for line in lines if line["event"] == "daemon.started"]
+
+
+def test_sighup_drains_and_restarts_in_place_with_the_changed_config(
+    sim: Path, run_dir: Path
+) -> None:
+    config = run_dir / "serve.toml"
+    config.write_text("max-connections = 50\n")
+    args = ("--workers", "1", "--log-format", "json", "--config", str(config))
+    with daemon_process(sim, run_dir, *args) as daemon:
+        pid = daemon.process.pid
+        assert [line["max_connections"] for line in _started(daemon)] == [50]
+        config.write_text("max-connections = 60\n")
+        request = frame(GET_SUPPORTED_NUM)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(20)
+            sock.connect(str(daemon.socket))
+            sock.sendall(request[:4])  # in progress: the restart drains it first
+            time.sleep(0.2)
+            daemon.process.send_signal(signal.SIGHUP)
+            wait_for(lambda: not daemon.socket.exists(), 30, "the socket to be unlinked")
+            assert daemon.process.poll() is None, "the daemon must wait for this client"
+            sock.sendall(request[4:])
+            assert read_reply(sock) == COUNT_REPLY
+        wait_for(lambda: len(_started(daemon)) == 2, 60, "the daemon to start again")
+        assert daemon.process.poll() is None
+        assert daemon.process.pid == pid
+        assert [line["pid"] for line in _started(daemon)] == [pid, pid]
+        assert _started(daemon)[1]["max_connections"] == 60
+        wait_for(daemon.socket.exists, 30, "the socket to be bound again")
+        assert intel_client(daemon.socket, GET_SUPPORTED_NUM) == COUNT_REPLY
+        events = _events(daemon)
+        restarting = json.loads(daemon.log_lines()[events.index("daemon.restarting")])
+        assert restarting["changed"] == "max_connections"
+        first_stop = events.index("daemon.stopped")
+        assert events.index("daemon.signal") < events.index("daemon.stopping") < first_stop
+        assert events.index("daemon.started", first_stop) > first_stop
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(timeout=30) == 0
+        assert not daemon.socket.exists()
+
+
+def test_sighup_with_a_configuration_that_no_longer_loads_is_refused(
+    sim: Path, run_dir: Path
+) -> None:
+    config = run_dir / "serve.toml"
+    config.write_text("max-connections = 50\n")
+    args = ("--workers", "1", "--log-format", "json", "--config", str(config))
+    with daemon_process(sim, run_dir, *args) as daemon:
+        config.write_text("max-connections = -1\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "daemon.restart_refused" in _events(daemon), 30, "the refusal")
+        refused = json.loads(daemon.log_lines()[_events(daemon).index("daemon.restart_refused")])
+        assert "max-connections" in str(refused["reason"]) or "max_connections" in str(
+            refused["reason"]
+        )
+        assert daemon.process.poll() is None
+        assert "daemon.stopping" not in _events(daemon)
+        assert intel_client(daemon.socket, GET_SUPPORTED_NUM) == COUNT_REPLY
+
+
+def test_sigterm_during_a_restart_drain_stops_instead(sim: Path, run_dir: Path) -> None:
+    with daemon_process(sim, run_dir, "--workers", "1", "--log-format", "json") as daemon:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(20)
+            sock.connect(str(daemon.socket))
+            sock.sendall(frame(GET_SUPPORTED_NUM)[:4])
+            time.sleep(0.2)
+            daemon.process.send_signal(signal.SIGHUP)
+            wait_for(lambda: not daemon.socket.exists(), 30, "the socket to be unlinked")
+            daemon.process.send_signal(signal.SIGHUP)  # ignored: already stopping
+            daemon.process.send_signal(signal.SIGTERM)  # a stop, not a forced exit
+            wait_for(lambda: _events(daemon).count("daemon.signal") == 2, 30, "the stop")
+            assert daemon.process.poll() is None
+            sock.sendall(frame(GET_SUPPORTED_NUM)[4:])
+            assert read_reply(sock) == COUNT_REPLY
+        assert daemon.process.wait(timeout=30) == 0
+        events = _events(daemon)
+    assert "daemon.signal_ignored" in events
+    assert "daemon.forced_exit" not in events
+    assert events.count("daemon.started") == 1
+    assert events[-1] == "daemon.stopped"

@@ -285,6 +285,43 @@ def test_sigterm_drains_every_worker(workers: DaemonProcess) -> None:
     assert "daemon.drain_timeout" not in events
 
 
+def test_sighup_restarts_the_supervisor_in_place_and_a_worker_ignores_it(
+    workers: DaemonProcess,
+) -> None:
+    supervisor = workers.process.pid
+    pids = [int(pid) for pid in _workers(workers).values()]
+    os.kill(pids[0], signal.SIGHUP)  # the supervisor decides, not a worker
+    wait_for(
+        lambda: "daemon.signal_ignored" in _events(workers), 30, "the worker to log the signal"
+    )
+    assert _alive(pids[0])
+    assert "worker.exited" not in _events(workers)
+    workers.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: _events(workers).count("supervisor.started") == 2, 60, "the restart")
+    assert workers.process.poll() is None
+    assert workers.process.pid == supervisor
+
+    def serving() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{workers.admin_url}/readyz", timeout=2).status_code == 200
+        return False
+
+    wait_for(serving, 60, "the restarted workers to be ready")
+    assert not any(_alive(pid) for pid in pids), "the old workers must have stopped"
+    assert len(_workers(workers)) == WORKERS
+    assert intel_client(workers.socket, GET_SUPPORTED_NUM) == COUNT_REPLY
+    events = _events(workers)
+    again = events.index("supervisor.started", 1)
+    assert events.index("daemon.restarting") < events.index("daemon.stopping") < again
+    assert events[:again].count("worker.stopped") == WORKERS
+    assert "daemon.forced_exit" not in events
+    assert "worker.killed" not in events
+
+
+def _events(daemon: DaemonProcess) -> list[str]:
+    return [json.loads(line)["event"] for line in daemon.log_lines()]
+
+
 def test_workers_die_with_the_supervisor(workers: DaemonProcess) -> None:
     pids = [int(pid) for pid in _workers(workers).values()]
     workers.process.kill()

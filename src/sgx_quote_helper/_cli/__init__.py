@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
 
+from sgx_quote_helper._logging import cli_logging
 from sgx_quote_helper._version import PCE_SVN, QE_SVN, __version__
 from sgx_quote_helper.client import QuoteClientError
 from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
@@ -61,6 +63,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class OutputClosedError(SgxQuoteHelperError):
+    """The command has something to write on stdout, and stdout was closed (``>&-``)."""
+
+
+class _ClosedOutput(io.RawIOBase):
+    """``sys.stdout``'s bytes when the process started without a standard output."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        raise OutputClosedError(
+            "standard output is closed (the command was started with >&- or without a "
+            "stdout), so there is nowhere to write the result; redirect it to a file "
+            "(> FILE), or give -o FILE where the command has it"
+        )
+
+
+def _guard_standard_streams() -> None:
+    """Make a closed stdout fail with one clear error, and a closed stderr silent.
+
+    Python sets ``sys.stdout``/``sys.stderr`` to ``None`` when descriptor 1 or
+    2 is closed at startup, and a write then dies with an ``AttributeError``.
+    The descriptor is also held on ``/dev/null``, so that no file or socket
+    opened later becomes this process's (or a child's) stdout or stderr.
+    """
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None or _is_open(fd):
+            continue
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = io.TextIOWrapper(_ClosedOutput(), write_through=True)
+    if sys.stderr is None:
+        # Nobody reads it: error messages are dropped, the exit status remains.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the process's lifetime)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def exit_status(exc: SgxQuoteHelperError) -> int:
     """2 for a usage error, 1 for every other failure.
 
@@ -74,13 +125,19 @@ def exit_status(exc: SgxQuoteHelperError) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _guard_standard_streams()
+    with cli_logging("sgx-quote-helper"):
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help(sys.stderr)
-        return 2
     try:
+        args = parser.parse_args(argv)  # --help and --version write to stdout
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help(sys.stderr)
+            return 2
         code: int = func(args)
     except SgxQuoteHelperError as exc:
         print(f"sgx-quote-helper: error: {exc.diagnostics(guide)}", file=sys.stderr)

@@ -97,17 +97,6 @@ def seconds(maximum: float = MAX_SECONDS) -> Callable[[str], float]:
     return parse
 
 
-def path(text: str) -> Path:
-    """A file or directory argument; an empty one is refused.
-
-    ``Path("")`` is ``.``: an empty argument (an unset shell variable, ``''``)
-    would otherwise quietly mean the current directory.
-    """
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a path, got an empty string")
-    return Path(text)
-
-
 def unix_seconds(text: str) -> datetime:
     """Unix seconds as an aware UTC time, refused beyond what ``datetime`` represents."""
     value = int(text)
@@ -116,6 +105,24 @@ def unix_seconds(text: str) -> datetime:
             f"Unix seconds must be 0..{_MAX_UNIX_SECONDS} (up to 9999-12-31), got {value}"
         )
     return datetime.fromtimestamp(value, UTC)
+
+
+def path(text: str) -> Path:
+    """A file or directory named on the command line (``type=Path`` that refuses ``''``).
+
+    ``Path("")`` is ``.``, and an option whose absence means "the default" would
+    take an empty value for absent: ``inspect ''`` would read the current
+    directory, ``doctor --socket ''`` check the default socket. An empty path
+    is always a mistake (an unset shell variable), so it is a usage error.
+    """
+    return Path(path_text(text))
+
+
+def path_text(text: str) -> str:
+    """:func:`path` for options kept as text (``-`` for stdin/stdout, or a name)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
 
 
 def base_url(text: str) -> str:

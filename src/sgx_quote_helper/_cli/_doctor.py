@@ -7,7 +7,6 @@ import json
 import os
 import textwrap
 from datetime import timedelta
-from pathlib import Path
 
 from sgx_quote_helper import client
 from sgx_quote_helper._cli import _args
@@ -53,12 +52,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--platform",
         metavar="DIR",
+        type=_args.path_text,
         help="simulated platform directory (DIR/platform of `sim init DIR`) for a test quote; "
         f"default ${PLATFORM_ENV}",
     )
     parser.add_argument(
         "--socket",
         metavar="PATH",
+        type=_args.path_text,
         help="the AESM socket to check (default: what SGX_AESM_ADDR selects, "
         f"else {client.DEFAULT_SOCKET_PATH})",
     )
@@ -66,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--root-ca",
         metavar="FILE",
+        type=_args.path_text,
         help="trust anchor for the TCB check (DER or PEM; DIR/pcs/root-ca.der in simulation)",
     )
     parser.add_argument(
@@ -107,14 +109,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     node.add_argument(
         "--sgx-enclave-device",
         metavar="PATH",
-        type=Path,
+        type=_args.path,
         default=DcapOptions.enclave_device,
         help="the SGX enclave device (default %(default)s)",
     )
     node.add_argument(
         "--sgx-provision-device",
         metavar="PATH",
-        type=Path,
+        type=_args.path,
         default=DcapOptions.provision_device,
         help="the SGX provisioning device (default %(default)s)",
     )

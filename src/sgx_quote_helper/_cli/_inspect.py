@@ -24,6 +24,7 @@ from typing import Any
 
 from cryptography import x509
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._fs import read_limited, read_stream_limited
 from sgx_quote_helper._time import format_time
 from sgx_quote_helper.errors import ParseError, UsageError
@@ -66,7 +67,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "UNREADABLE).",
     )
     parser.add_argument(
-        "file", metavar="FILE", help="the quote: raw bytes, hex or base64 ('-' for stdin)"
+        "file",
+        metavar="FILE",
+        type=_args.path_text,
+        help="the quote: raw bytes, hex or base64 ('-' for stdin)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-from pathlib import Path
 
 from sgx_quote_helper._cli import _args
 from sgx_quote_helper._logging import configure_logging
@@ -58,9 +57,11 @@ def _add_webhook(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help=f"address to listen on (default {DEFAULT_WEBHOOK_LISTEN})",
     )
     webhook.add_argument(
-        "--tls-cert", required=True, type=Path, metavar="FILE", help="certificate chain (PEM)"
+        "--tls-cert", required=True, type=_args.path, metavar="FILE", help="certificate chain (PEM)"
     )
-    webhook.add_argument("--tls-key", required=True, type=Path, metavar="FILE", help="key (PEM)")
+    webhook.add_argument(
+        "--tls-key", required=True, type=_args.path, metavar="FILE", help="key (PEM)"
+    )
     add_resource_options(webhook, provision=True)
     add_log_options(webhook)
     webhook.set_defaults(func=_webhook)
@@ -93,13 +94,13 @@ def _add_device_plugin(
     )
     plugin.add_argument(
         "--platform-dir",
-        type=Path,
+        type=_args.path,
         metavar="DIR",
         help="read the platform from this directory instead of a Secret",
     )
     plugin.add_argument(
         "--host-dir",
-        type=Path,
+        type=_args.path,
         default=DEFAULT_HOST_DIR,
         metavar="DIR",
         help=f"host directory the platform files are written to (default {DEFAULT_HOST_DIR})",
@@ -113,7 +114,7 @@ def _add_device_plugin(
     )
     plugin.add_argument(
         "--kubelet-dir",
-        type=Path,
+        type=_args.path,
         default=DEFAULT_KUBELET_DIR,
         metavar="DIR",
         help=f"kubelet device plugin directory (default {DEFAULT_KUBELET_DIR})",
@@ -175,8 +176,10 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--api-server", type=_args.base_url, metavar="URL", help="API server base URL"
     )
-    group.add_argument("--api-token-file", type=Path, metavar="FILE", help="bearer token file")
-    group.add_argument("--api-ca-file", type=Path, metavar="FILE", help="CA bundle (PEM)")
+    group.add_argument(
+        "--api-token-file", type=_args.path, metavar="FILE", help="bearer token file"
+    )
+    group.add_argument("--api-ca-file", type=_args.path, metavar="FILE", help="CA bundle (PEM)")
 
 
 def api_from_args(args: argparse.Namespace) -> KubernetesApi:

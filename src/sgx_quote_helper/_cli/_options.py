@@ -20,7 +20,12 @@ PLATFORM_ENV = next(option.env for option in OPTIONS if option.name == "platform
 def add_pccs_client_options(parser: argparse.ArgumentParser) -> None:
     # For the commands that fetch from a PCCS as a client (``verify``, ``doctor``).
     """``--pccs-ca-file``, ``--pccs-insecure`` and ``--pccs-timeout`` (next to ``--pccs-url``)."""
-    parser.add_argument("--pccs-ca-file", metavar="FILE", help="CA certificate(s) for PCCS TLS")
+    parser.add_argument(
+        "--pccs-ca-file",
+        metavar="FILE",
+        type=_args.path_text,
+        help="CA certificate(s) for PCCS TLS",
+    )
     parser.add_argument(
         "--pccs-insecure",
         action="store_true",
@@ -40,6 +45,7 @@ def add_enclave_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--enclave",
         metavar="FILE",
+        type=_args.path_text,
         help="enclave manifest (TOML, see docs/enclave-manifest.md); default: the built-in "
         "demo application enclave",
     )
@@ -64,6 +70,7 @@ def add_report_data_and_output(parser: argparse.ArgumentParser, what: str) -> No
         "--output",
         required=True,
         metavar="OUT",
+        type=_args.path_text,
         help=f"where to write the {what} ('-': stdout)",
     )
 

@@ -36,8 +36,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST:PORT",
         help=f"address to listen on (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6)",
     )
-    parser.add_argument("--tls-cert", metavar="FILE", help="TLS certificate chain (PEM)")
-    parser.add_argument("--tls-key", metavar="FILE", help="TLS private key (PEM)")
+    parser.add_argument(
+        "--tls-cert", metavar="FILE", type=_args.path_text, help="TLS certificate chain (PEM)"
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", type=_args.path_text, help="TLS private key (PEM)"
+    )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="info"

@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--platform",
         metavar="DIR",
+        type=_args.path_text,
         help="the simulated platform directory (DIR/platform of `sim init DIR`); "
         f"default ${PLATFORM_ENV}",
     )
@@ -64,6 +65,7 @@ def _add_mode_options(parser: argparse.ArgumentParser) -> None:
     inproc.add_argument(
         "--state-dir",
         metavar="DIR",
+        type=_args.path_text,
         help="where the in-process QE keeps its sealed key (default: per user, "
         "$XDG_STATE_HOME/sgx-quote-helper/in-process/...)",
     )

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._version import __version__
 from sgx_quote_helper.service import (
     CONFIG_FILE_ENV,
@@ -16,6 +17,9 @@ from sgx_quote_helper.service import (
     load_config,
     run_daemon,
 )
+
+#: The settings' metavars that name a file, directory or socket (service._config kinds).
+_PATH_METAVARS = frozenset({"DIR", "FILE", "PATH"})
 
 _GROUP_HELP = {
     "sim": "the simulated QE3/PCE of a `sim init` platform (docs/backends.md)",
@@ -32,13 +36,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Every option can also be given as an environment variable "
         "SGX_QUOTE_HELPER_<OPTION> or in a TOML --config file; flags win, then "
         "the environment, then the file. SIGTERM or SIGINT drains in-flight requests "
-        "and exits 0; a second signal exits at once.",
+        "and exits 0; a second signal exits at once. SIGHUP drains the same way and "
+        "restarts the daemon in place (same pid), reading the configuration again.",
     )
     parser.add_argument(
         CONFIG_FILE_FLAG,
         dest="config_file",
         metavar="FILE",
-        type=Path,
+        type=_args.path,
         help=f"{CONFIG_FILE_HELP} (or ${CONFIG_FILE_ENV})",
     )
     parser.add_argument(
@@ -71,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 option.flag,
                 dest=option.name,
                 metavar=entry.metavar,
+                # An empty path flag is a mistake (an unset shell variable), not
+                # "the default" as an empty environment variable is.
+                type=_args.path_text if entry.metavar in _PATH_METAVARS else str,
                 action="append" if entry.repeatable else "store",
                 help=text,
             )
@@ -92,4 +100,6 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 0
     config = load_config(flags, config_file=config_file)
-    return run_daemon(config)
+    # SIGHUP re-reads the configuration as a restart would, and refuses to
+    # restart into one that no longer loads.
+    return run_daemon(config, reread=lambda: load_config(flags, config_file=config_file))

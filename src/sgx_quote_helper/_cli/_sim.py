@@ -148,7 +148,10 @@ def _add_set_tcb_status(commands: _Commands) -> None:
     parser.add_argument("--status", required=True, choices=PLATFORM_TCB_STATUSES)
     parser.add_argument("--advisory", action="append", default=[], help="advisory ID")
     parser.add_argument(
-        "--platform", help="platform name or directory (default: the first platform)"
+        "--platform",
+        metavar="PATH_OR_NAME",
+        type=_args.path_text,
+        help="platform name or directory (default: the first platform)",
     )
     parser.add_argument("--fmspc", type=_fmspc, help="FMSPC of the level (default: platform's)")
     parser.add_argument("--components", type=_components, help="TCB component SVNs")
@@ -175,7 +178,12 @@ def _add_revoke(commands: _Commands) -> None:
     )
     parser.add_argument("dir", type=_args.path, metavar="DIR")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--platform", metavar="PATH_OR_NAME", help="platform directory or name")
+    target.add_argument(
+        "--platform",
+        metavar="PATH_OR_NAME",
+        type=_args.path_text,
+        help="platform directory or name",
+    )
     target.add_argument(
         "--serial", metavar="HEX", type=_serial, help="PCK certificate serial number (hex)"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from sgx_quote_helper._cli import _args
 from sgx_quote_helper._cli._options import (
     add_enclave_option,
     add_report_data_and_output,
@@ -39,6 +40,7 @@ def add_report_command(sim_subparsers: argparse._SubParsersAction[argparse.Argum
         "--platform",
         required=True,
         metavar="DIR",
+        type=_args.path_text,
         help="the platform directory (DIR/platform of `sim init DIR`)",
     )
     add_enclave_option(parser)

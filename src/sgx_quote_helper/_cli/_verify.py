@@ -62,7 +62,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", metavar="FILE", help="the quote: raw, hex or base64; - for stdin")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        type=_args.path_text,
+        help="the quote: raw, hex or base64; - for stdin",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--pccs-url",
@@ -73,10 +78,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source.add_argument(
         "--collateral",
         metavar="FILE",
+        type=_args.path_text,
         help="collateral as dcap-qvl QuoteCollateralV3 JSON",
     )
     parser.add_argument(
-        "--root-ca", metavar="FILE", help="trust anchor (DER or PEM); default: Intel's SGX root"
+        "--root-ca",
+        metavar="FILE",
+        type=_args.path_text,
+        help="trust anchor (DER or PEM); default: Intel's SGX root",
     )
     parser.add_argument(
         "--at",
@@ -87,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--cache-dir",
         metavar="DIR",
+        type=_args.path_text,
         help="cache PCCS collateral here until its nextUpdate (at most an hour)",
     )
     add_pccs_client_options(parser)
@@ -111,7 +121,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_args.integer(0, 100 * 365 * 86400),
         help="refuse older collateral",
     )
-    policy.add_argument("--policy", metavar="FILE", help="policy file (TOML) instead of options")
+    policy.add_argument(
+        "--policy",
+        metavar="FILE",
+        type=_args.path_text,
+        help="policy file (TOML) instead of options",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=_run)
 

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sgx_quote_helper._fs import InputTooLargeError, MiB, atomic_write, make_directory, read_limited
+from sgx_quote_helper._logging import log_event
 from sgx_quote_helper.errors import CodedError, SgxQuoteHelperError, UsageError
 from sgx_quote_helper.pccs import PckCertificate, PckCertificateQuery
 
@@ -185,8 +186,15 @@ class CachedPckSource:
             atomic_write(path, json.dumps(document).encode(), mode=0o600)
         except OSError as exc:
             # A cache that cannot be written costs resilience, not correctness.
-            _log.warning(
-                "pck_chain.cache_write_failed", extra={"fields": {"path": str(path), "error": exc}}
+            log_event(
+                _log,
+                logging.WARNING,
+                "pck_chain.cache_write_failed",
+                path=str(path),
+                error=exc.strerror or str(exc),
+                effect="the PCK certificate chain is not cached, so it cannot be served from "
+                "the cache while the PCCS is unreachable",
+                hint="check that the state directory (--state-dir) is a writable directory",
             )
 
 

@@ -120,7 +120,59 @@ def _socket_facts(path: str) -> str:
     except OSError as exc:
         return f"stat() fails: {exc.strerror}"
     kind = "socket" if stat.S_ISSOCK(info.st_mode) else "not a socket"
-    return f"{kind}, mode {stat.S_IMODE(info.st_mode):04o}, owner {info.st_uid}:{info.st_gid}"
+    return f"{kind}, {_mode_owner(info)}"
+
+
+def _mode_owner(info: os.stat_result) -> str:
+    return f"mode {stat.S_IMODE(info.st_mode):04o}, owner {info.st_uid}:{info.st_gid}"
+
+
+#: What a path that is not a socket is, for the message (``S_ISDIR`` is told apart before).
+_FILE_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _refused(path: str, came_from: str) -> tuple[str, list[str]]:
+    """ECONNREFUSED: Linux also says it for a path that is not a socket at all."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None  # gone since connect(): a daemon stopping and removing it
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        return f"{path} is a directory, not a socket", [
+            f"A directory where the socket belongs is what mounting the socket *file* leaves "
+            f"when it did not exist on the host yet (docker -v {path}:{path}, or a hostPath "
+            "volume of the socket path): the runtime creates an empty directory there, and "
+            "the daemon cannot bind its socket. On the host, stop the daemon, remove that "
+            "empty directory and start the daemon again.",
+            SOCKET_MOUNT_ADVICE,
+            f"If the directory is meant to be there, this client was pointed at it{came_from}: "
+            "SGX_AESM_ADDR=unix:/path/to/aesm.socket names the socket itself.",
+        ]
+    if info is not None and not stat.S_ISSOCK(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a socket")
+        return f"{path} is {kind}, not a socket", [
+            f"Nothing can connect to it ({_mode_owner(info)}); the quote helper never "
+            "creates such a file, and refuses to start on a --socket path that is one.",
+            f"Check that {path} is the quote helper's socket: this client uses it{came_from}, "
+            "and SGX_AESM_ADDR=unix:/path/to/socket chooses another. If the file is left "
+            "over, remove it and (re)start the daemon, which creates its socket there.",
+        ]
+    if info is None:
+        return f"connection refused on {path}", [
+            f"Nobody accepted connections on {path}, and it is gone now: the daemon is "
+            "stopping or restarting. Check the quote helper's pod or service status and "
+            "its log.",
+        ]
+    return f"connection refused on {path}", [
+        f"The file at {path} is a socket ({_mode_owner(info)}), but nobody accepts "
+        "connections on it: the daemon has exited and left a stale socket, or is "
+        "restarting. Check the quote helper's pod or service status and its log.",
+    ]
 
 
 def connect_error(path: str, exc: OSError, origin: str | None) -> ServiceUnavailableError:
@@ -146,12 +198,7 @@ def connect_error(path: str, exc: OSError, origin: str | None) -> ServiceUnavail
             "allowed there, or widen the mode.",
         ]
     elif code == errno.ECONNREFUSED:
-        message = f"connection refused on {path}"
-        hints = [
-            f"The file at {path} is {_socket_facts(path)}, but nobody accepts connections "
-            "on it: the daemon has exited and left a stale socket, or is restarting. Check "
-            "the quote helper's pod or service status and its log.",
-        ]
+        message, hints = _refused(path, came_from)
     elif code in (errno.EAGAIN, errno.EWOULDBLOCK):
         message = f"the listen backlog of {path} stayed full for the whole timeout"
         hints = [

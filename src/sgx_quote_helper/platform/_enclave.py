@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from sgx_quote_helper._fs import MiB, open_regular_limited, read_limited
 from sgx_quote_helper.errors import UsageError
@@ -420,10 +422,15 @@ def _manifest_signer(value: object, base_dir: Path, source: str) -> bytes:
         raise ManifestError(f"{source}: cannot read signer key {path}: {exc}") from exc
     public_key: object
     try:
-        if b"PRIVATE KEY" in pem:
-            public_key = serialization.load_pem_private_key(pem, password=None).public_key()
-        else:
-            public_key = serialization.load_pem_public_key(pem)
+        # Loading a DSA key warns that cryptography deprecates DSA; the key is
+        # refused just below with our own message, so the warning (and the
+        # source line Python prints with it) must not reach the user.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            if b"PRIVATE KEY" in pem:
+                public_key = serialization.load_pem_private_key(pem, password=None).public_key()
+            else:
+                public_key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
         raise ManifestError(f"{source}: signer key {path} is not a PEM key: {exc}") from exc
     if not isinstance(
@@ -433,8 +440,24 @@ def _manifest_signer(value: object, base_dir: Path, source: str) -> bytes:
         | ed25519.Ed25519PublicKey
         | ed448.Ed448PublicKey,
     ):
-        raise ManifestError(f"{source}: signer key {path}: use an RSA, EC or EdDSA key")
+        kind = _UNSUPPORTED_SIGNERS.get(
+            type(public_key).__name__, "a kind of key MRSIGNER is not defined for"
+        )
+        raise ManifestError(
+            f"{source}: signer key {path} is {kind}; use an RSA (as SGX's SIGSTRUCT), EC "
+            "or EdDSA key (docs/enclave-manifest.md, MRSIGNER)"
+        )
     return mrsigner_from_public_key(public_key)
+
+
+#: Keys that load but cannot sign an enclave here, by class name, for the error (by
+#: name: even naming cryptography's DSA and DH classes warns that they are deprecated).
+_UNSUPPORTED_SIGNERS = {
+    "DSAPublicKey": "a DSA key",
+    "DHPublicKey": "a Diffie-Hellman key (key agreement, not signing)",
+    "X25519PublicKey": "an X25519 key (key agreement, not signing)",
+    "X448PublicKey": "an X448 key (key agreement, not signing)",
+}
 
 
 def _manifest_flags(value: object, source: str) -> int:

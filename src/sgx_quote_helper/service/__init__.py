@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
 import os
+import signal
 import socket
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sgx_quote_helper._fs import make_directory
 from sgx_quote_helper._logging import configure_logging, log_event
@@ -31,7 +36,7 @@ from sgx_quote_helper.service._config import (
 from sgx_quote_helper.service._connection import PeerCredentials
 from sgx_quote_helper.service._lock import ExclusiveLock, LockHeldError
 from sgx_quote_helper.service._metrics import DaemonMetrics
-from sgx_quote_helper.service._server import QuoteHelperServer, StartupError
+from sgx_quote_helper.service._server import RESTART_SIGNAL, QuoteHelperServer, StartupError
 from sgx_quote_helper.service._workers import run_supervisor
 
 
@@ -145,9 +150,20 @@ def _build_locked(
     )
 
 
-def run_daemon(config: ServiceConfig) -> int:
-    """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
+def run_daemon(config: ServiceConfig, *, reread: Callable[[], ServiceConfig] | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the exit code.
+
+    SIGHUP drains and stops the same way, then executes this process's own
+    command line again (it does not return then): a restart in place, with the
+    same pid, that reads a changed configuration file again. ``reread`` loads
+    the configuration as a restart would; a SIGHUP while it fails is refused.
+    """
     configure_logging(config.log_format, config.log_level)
+    # Until the handlers are installed (startup can take a while): a SIGHUP
+    # then must not kill the daemon, and a restart's startup must not be
+    # interrupted by another.
+    signal.signal(RESTART_SIGNAL, signal.SIG_IGN)
+    check_restart = None if reread is None else _restart_check(config, reread)
     # A webhook may inject SGX_AESM_ADDR into every container, this one
     # included; with it set, Intel's quote library (dcap backend) would send
     # this daemon's quote requests back to the daemon.
@@ -160,8 +176,11 @@ def run_daemon(config: ServiceConfig) -> int:
         )
     workers = config.effective_workers()
     if workers > 1:
-        return _run_supervised(config, workers)
+        if _run_supervised(config, workers, check_restart):
+            return _restart_in_place()
+        return 0
     server = build_server(config)
+    server.signals.check_restart = check_restart
     # Everything loaded so far (modules, keys, the backend) lives as long as
     # the process: keep it out of the cyclic collector's full passes, which
     # would otherwise walk it while clients wait.
@@ -173,11 +192,66 @@ def run_daemon(config: ServiceConfig) -> int:
         await server.serve()
 
     asyncio.run(main())
+    if server.signals.restart:
+        return _restart_in_place()
     return 0
 
 
-def _run_supervised(config: ServiceConfig, workers: int) -> int:
-    """``--workers`` > 1: this process supervises; workers build their own backends."""
+def _restart_check(
+    config: ServiceConfig, reread: Callable[[], ServiceConfig]
+) -> Callable[[], dict[str, object]]:
+    def check() -> dict[str, object]:
+        fresh = reread()  # raises ConfigError: the restart is refused
+        changed = [
+            field.name
+            for field in dataclasses.fields(ServiceConfig)
+            if getattr(fresh, field.name) != getattr(config, field.name)
+        ]
+        return {"changed": ",".join(changed) or "none"}
+
+    return check
+
+
+def _restart_in_place() -> int:
+    """Execute this process's command line again (SIGHUP); returns only on failure.
+
+    Everything was released before (socket removed, locks and backend
+    closed), so the new image starts as a first start does, with the same pid
+    (PID 1 of a container, systemd's main pid). ``sys.orig_argv`` holds the
+    interpreter's options and the script or ``-m`` module as started.
+    """
+    # The event loop's handler is gone: a SIGHUP now must not kill the process
+    # between the stop and the exec (the new image ignores it until it serves).
+    signal.signal(RESTART_SIGNAL, signal.SIG_IGN)
+    log = logging.getLogger("sgx_quote_helper.service")
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    try:
+        os.execv(sys.executable, argv)  # noqa: S606 (our own command line, as started)
+    except OSError as exc:
+        log_event(
+            log,
+            logging.ERROR,
+            "daemon.restart_failed",
+            executable=sys.executable,
+            error=exc.strerror or str(exc),
+            hint="the daemon stopped cleanly; start it again (its service manager may)",
+        )
+    return 1
+
+
+def _run_supervised(
+    config: ServiceConfig,
+    workers: int,
+    check_restart: Callable[[], dict[str, Any]] | None,
+) -> bool:
+    """``--workers`` > 1: this process supervises; workers build their own backends.
+
+    ``True`` when SIGHUP asked for a restart in place."""
     state_dir = config.effective_state_dir()
     _check_directories(config, state_dir)
     state_lock = _take_state_lock(state_dir)
@@ -188,8 +262,7 @@ def _run_supervised(config: ServiceConfig, workers: int) -> int:
     except BaseException:
         state_lock.release()
         raise
-    run_supervisor(config, workers, [state_lock.release])
-    return 0
+    return run_supervisor(config, workers, [state_lock.release], check_restart)
 
 
 def _probe_worker_build(config: ServiceConfig, state_dir: Path) -> None:

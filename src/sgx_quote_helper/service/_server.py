@@ -18,7 +18,10 @@ The lifecycle reads like uvicorn's ``Server.serve``:
    already queued, close the listener), drain open connections within
    ``drain_timeout``, abort the rest, release the backend and the locks.
 
-Signal handlers only set flags; a second signal forces exit.
+Signal handlers only set flags (:class:`SignalRequests`): SIGTERM and SIGINT
+stop, SIGHUP stops the same way and asks ``run_daemon`` to start the daemon's
+own command line again (a restart in place, as aesmd reloads on SIGHUP); a
+second stopping signal forces exit.
 """
 
 from __future__ import annotations
@@ -93,6 +96,78 @@ class StartupError(SgxQuoteHelperError):
     """The daemon cannot start; nothing was left bound."""
 
 
+#: The signals the daemon (and the supervisor of ``--workers``) acts on.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RESTART_SIGNAL = signal.SIGHUP
+
+
+class SignalRequests:
+    """What the signals received so far ask for; the handlers only set these flags.
+
+    - SIGTERM or SIGINT: stop (``should_exit``): drain, release, exit 0.
+    - SIGHUP: restart in place, as Intel's aesmd does on SIGHUP (its main loop
+      shuts the server down and starts it again): the same drain and release,
+      then ``restart`` tells ``run_daemon`` to execute the daemon's own command
+      line again, so that a changed ``--config`` file (or platform, or release)
+      is taken up without leaving the socket behind. ``check_restart``
+      re-reads the configuration first: one that no longer loads refuses the
+      restart (``daemon.restart_refused``) and the daemon serves on, rather
+      than draining into a start that would fail.
+    - SIGHUP while already stopping is ignored; SIGTERM/SIGINT during a
+      restart's drain turns it into a plain stop; a second stopping signal
+      forces exit (:meth:`receive` returns ``True``).
+    """
+
+    def __init__(self, should_exit: asyncio.Event) -> None:
+        self.should_exit = should_exit
+        self.restart = False
+        #: Re-reads the configuration; raises when it no longer loads, else
+        #: returns fields for the ``daemon.restarting`` log line.
+        self.check_restart: Callable[[], dict[str, Any]] | None = None
+
+    def receive(self, signum: int) -> bool:
+        """Act on one signal; ``True`` when the caller must exit at once."""
+        name = signal.Signals(signum).name
+        stopping = self.should_exit.is_set()
+        if signum == RESTART_SIGNAL:
+            if stopping:
+                log_event(
+                    _log, logging.INFO, "daemon.signal_ignored", signal=name, reason="stopping"
+                )
+                return False
+            fields: dict[str, Any] = {}
+            if self.check_restart is not None:
+                try:
+                    fields = self.check_restart()
+                except SgxQuoteHelperError as exc:
+                    log_event(
+                        _log,
+                        logging.ERROR,
+                        "daemon.restart_refused",
+                        signal=name,
+                        reason=str(exc),
+                        hint="fix the configuration and send SIGHUP again; the daemon "
+                        "serves on with the configuration it started with",
+                    )
+                    return False
+            log_event(_log, logging.INFO, "daemon.signal", signal=name, action="restart")
+            log_event(_log, logging.INFO, "daemon.restarting", pid=os.getpid(), **fields)
+            self.restart = True
+            self.should_exit.set()
+            return False
+        if stopping and self.restart:
+            # A stop asked for while a restart drains: drain, then exit.
+            self.restart = False
+            log_event(_log, logging.INFO, "daemon.signal", signal=name, action="stop")
+            return False
+        if stopping:
+            log_event(_log, logging.WARNING, "daemon.forced_exit", signal=name)
+            return True
+        log_event(_log, logging.INFO, "daemon.signal", signal=name, action="stop")
+        self.should_exit.set()
+        return False
+
+
 class QuoteHelperServer:
     """The daemon. ``await serve()`` runs it until a signal or :meth:`request_exit`."""
 
@@ -120,6 +195,7 @@ class QuoteHelperServer:
         self.metrics = metrics or DaemonMetrics()
         self._refresh_pck = refresh_pck
         self.should_exit = asyncio.Event()
+        self.signals = SignalRequests(self.should_exit)
         self.ready = False
         self.started = asyncio.Event()
         #: Log lines a peer can cause (refusals, evictions, bad frames) are rate-limited.
@@ -279,18 +355,14 @@ class QuoteHelperServer:
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (*STOP_SIGNALS, RESTART_SIGNAL):
             loop.add_signal_handler(signum, self._on_signal, signum)
         # aesmd ignores SIGPIPE; so does Python, whose writes raise instead.
 
     def _on_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self.should_exit.is_set():
-            log_event(_log, logging.WARNING, "daemon.forced_exit", signal=name)
+        if self.signals.receive(signum):
             self._socket.remove()
             os._exit(1)
-        log_event(_log, logging.INFO, "daemon.signal", signal=name)
-        self.should_exit.set()
 
     def _release(self) -> None:
         """Release the backend, the workers, what was opened for them and the locks, once."""

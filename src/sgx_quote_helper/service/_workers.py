@@ -19,9 +19,11 @@ the kernel spreads the accepts.
   summed, ``active_connections`` summed, ``ready`` the minimum);
   ``/readyz`` is ready when every worker is.
 - Lifecycle: SIGTERM/SIGINT to the supervisor unlinks the socket and sends
-  SIGTERM to every worker, which drains as the single daemon does; a worker
+  SIGTERM to every worker, which drains as the single daemon does; SIGHUP does
+  the same and then ``run_daemon`` restarts the command line in place; a worker
   that exits otherwise is logged and restarted with backoff; workers get
-  SIGTERM when the supervisor dies (``PR_SET_PDEATHSIG``).
+  SIGTERM when the supervisor dies (``PR_SET_PDEATHSIG``) and ignore SIGINT
+  and SIGHUP, which a terminal sends to the whole group: the supervisor decides.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -57,9 +59,12 @@ from sgx_quote_helper.service._server import (
     _FD_LOG_INTERVAL,
     _RESOURCE_ERRNOS,
     KEY_LOCK,
+    RESTART_SIGNAL,
+    STOP_SIGNALS,
     UNANNOUNCED_KEY,
     AesmSocket,
     QuoteHelperServer,
+    SignalRequests,
     StartupError,
 )
 
@@ -203,7 +208,7 @@ class _NodeCollector(Collector):
 
 
 class Supervisor:
-    """Runs ``workers`` worker processes on one socket until SIGTERM/SIGINT."""
+    """Runs ``workers`` worker processes on one socket until SIGTERM/SIGINT/SIGHUP."""
 
     def __init__(self, config: ServiceConfig, workers: int, on_close: list[Any]) -> None:
         self.config = config
@@ -215,6 +220,7 @@ class Supervisor:
         self._workers = [_Worker(index) for index in range(workers)]
         self._stopping = False
         self.should_exit = asyncio.Event()
+        self.signals = SignalRequests(self.should_exit)
         self._restarts = 0
         self._collector = _NodeCollector()
         self._registry = CollectorRegistry(auto_describe=False)
@@ -283,6 +289,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self._on_loop_exception)
         admin: AdminServer | None = None
+        # Before anything is bound: a signal during startup then stops (or
+        # restarts) it cleanly instead of killing it with the socket in place.
+        for signum in (*STOP_SIGNALS, RESTART_SIGNAL):
+            loop.add_signal_handler(signum, self._on_signal, signum)
         try:
             self._socket.prepare()
             admin_address = self.config.admin_address()
@@ -304,8 +314,6 @@ class Supervisor:
                 )
             self._listener = self._socket.bind()
             self._listener.listen(_BACKLOG)
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, self._on_signal, signum)
             log_event(
                 _log,
                 logging.INFO,
@@ -353,17 +361,13 @@ class Supervisor:
         loop.default_exception_handler(context)
 
     def _on_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self.should_exit.is_set():
-            log_event(_log, logging.WARNING, "daemon.forced_exit", signal=name)
+        if self.signals.receive(signum):
             for worker in self._workers:
                 if worker.process is not None and worker.process.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         worker.process.kill()
             self._socket.remove()
             os._exit(1)
-        log_event(_log, logging.INFO, "daemon.signal", signal=name)
-        self.should_exit.set()
 
     async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
         self._stopping = True
@@ -455,9 +459,17 @@ class Supervisor:
         worker.control = None
 
 
-def run_supervisor(config: ServiceConfig, workers: int, on_close: list[Any]) -> None:
+def run_supervisor(
+    config: ServiceConfig,
+    workers: int,
+    on_close: list[Any],
+    check_restart: Callable[[], dict[str, Any]] | None = None,
+) -> bool:
+    """Supervise until a signal; ``True`` when SIGHUP asked for a restart in place."""
     supervisor = Supervisor(config, workers, on_close)
+    supervisor.signals.check_restart = check_restart
     asyncio.run(supervisor.serve())
+    return supervisor.signals.restart
 
 
 # -- a worker -----------------------------------------------------------------------------
@@ -475,8 +487,10 @@ def worker_main() -> None:
     """Entry point of a worker process (argv: listener fd, control fd, index, parent pid)."""
     listener_fd, control_fd, index, parent = map(int, sys.argv[1:5])
     _die_with_parent(parent)
-    # Ctrl-C reaches the whole process group; only the supervisor decides.
+    # Ctrl-C, and SIGHUP from a closing terminal, reach the whole process
+    # group; only the supervisor decides (it stops the workers with SIGTERM).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(RESTART_SIGNAL, signal.SIG_IGN)
     control = socket.socket(fileno=control_fd)
     size = int.from_bytes(_recv_exactly(control, 4), "little")
     # From the supervisor, our parent, over a socketpair only the two hold.
@@ -500,6 +514,7 @@ def worker_main() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, server._on_signal, signal.SIGTERM)
+        loop.add_signal_handler(RESTART_SIGNAL, _ignore_restart, index, parent)
         serving = asyncio.create_task(server.serve())
         started = asyncio.create_task(server.started.wait())
         await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
@@ -511,6 +526,17 @@ def worker_main() -> None:
             await asyncio.gather(answering, return_exceptions=True)
 
     asyncio.run(main())
+
+
+def _ignore_restart(index: int, supervisor: int) -> None:
+    log_event(
+        _log,
+        logging.WARNING,
+        "daemon.signal_ignored",
+        signal=RESTART_SIGNAL.name,
+        worker=index,
+        reason=f"sent to a worker; send it to the supervisor, pid {supervisor}",
+    )
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
