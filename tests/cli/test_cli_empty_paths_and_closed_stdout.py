@@ -9,14 +9,14 @@ closed (``>&-``) ``sys.stdout`` is ``None``: writing a result ended in an
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_support import subparsers
 
 from sgx_quote_helper._cli import _args, build_parser, main
 
@@ -28,19 +28,9 @@ COLLATERAL = str(ASSETS / "intel-sgx-quote-v3.collateral.json")
 PATH_METAVARS = {"FILE", "DIR", "PATH", "OUT", "PATH_OR_NAME"}
 
 
-def _subparsers(
-    parser: argparse.ArgumentParser, prefix: str = ""
-) -> Iterator[tuple[str, argparse.ArgumentParser]]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield f"{prefix}{name}", sub
-                yield from _subparsers(sub, f"{prefix}{name} ")
-
-
 def test_every_path_option_refuses_an_empty_value() -> None:
     checked = []
-    for name, parser in _subparsers(build_parser()):
+    for name, parser in subparsers(build_parser()):
         for action in parser._actions:
             if action.metavar in PATH_METAVARS:
                 where = f"{name} {action.option_strings or action.dest}"

@@ -3,7 +3,6 @@ name the real cause, explicit directory modes, and no server path in PCCS answer
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
@@ -11,12 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from cli_support import subparsers
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,22 +41,12 @@ def _exit_code(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int
     return code, err
 
 
-def _subparsers(
-    parser: argparse.ArgumentParser, prefix: str = ""
-) -> Iterator[tuple[str, argparse.ArgumentParser]]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield f"{prefix}{name}", sub
-                yield from _subparsers(sub, f"{prefix}{name} ")
-
-
 def test_no_option_takes_a_bare_int_or_float() -> None:
     # Item 4: every numeric option goes through the one validator module
     # (`_cli/_args.py`), so no value such as inf, nan, -1 or 70000 reaches a library
     # call unchecked. A bare `type=int`/`type=float` would let one through.
     numeric = []
-    for name, parser in _subparsers(build_parser()):
+    for name, parser in subparsers(build_parser()):
         for action in parser._actions:
             assert action.type not in (int, float), f"{name} {action.option_strings}"
             if action.type in (_args.path, _args.path_text):

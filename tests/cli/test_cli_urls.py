@@ -10,10 +10,10 @@ request is sent (no "PCCS has no PCK CRL" for a URL whose query swallowed the pa
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import subparsers
 
 from sgx_quote_helper._cli import _args, build_parser, main
 
@@ -104,16 +104,6 @@ def test_listen_addresses_with_unpaired_brackets_are_usage_errors(
     assert "'[::1': an IPv6 host goes in a pair of brackets" in err
 
 
-def _subparsers(
-    parser: argparse.ArgumentParser, prefix: str = ""
-) -> Iterator[tuple[str, argparse.ArgumentParser]]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield f"{prefix}{name}", sub
-                yield from _subparsers(sub, f"{prefix}{name} ")
-
-
 #: A URL option not checked here: ``sim init`` writes its URL into certificates and
 #: checks it on its own path (it may take ``_args.base_url`` too).
 NOT_A_SERVICE_URL = {"sim init --pccs-url"}
@@ -128,13 +118,13 @@ def test_every_url_option_takes_the_one_checked_type() -> None:
     """A new URL option joins by using ``_args.base_url`` (``serve``'s: its config table)."""
     url_options = {
         f"{name} {action.option_strings[0]}"
-        for name, parser in _subparsers(build_parser())
+        for name, parser in subparsers(build_parser())
         for action in parser._actions
         if _is_url_option(action) and name != "serve"
     }
     checked = {
         f"{name} {action.option_strings[0]}"
-        for name, parser in _subparsers(build_parser())
+        for name, parser in subparsers(build_parser())
         for action in parser._actions
         if action.type is _args.base_url
     }
