@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from http_support import raw_exchange
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -60,16 +60,6 @@ def _server(app: Starlette) -> Iterator[tuple[int, uvicorn.Config, _Records]]:
         http_log.removeHandler(records)
 
 
-def _exchange(port: int, request: bytes) -> bytes:
-    """Send ``request`` and read until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(request)
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
-        return reply
-
-
 async def _answers_at_once(request: Request) -> Response:
     return PlainTextResponse("at once\n")  # without reading the body
 
@@ -102,9 +92,9 @@ def test_a_malformed_chunk_is_a_400_and_one_warning(path: str) -> None:
     # chunk. Before, the application's answer then failed in h11 (LocalProtocolError)
     # and uvicorn logged "Exception in ASGI application" with a traceback.
     with _server(APP) as (port, _, records):
-        reply = _exchange(port, _chunked(path, b"zz\r\n\r\n"))
+        reply = raw_exchange(port, _chunked(path, b"zz\r\n\r\n"))
         assert reply.startswith(b"HTTP/1.1 400 ")
-        assert _exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\n\r\n").startswith(
+        assert raw_exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\n\r\n").startswith(
             b"HTTP/1.1 500 "  # still serving; and the one line a bug gives, for contrast
         )
     assert records.events() == ["http.bad_request", "http.app_error"]
@@ -129,7 +119,7 @@ def test_a_malformed_chunk_is_a_400_and_one_warning(path: str) -> None:
 )
 def test_a_malformed_head_is_a_400_and_one_warning(request_bytes: bytes) -> None:
     with _server(APP) as (port, _, records):
-        assert _exchange(port, request_bytes).startswith(b"HTTP/1.1 400 ")
+        assert raw_exchange(port, request_bytes).startswith(b"HTTP/1.1 400 ")
     assert records.events() == ["http.bad_request"]
     assert records.records[0].exc_info is None
 
@@ -138,7 +128,7 @@ def test_bad_request_warnings_are_rate_limited() -> None:
     with _server(APP) as (port, config, records):
         limiter: RateLimitedLog = config.http.bad_requests  # type: ignore[union-attr]
         for _ in range(limiter.burst + 3):
-            assert _exchange(port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+            assert raw_exchange(port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
         limiter.flush(force=True)
     assert records.events() == ["http.bad_request"] * limiter.burst + ["log.suppressed"]
     assert getattr(records.records[-1], "fields", {})["suppressed"] == 3
@@ -149,9 +139,9 @@ def test_uvicorn_lines_are_structured_json(
 ) -> None:
     configure_logging("json")
     with _server(APP) as (port, _, _records):
-        _exchange(port, _chunked("/at-once", b"zz\r\n\r\n"))
-        _exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\n\r\n")
-        _exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw_exchange(port, _chunked("/at-once", b"zz\r\n\r\n"))
+        raw_exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw_exchange(port, b"GET /bug HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     lines = capsys.readouterr().err.splitlines()
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert [record["event"] for record in records] == [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from http_support import raw_exchange
 
 from sgx_quote_helper._cli import main
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
@@ -322,15 +322,6 @@ def test_pccs_refuses_a_bad_listen_address(
     assert "HOST:PORT" in err
 
 
-def _raw_exchange(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(request)
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
-        return reply
-
-
 def test_pccs_bad_http_is_a_400_and_one_json_warning(sim_dir: Path) -> None:
     """Malformed HTTP: a 400 and one ``http.bad_request`` line, the log still JSON lines.
 
@@ -350,9 +341,9 @@ def test_pccs_bad_http_is_a_400_and_one_json_warning(sim_dir: Path) -> None:
             b"Transfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
         )
         for request in (chunked, b"GARBAGE\r\n\r\n"):
-            assert _raw_exchange(port, request).startswith(b"HTTP/1.1 400 ")
+            assert raw_exchange(port, request).startswith(b"HTTP/1.1 400 ")
         healthy = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        assert _raw_exchange(port, healthy).startswith(b"HTTP/1.1 200 ")
+        assert raw_exchange(port, healthy).startswith(b"HTTP/1.1 200 ")
         process.terminate()
         _, rest = process.communicate(timeout=15)
     finally:

@@ -28,6 +28,7 @@ from daemon_support import (
     response_fields,
     wait_for,
 )
+from http_support import raw_exchange
 
 from sgx_quote_helper.platform import Platform, derive_pck_private_key
 from sgx_quote_helper.sgx import Quote
@@ -37,15 +38,6 @@ QUOTES = 5
 ADMIN_BAD_CHUNK = (
     b"POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
 )
-
-
-def _raw_exchange(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(request)
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
-        return reply
 
 
 def _secrets(sim: Path) -> list[bytes]:
@@ -81,7 +73,7 @@ def test_metrics_health_and_json_logs(sim: Path, run_dir: Path, make_report: Mak
         # Malformed HTTP to the admin port: a 400 and one structured warning each.
         admin_port = int(daemon.admin_url.rsplit(":", 1)[1])
         for bad in (ADMIN_BAD_CHUNK, b"GARBAGE\r\n\r\n"):
-            assert _raw_exchange(admin_port, bad).startswith(b"HTTP/1.1 400 ")
+            assert raw_exchange(admin_port, bad).startswith(b"HTTP/1.1 400 ")
         init = response_fields(intel_client(path, init_quote_ex(True, 32)) or b"", 15)
         size = response_fields(intel_client(path, get_quote_size_ex()) or b"", 16)
         assert isinstance(init[2], bytes)
