@@ -20,9 +20,10 @@ import contextlib
 import os
 import secrets
 import stat
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sgx_quote_helper.errors import UsageError
 
@@ -65,6 +66,20 @@ def read_limited(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
     """
     with open(path, "rb") as handle:
         return read_stream_limited(handle, limit, name=os.fspath(path), what=what)
+
+
+def parse_toml(data: bytes | str) -> dict[str, Any]:
+    """A TOML document a user wrote (a policy, a config, a manifest).
+
+    Every way it can be unreadable is a :class:`ValueError` whose text says
+    why: not UTF-8, a syntax error, or arrays and tables nested so deeply that
+    the parser would exhaust the stack (``RecursionError`` otherwise).
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return tomllib.loads(text)
+    except RecursionError:
+        raise ValueError("arrays or tables nested too deeply") from None
 
 
 @contextlib.contextmanager

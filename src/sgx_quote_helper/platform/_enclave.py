@@ -13,7 +13,6 @@ The manifest format is documented in ``docs/enclave-manifest.md``.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
-from sgx_quote_helper._fs import MiB, open_regular_limited, read_limited
+from sgx_quote_helper._fs import MiB, open_regular_limited, parse_toml, read_limited
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform._errors import ManifestError
 from sgx_quote_helper.sgx import (
@@ -335,13 +334,9 @@ def load_manifest(path: str | Path) -> EnclaveIdentity:
 def parse_manifest(text: str, *, base_dir: Path, source: str = "<manifest>") -> EnclaveIdentity:
     """Parse manifest text into an :class:`EnclaveIdentity`."""
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        doc = parse_toml(text)
+    except ValueError as exc:
         raise ManifestError(f"{source}: not valid TOML: {exc}") from exc
-    except RecursionError:
-        raise ManifestError(
-            f"{source}: not valid TOML: arrays or tables nested too deeply"
-        ) from None
     unknown = sorted(set(doc) - _MANIFEST_KEYS)
     if unknown:
         raise ManifestError(

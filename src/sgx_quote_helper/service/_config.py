@@ -21,14 +21,13 @@ import grp
 import math
 import os
 import pwd
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeAlias, TypeVar
 
 from sgx_quote_helper._cpus import usable_cpus
-from sgx_quote_helper._fs import InputTooLargeError, MiB, read_limited
+from sgx_quote_helper._fs import InputTooLargeError, MiB, parse_toml, read_limited
 from sgx_quote_helper._net import host_port, http_base_url
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.backends import (
@@ -681,17 +680,13 @@ def _convert(option: Option, value: object, source: str) -> object:
 def _read_file(config_file: Path) -> dict[str, object]:
     try:
         data = read_limited(config_file, MAX_CONFIG_FILE_SIZE, "daemon settings (TOML)")
-        document: dict[str, object] = tomllib.loads(data.decode("utf-8"))
+        document: dict[str, object] = parse_toml(data)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
     except InputTooLargeError as exc:
         raise ConfigError(exc.message, hints=exc.hints) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(
-            f"config file {config_file} is not valid TOML: arrays or tables nested too deeply"
-        ) from None
     return document
 
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hmac
 import os
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sgx_quote_helper._fs import MiB, read_limited
+from sgx_quote_helper._fs import MiB, parse_toml, read_limited
 from sgx_quote_helper.errors import CodedError, UsageError
 from sgx_quote_helper.sgx import REPORT_DATA_SIZE, TcbStatus
 from sgx_quote_helper.verify._result import VerificationResult
@@ -467,18 +466,11 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read an appraisal policy from a TOML file (UTF-8, at most MAX_POLICY_FILE_SIZE)."""
     name = os.fspath(path)
     try:
-        text = read_limited(path, MAX_POLICY_FILE_SIZE, "an appraisal policy (TOML)").decode(
-            "utf-8"
-        )
-        data = tomllib.loads(text)
+        data = parse_toml(read_limited(path, MAX_POLICY_FILE_SIZE, "an appraisal policy (TOML)"))
     except OSError as exc:
         raise UsageError(f"cannot read policy file {name!r}: {exc}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise UsageError(f"policy file {name!r} is not valid TOML: {exc}") from exc
-    except RecursionError:
-        raise UsageError(
-            f"policy file {name!r} is not valid TOML: arrays or tables nested too deeply"
-        ) from None
     return policy_from_mapping(data)
 
 
