@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import queue
 import socket
@@ -42,6 +43,7 @@ from sgx_quote_helper.kube import (
 )
 from sgx_quote_helper.kube import _deviceplugin_pb2 as pb
 from sgx_quote_helper.kube import _deviceplugin_pb2_grpc as pb_grpc
+from sgx_quote_helper.kube._deviceplugin import MAX_CONCURRENT_RPCS, MAX_STREAMS, _Servicer
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = ROOT / "src" / "sgx_quote_helper" / "kube"
@@ -315,6 +317,95 @@ def test_device_unhealthy_when_its_backing_file_disappears(node: Node) -> None:
         assert set(health(enclave_updates.get(timeout=10)).values()) == {"Healthy"}
         enclave_call.cancel()
         provision_call.cancel()
+
+
+def allocate_one(stub: Any, *ids: str) -> Any:
+    request = pb.AllocateRequest(container_requests=[pb.ContainerAllocateRequest(devices_ids=ids)])
+    return stub.Allocate(request, timeout=10)
+
+
+def test_open_streams_do_not_starve_other_calls(node: Node) -> None:
+    # Eight streams held every worker thread: Allocate, GetDevicePluginOptions and the
+    # stream of a restarted kubelet waited for a worker until their deadline.
+    node.kubelet.wait_for(2)
+    with node.stub("sgx.intel.com-enclave.sock") as enclave:
+        calls = []
+        for _ in range(2 * MAX_STREAMS):
+            call = enclave.ListAndWatch(pb.Empty(), timeout=30)
+            assert len(next(call).devices) == 3
+            calls.append(call)
+        assert len(allocate_one(enclave, "sgx-enclave-0").container_responses) == 1
+        assert not enclave.GetDevicePluginOptions(pb.Empty(), timeout=10).pre_start_required
+        newest = enclave.ListAndWatch(pb.Empty(), timeout=30)
+        assert len(next(newest).devices) == 3
+        # The oldest streams made way, with a status that says why.
+        for call in calls[: MAX_STREAMS + 1]:
+            with pytest.raises(grpc.RpcError) as replaced:
+                next(call)
+            assert replaced.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "closed for a newer one" in (replaced.value.details() or "")
+        for call in [*calls[MAX_STREAMS + 1 :], newest]:
+            assert call.is_active()
+            call.cancel()
+
+
+def test_calls_beyond_the_limit_are_refused_not_queued(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calls waiting for a worker used to queue without limit.
+    node.kubelet.wait_for(2)
+    release = threading.Event()
+    plain = _Servicer.GetPreferredAllocation
+
+    def stuck(self: _Servicer, request: Any, context: Any) -> Any:
+        release.wait(30)
+        return plain(self, request, context)
+
+    # gRPC binds the handlers when it serves: remove the socket to make the plugin serve again.
+    monkeypatch.setattr(_Servicer, "GetPreferredAllocation", stuck)
+    (node.kubelet_dir / "sgx.intel.com-enclave.sock").unlink()
+    node.kubelet.wait_for(4)
+    extra = 5
+    finished: queue.Queue[Any] = queue.Queue()
+    try:
+        with node.stub("sgx.intel.com-enclave.sock") as enclave:
+            for _ in range(MAX_CONCURRENT_RPCS + extra):
+                future = enclave.GetPreferredAllocation.future(
+                    pb.PreferredAllocationRequest(), timeout=60
+                )
+                future.add_done_callback(finished.put)
+            # Nothing can finish while the admitted calls are stuck: only refusals come back.
+            refused = [finished.get(timeout=30) for _ in range(extra)]
+            assert {f.code() for f in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+            assert finished.empty()
+            release.set()
+            done = [finished.get(timeout=30) for _ in range(MAX_CONCURRENT_RPCS)]
+            assert {f.code() for f in done} == {grpc.StatusCode.OK}
+    finally:
+        release.set()
+
+
+def test_allocate_refusal_quotes_a_few_ids_and_is_logged(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    node.kubelet.wait_for(2)
+    caplog.set_level(logging.INFO, "sgx_quote_helper.kube.deviceplugin")
+    with node.stub("sgx.intel.com-enclave.sock") as enclave:
+        ids = ["x" * 100_000, *(f"gpu-{i}" for i in range(5000))]
+        with pytest.raises(grpc.RpcError) as refused:
+            allocate_one(enclave, *ids)
+        # Every id was quoted: a message past gRPC's metadata limit, so RESOURCE_EXHAUSTED.
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        details = refused.value.details() or ""
+        assert details.startswith("sgx.intel.com/enclave: 5001 unknown device id(s): 'xxx")
+        assert details.endswith(", 'gpu-0', 'gpu-1' and 4998 more")
+        assert len(details) < 300
+        for _ in range(30):
+            allocate_one(enclave, "sgx-enclave-0")
+    events = [r.getMessage() for r in caplog.records]
+    assert events.count("deviceplugin.allocate_refused") == 1
+    # Every call used to log a line: a peer calling in a loop flooded the log.
+    assert events.count("deviceplugin.allocate") == 10
 
 
 def wait_registrations(node: Node, count: int) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from sgx_quote_helper._logging import log_event
+from sgx_quote_helper._logging import RateLimitedLog, log_event
 from sgx_quote_helper.kube import _deviceplugin_pb2 as pb
 from sgx_quote_helper.kube import _deviceplugin_pb2_grpc as pb_grpc
 from sgx_quote_helper.kube._errors import DevicePluginError
@@ -61,6 +61,16 @@ DEFAULT_HEALTH_INTERVAL = 1.0
 REGISTER_TIMEOUT = 10.0
 _STREAM_POLL = 0.5
 _MAX_DEVICE_ID = 63
+#: Open ListAndWatch streams per resource. The kubelet holds one; a few more let a debugging
+#: client watch too. Each stream holds a worker thread for as long as it is open, so a newer
+#: stream past this count ends the oldest one (see :class:`_Streams`).
+MAX_STREAMS = 4
+#: Worker threads for the unary calls (Allocate, GetDevicePluginOptions...) besides the streams'.
+_UNARY_WORKERS = 4
+#: Calls in progress or waiting for a worker; gRPC answers RESOURCE_EXHAUSTED past this.
+MAX_CONCURRENT_RPCS = MAX_STREAMS + _UNARY_WORKERS + 16
+#: Unknown device ids quoted in an Allocate refusal, each cut to _MAX_DEVICE_ID characters.
+_QUOTED_IDS = 3
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,9 @@ class _Servicer:
         self.host_dir = host_dir
         self.health = health
         self.known = frozenset(resource.device_ids())
+        self.streams = _Streams(health.condition)
+        # Every call is the peer's doing: a client calling in a loop must not flood the log.
+        self.peer_log = RateLimitedLog(log)
 
     def GetDevicePluginOptions(self, request: pb.Empty, context: Any) -> pb.DevicePluginOptions:
         return pb.DevicePluginOptions(
@@ -205,20 +218,42 @@ class _Servicer:
 
     def ListAndWatch(self, request: pb.Empty, context: Any) -> Iterator[pb.ListAndWatchResponse]:
         health = self.health
-        with health.condition:
-            seen = health.version
-            answer = health.devices()
-        log_event(log, logging.INFO, "deviceplugin.list", resource=self.resource.name)
-        yield answer
-        while True:
+        stream = self.streams.open()
+        try:
             with health.condition:
-                while health.version == seen and not health.closed and context.is_active():
-                    health.condition.wait(_STREAM_POLL)
-                if health.closed or not context.is_active():
-                    return
                 seen = health.version
                 answer = health.devices()
+            self.peer_log.log(logging.INFO, "deviceplugin.list", resource=self.resource.name)
             yield answer
+            while True:
+                with health.condition:
+                    while (
+                        health.version == seen
+                        and not health.closed
+                        and not stream.replaced
+                        and context.is_active()
+                    ):
+                        health.condition.wait(_STREAM_POLL)
+                    if health.closed or not context.is_active():
+                        return
+                    if stream.replaced:
+                        break
+                    seen = health.version
+                    answer = health.devices()
+                yield answer
+        finally:
+            self.streams.close(stream)
+        self.peer_log.log(
+            logging.WARNING,
+            "deviceplugin.stream_replaced",
+            resource=self.resource.name,
+            streams=MAX_STREAMS,
+        )
+        context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{self.resource.name}: more than {MAX_STREAMS} ListAndWatch streams were opened; "
+            "this one, the oldest, was closed for a newer one",
+        )
 
     def GetPreferredAllocation(
         self, request: pb.PreferredAllocationRequest, context: Any
@@ -239,23 +274,26 @@ class _Servicer:
         for ask in request.container_requests:
             unknown = [d for d in ask.devices_ids if d not in self.known]
             if unknown or not ask.devices_ids:
-                self._refused("unknown_device")
-                context.abort(
+                self._refused(
+                    "unknown_device",
+                    context,
                     grpc.StatusCode.INVALID_ARGUMENT,
-                    f"{self.resource.name}: unknown device ids {unknown or '(none)'}",
+                    (f"{self.resource.name}: {_unknown_ids(unknown)}"),
                 )
             if not self.health.healthy:
                 # The stream already told the kubelet (step 2); the API wants Allocate to fail.
-                self._refused("unhealthy")
-                context.abort(
+                self._refused(
+                    "unhealthy",
+                    context,
                     grpc.StatusCode.FAILED_PRECONDITION,
-                    f"{self.resource.name}: the simulated platform files are missing from "
-                    f"{self.host_dir}; the device is unhealthy",
+                    (
+                        f"{self.resource.name}: the simulated platform files are missing from "
+                        f"{self.host_dir}; the device is unhealthy"
+                    ),
                 )
             responses.append(self.container_response())
         self.health.metrics.allocations.labels(self.resource.name).inc(len(responses))
-        log_event(
-            log,
+        self.peer_log.log(
             logging.INFO,
             "deviceplugin.allocate",
             resource=self.resource.name,
@@ -263,8 +301,17 @@ class _Servicer:
         )
         return pb.AllocateResponse(container_responses=responses)
 
-    def _refused(self, reason: str) -> None:
+    def _refused(self, reason: str, context: Any, code: grpc.StatusCode, message: str) -> None:
+        """Count and log the refusal, then end the call with ``code`` (raises)."""
         self.health.metrics.allocation_failures.labels(self.resource.name, reason).inc()
+        self.peer_log.log(
+            logging.WARNING,
+            "deviceplugin.allocate_refused",
+            resource=self.resource.name,
+            reason=reason,
+            detail=message,
+        )
+        context.abort(code, message)
 
     def container_response(self) -> pb.ContainerAllocateResponse:
         """The mounts and environment of one container (several ids share one platform)."""
@@ -284,6 +331,65 @@ class _Servicer:
         return pb.PreStartContainerResponse()
 
 
+def _unknown_ids(unknown: Sequence[str]) -> str:
+    """The refusal of unknown ids: how many and the first few, each cut short.
+
+    The kubelet sends ids it got from ListAndWatch, so this is a client's
+    mistake; quoting thousands of ids (or one of megabytes) would make a
+    message larger than gRPC passes, and the client would see RESOURCE_EXHAUSTED.
+    """
+    if not unknown:
+        return "no device ids requested"
+    quoted = [
+        repr(d if len(d) <= _MAX_DEVICE_ID else d[:_MAX_DEVICE_ID] + "...")
+        for d in unknown[:_QUOTED_IDS]
+    ]
+    more = f" and {len(unknown) - _QUOTED_IDS} more" if len(unknown) > _QUOTED_IDS else ""
+    return f"{len(unknown)} unknown device id(s): {', '.join(quoted)}{more}"
+
+
+class _Stream:
+    """One open ListAndWatch stream; ``replaced`` once a newer stream took its place."""
+
+    def __init__(self) -> None:
+        self.replaced = False
+
+
+class _Streams:
+    """The open ListAndWatch streams of one resource, at most :data:`MAX_STREAMS`.
+
+    A stream occupies a worker thread while it is open. Past the limit the
+    newest stream replaces the oldest rather than being refused: the kubelet
+    holds one stream per registration and opens a new one after it restarts, so
+    the newest stream is the one most likely to matter, and an abandoned or
+    stuck client must not lock the kubelet out (a refused kubelet stream means
+    the node advertises no devices until the plugin registers again). Unary
+    calls have workers of their own (:data:`_UNARY_WORKERS`).
+    """
+
+    def __init__(self, condition: threading.Condition) -> None:
+        self._condition = condition  # the health condition the streams wait on
+        self._open: list[_Stream] = []
+
+    def open(self) -> _Stream:
+        stream = _Stream()
+        with self._condition:
+            self._open.append(stream)
+            while len(self._open) > MAX_STREAMS:
+                self._open.pop(0).replaced = True
+            self._condition.notify_all()
+        return stream
+
+    def close(self, stream: _Stream) -> None:
+        with self._condition:
+            if stream in self._open:
+                self._open.remove(stream)
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._open)
+
+
 class _Endpoint:
     """One resource's gRPC server on its socket."""
 
@@ -297,8 +403,13 @@ class _Endpoint:
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()  # a previous run's socket: nobody serves it any more
+        # Streams and unary calls have workers of their own (see _Streams), and calls
+        # beyond MAX_CONCURRENT_RPCS are refused (RESOURCE_EXHAUSTED) instead of queued.
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix=self.resource.kind)
+            futures.ThreadPoolExecutor(
+                max_workers=MAX_STREAMS + _UNARY_WORKERS, thread_name_prefix=self.resource.kind
+            ),
+            maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         )
         pb_grpc.add_DevicePluginServicer_to_server(self.servicer, server)
         if server.add_insecure_port(f"unix:{self.socket}") == 0:
