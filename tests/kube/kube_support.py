@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import http.server
@@ -339,3 +340,52 @@ class StandInApi:
                 self.secrets[key] = secret
                 return 200, secret
         return not_found
+
+
+class RawApi:
+    """An API server that answers every request with ``answer(handler, count)``.
+
+    For answers the real one never gives (malformed, huge, slow); ``count`` is
+    the number of the request, from 1.
+    """
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.count = 0
+        raw = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                raw.count += 1
+                with contextlib.suppress(OSError):  # the client may hang up first
+                    raw.answer(self, raw.count)
+
+            def send(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False  # a handler may still be writing to a client gone
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> RawApi:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kube_support import ExampleCa, StandInApi
+from kube_support import ExampleCa, RawApi, StandInApi
 
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import ApiConfig, KubernetesApi, KubernetesApiError, epc_patch
@@ -82,3 +85,111 @@ def test_a_malformed_api_server_url_is_a_usage_error(url: str) -> None:
     # Was a ValueError/httpx.InvalidURL traceback from httpx.Client(base_url=...).
     with pytest.raises(UsageError, match=r"Kubernetes API server URL .* is not a usable base URL"):
         KubernetesApi(ApiConfig(url))
+
+
+# ---- answers the real API server never gives: each is one KubernetesApiError -----------------
+
+
+def raw_answer(body: bytes, status: int = 200) -> Any:
+    return lambda handler, count: handler.send(status, body)
+
+
+def json_answer(document: Any, status: int = 200) -> Any:
+    return raw_answer(json.dumps(document).encode(), status)
+
+
+def api_error(answer: Any, call: Any, **options: Any) -> str:
+    with (
+        RawApi(answer) as server,
+        KubernetesApi(ApiConfig(server.url), **options) as api,
+        pytest.raises(KubernetesApiError) as failed,
+    ):
+        call(api)
+    assert "\n" not in str(failed.value)
+    return str(failed.value)
+
+
+def list_nodes(api: KubernetesApi) -> list[dict[str, Any]]:
+    return list(api.list_nodes())
+
+
+def test_a_slow_answer_is_abandoned_at_the_deadline() -> None:
+    # httpx's timeouts are per read: a byte every 50 ms kept the request going for ever.
+    body = b" " * 40 + b'{"items": []}'
+
+    def drip(handler: Any, count: int) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for byte in body:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)
+
+    message = api_error(drip, list_nodes, deadline=0.2)
+    assert message.startswith("GET nodes: the Kubernetes API at http://127.0.0.1:")
+    assert message.endswith(
+        "(nodes) did not answer within 0.2 s; check the API server's load and the network"
+    )
+
+
+def test_an_answer_past_the_size_limit_is_refused() -> None:
+    declared = api_error(json_answer({"items": ["x" * 2000]}), list_nodes, max_body=1000)
+    assert declared.endswith("is larger than 0 MiB; refused")
+
+    def chunked(handler: Any, count: int) -> None:  # no Content-Length to check first
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for _ in range(100):
+            handler.wfile.write(b"400\r\n" + b" " * 0x400 + b"\r\n")
+        handler.wfile.write(b"0\r\n\r\n")
+
+    assert "is larger than" in api_error(chunked, list_nodes, max_body=10_000)
+
+
+def test_a_repeated_continue_token_ends_the_list() -> None:
+    def same_token(handler: Any, count: int) -> None:
+        # The 50th page ends the list, so the test ends even where the client loops.
+        metadata = {"continue": "same"} if count < 50 else {}
+        handler.send(200, json.dumps({"items": [], "metadata": metadata}).encode())
+
+    assert "repeated a list continue token" in api_error(same_token, list_nodes)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (raw_answer(b"[" * 200_000), "GET nodes: the API server's answer is JSON nested too deep"),
+        (raw_answer(b"[" * 200_000, 500), "GET nodes failed: HTTP 500 Internal Server Error"),
+        (raw_answer(b"\xff garbage"), "GET nodes: the API server's answer is not JSON"),
+        (json_answer({"items": ["x", 1]}), "not a NodeList (items is not a list of objects)"),
+        (json_answer({"items": {"a": 1}}), "not a NodeList (items is not a list of objects)"),
+        (json_answer({"items": "abc"}), "not a NodeList (items is not a list of objects)"),
+        (json_answer({"items": [], "metadata": ["x"]}), "not a NodeList (malformed metadata)"),
+        (json_answer({"items": [], "metadata": {"continue": 5}}), "(malformed metadata)"),
+        (json_answer({"message": "a\nb" * 1000}, 403), "HTTP 403 a b"),
+    ],
+)  # fmt: skip
+def test_a_malformed_answer_is_one_clear_error(answer: Any, message: str) -> None:
+    # Were RecursionError and AttributeError tracebacks.
+    assert message in api_error(answer, list_nodes)
+
+
+@pytest.mark.parametrize(
+    "token", [b"\xff\xfe", "t\u00f6ken".encode(), b"abc\ndef", b"abc\x00"], ids=repr
+)
+def test_a_token_that_is_not_ascii_is_refused(tmp_path: Path, token: bytes) -> None:
+    # Were UnicodeDecodeError and UnicodeEncodeError (header encoding) tracebacks.
+    (tmp_path / "token").write_bytes(token + b"\n")
+    with (
+        StandInApi([], token="x") as server,
+        KubernetesApi(ApiConfig(server.url, tmp_path / "token")) as api,
+        pytest.raises(KubernetesApiError) as refused,
+    ):
+        api.get_secret("ns", "name")
+    assert str(refused.value) == (
+        f"token file {tmp_path / 'token'} is not an ASCII token (it holds bytes that are not "
+        "printable ASCII); check that it is the service account token"
+    )
+    assert server.log == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,18 @@ from sgx_quote_helper._net import http_base_url
 from sgx_quote_helper.kube._errors import KubernetesApiError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+#: Connecting, and each read: httpx's timeouts are per operation.
 DEFAULT_TIMEOUT = 10.0
+#: All of one request: a server that sends a byte now and then never trips a read timeout.
+DEFAULT_DEADLINE = 60.0
+#: The largest answer read. A Secret is at most 1 MiB; a page of _LIST_PAGE Nodes is a few
+#: MiB (a Node with its image list is some 10-50 kB), so this leaves a wide margin.
+MAX_BODY = 32 * 1024 * 1024
 _LIST_PAGE = 500
+#: Characters of the API server's Status message quoted in an error.
+_MAX_MESSAGE = 1000
+#: Pages of one list: 1000 pages of 500 are far past the largest cluster (5000 nodes).
+_MAX_PAGES = 1000
 
 
 @dataclass(frozen=True)
@@ -65,10 +76,23 @@ class ApiConfig:
 class KubernetesApi:
     """Secrets in a namespace, Nodes and Node status: what the SGX components touch."""
 
-    def __init__(self, config: ApiConfig, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Raises :class:`UsageError` if ``config.base_url`` is not ``http(s)://HOST[:PORT][/PATH]``."""
+    def __init__(
+        self,
+        config: ApiConfig,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        """Raises :class:`UsageError` if ``config.base_url`` is not ``http(s)://HOST[:PORT][/PATH]``.
+
+        ``timeout`` bounds connecting and each read, ``deadline`` a whole request
+        (answer included), ``max_body`` the size of an answer.
+        """
         base_url = http_base_url(config.base_url, what="Kubernetes API server URL")
         self.config = config
+        self.deadline = deadline
+        self.max_body = max_body
         verify: ssl.SSLContext | bool = True
         if config.ca_file is not None:
             verify = ssl.create_default_context(cafile=str(config.ca_file))
@@ -108,13 +132,33 @@ class KubernetesApi:
         params: dict[str, str] = {"limit": str(_LIST_PAGE)}
         if label_selector:
             params["labelSelector"] = label_selector
-        while True:
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
             page = self._must("GET", "/api/v1/nodes", "nodes", params=params)
-            yield from page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue")
+            items = page.get("items") or []
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise KubernetesApiError(
+                    "GET nodes: the API server's answer is not a NodeList (items is not a list "
+                    "of objects)"
+                )
+            yield from items
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") if isinstance(metadata, dict) else None
+            if not isinstance(metadata, dict) or not isinstance(token, str | None):
+                raise KubernetesApiError(
+                    "GET nodes: the API server's answer is not a NodeList (malformed metadata)"
+                )
             if not token:
                 return
+            if token in seen:
+                # Following it again would loop for ever.
+                raise KubernetesApiError(
+                    "GET nodes: the API server repeated a list continue token; the list "
+                    "cannot be completed (check the API server or the proxy in front of it)"
+                )
+            seen.add(token)
             params["continue"] = token
+        raise KubernetesApiError(f"GET nodes: the list did not end after {_MAX_PAGES} pages")
 
     def patch_node_status(self, node: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """A JSON merge patch of ``/api/v1/nodes/NODE/status`` (RBAC: patch nodes/status)."""
@@ -152,37 +196,95 @@ class KubernetesApi:
         if body is not None:
             headers["Content-Type"] = content_type
             content = json.dumps(body).encode()
-        try:
-            response = self._http.request(
-                method, path, headers=headers, content=content, params=params
-            )
-        except httpx.HTTPError as exc:
-            raise KubernetesApiError(
-                f"cannot reach the Kubernetes API at {self.config.base_url} ({what}): {exc}"
-            ) from None
-        if response.status_code == 404 and method == "GET":
+        status, reason, data = self._exchange(method, path, what, headers, content, params)
+        if status == 404 and method == "GET":
             return None
-        if response.status_code >= 400:
-            raise KubernetesApiError(_failure(method, what, response), status=response.status_code)
-        try:
-            document = response.json()
-        except ValueError:
-            raise KubernetesApiError(
-                f"{method} {what}: the API server's answer is not JSON"
-            ) from None
+        if status >= 400:
+            raise KubernetesApiError(_failure(method, what, status, reason, data), status=status)
+        document = _parse(data)
+        if isinstance(document, str):
+            raise KubernetesApiError(f"{method} {what}: the API server's answer {document}")
         if not isinstance(document, dict):
             raise KubernetesApiError(f"{method} {what}: the API server's answer is not an object")
         return document
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+    ) -> tuple[int, str, bytes]:
+        """Status, reason and body, read within the deadline and the size limit."""
+        end = time.monotonic() + self.deadline
+        where = f"the Kubernetes API at {self.config.base_url} ({what})"
+        body = bytearray()
+        try:
+            with self._http.stream(
+                method, path, headers=headers, content=content, params=params
+            ) as response:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > self.max_body:
+                    raise _TooLarge
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self.max_body:
+                        raise _TooLarge
+                    if time.monotonic() > end:
+                        raise _TooSlow
+                return response.status_code, response.reason_phrase, bytes(body)
+        except _TooLarge:
+            raise KubernetesApiError(
+                f"{method} {what}: the answer of {where} is larger than "
+                f"{self.max_body // (1024 * 1024)} MiB; refused"
+            ) from None
+        except _TooSlow:
+            raise KubernetesApiError(
+                f"{method} {what}: {where} did not answer within {self.deadline:g} s; "
+                "check the API server's load and the network"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise KubernetesApiError(f"cannot reach {where}: {exc}") from None
 
     def _token(self) -> str | None:
         if self.config.token_file is None:
             return None
         try:
-            return self.config.token_file.read_text(encoding="utf-8").strip()
+            data = self.config.token_file.read_bytes()
         except OSError as exc:
             raise KubernetesApiError(
                 f"cannot read the service account token {self.config.token_file}: {exc}"
             ) from None
+        token = data.strip()
+        # A bearer token is printable ASCII (RFC 6750 b64token); anything else cannot go
+        # into an HTTP header.
+        if not all(0x21 <= byte <= 0x7E for byte in token):
+            raise KubernetesApiError(
+                f"token file {self.config.token_file} is not an ASCII token (it holds bytes "
+                "that are not printable ASCII); check that it is the service account token"
+            )
+        return token.decode("ascii")
+
+
+class _TooLarge(Exception):
+    """The answer passed ``max_body``."""
+
+
+class _TooSlow(Exception):
+    """The request passed its deadline."""
+
+
+def _parse(data: bytes) -> Any:
+    """The JSON document, or a string that says why ``data`` is not one."""
+    try:
+        return json.loads(data)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError
+        return "is not JSON"
+    except RecursionError:
+        # The decoder recurses once per level; no Kubernetes object nests this deep.
+        return "is JSON nested too deeply"
 
 
 def _secrets_path(namespace: str) -> str:
@@ -193,19 +295,16 @@ def _secret_path(namespace: str, name: str) -> str:
     return f"{_secrets_path(namespace)}/{quote(name, safe='')}"
 
 
-def _failure(method: str, what: str, response: httpx.Response) -> str:
-    message = response.reason_phrase
-    try:
-        status = response.json()
-        if isinstance(status, dict) and status.get("message"):
-            message = str(status["message"])
-    except ValueError:
-        pass
+def _failure(method: str, what: str, code: int, reason: str, data: bytes) -> str:
+    message = reason
+    status = _parse(data)
+    if isinstance(status, dict) and isinstance(status.get("message"), str) and status["message"]:
+        message = " ".join(status["message"][:_MAX_MESSAGE].split())  # one line
     hint = ""
-    if response.status_code in (401, 403):
+    if code in (401, 403):
         hint = (
             "; check the pod's ServiceAccount and that its Role/ClusterRole allows this "
             "(device plugin: get secrets, patch nodes/status; register-nodes: list nodes, "
             "get/create/update secrets)"
         )
-    return f"{method} {what} failed: HTTP {response.status_code} {message}{hint}"
+    return f"{method} {what} failed: HTTP {code} {message}{hint}"
