@@ -104,3 +104,23 @@ def test_register_nodes_reports_api_refusals(
         == 1
     )
     assert "cannot reach the Kubernetes API" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("keep_logging")
+def test_register_nodes_reports_malformed_objects(
+    sim: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Were AttributeError tracebacks.
+    with StandInApi(["node-a"]) as api:
+        base = ["sim", "register-nodes", str(sim), "--namespace", "sgx", "--api-server", api.url]
+        api.secrets[("sgx", "sgx-sim-platform-node-a")] = {"metadata": ["x"], "data": {}}
+        assert main(base) == 1
+        assert capsys.readouterr().err == (
+            "sgx-quote-helper: error: the API server's answer for secret "
+            "sgx/sgx-sim-platform-node-a has malformed metadata\n"
+        )
+        api.nodes["node-a"]["metadata"] = "node-a"
+        assert main(base) == 1
+        assert capsys.readouterr().err == (
+            "sgx-quote-helper: error: the API server's answer for a Node has malformed metadata\n"
+        )

@@ -20,7 +20,7 @@ from typing import Any
 
 from sgx_quote_helper._logging import log_event
 from sgx_quote_helper.kube._api import KubernetesApi
-from sgx_quote_helper.kube._errors import KubeError
+from sgx_quote_helper.kube._errors import KubeError, KubernetesApiError
 from sgx_quote_helper.kube._node import DEFAULT_SECRET_PREFIX, secret_name
 from sgx_quote_helper.kube._platform_files import read_platform_dir, secret_data
 from sgx_quote_helper.pcs import Manufacturer, provision_platform
@@ -73,7 +73,7 @@ def register_nodes(
     """Give every Node (matching ``node_selector``) a platform and its Secret; yield each."""
     manufacturer = Manufacturer.load(sim_dir)
     for node in api.list_nodes(node_selector):
-        name = (node.get("metadata") or {}).get("name")
+        name = _metadata(node, "a Node").get("name")
         if not isinstance(name, str) or not _NODE_NAME.fullmatch(name):
             raise KubeError(f"the API listed a Node with an unusable name {name!r}")
         secret = secret_name(secret_prefix, name)
@@ -93,9 +93,9 @@ def register_nodes(
         elif current.get("data") == body["data"]:
             action = "unchanged"
         else:
-            body["metadata"]["resourceVersion"] = (current.get("metadata") or {}).get(
-                "resourceVersion"
-            )
+            body["metadata"]["resourceVersion"] = _metadata(
+                current, f"secret {namespace}/{secret}"
+            ).get("resourceVersion")
             api.replace_secret(namespace, body)
             action = "updated"
         log_event(
@@ -109,3 +109,11 @@ def register_nodes(
             action=action,
         )
         yield NodeRegistration(name, str(platform_dir), created, secret, action)
+
+
+def _metadata(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    """``obj``'s metadata; the API server's answer is malformed when it is not an object."""
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise KubernetesApiError(f"the API server's answer for {what} has malformed metadata")
+    return metadata
