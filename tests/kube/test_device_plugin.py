@@ -406,6 +406,12 @@ def test_allocate_refusal_quotes_a_few_ids_and_is_logged(
     assert events.count("deviceplugin.allocate_refused") == 1
     # Every call used to log a line: a peer calling in a loop flooded the log.
     assert events.count("deviceplugin.allocate") == 10
+    node.plugin.stop()
+    node.thread.join(timeout=20)
+    suppressed = [r for r in caplog.records if r.getMessage() == "log.suppressed"]
+    assert [r.fields for r in suppressed] == [  # type: ignore[attr-defined]
+        {"event": "deviceplugin.allocate", "suppressed": 20, "interval": "10s"}
+    ]
 
 
 def wait_registrations(node: Node, count: int) -> None:

@@ -505,6 +505,7 @@ class SimulatedDevicePlugin:
                 health.close()
             for endpoint in self.endpoints:
                 endpoint.stop()
+                endpoint.servicer.peer_log.flush(force=True)
             log_event(log, logging.INFO, "deviceplugin.stopped")
 
     def stop(self) -> None:
@@ -514,6 +515,8 @@ class SimulatedDevicePlugin:
         """One round of watching: health, then the kubelet's and our sockets."""
         for health in self.healths:
             health.refresh()
+        for endpoint in self.endpoints:
+            endpoint.servicer.peer_log.flush()  # say how many lines were suppressed
         kubelet = _socket_identity(self.kubelet_socket)
         if kubelet is None:
             if self._registered_with is not None:
