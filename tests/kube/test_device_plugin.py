@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import queue
@@ -28,18 +29,21 @@ import httpx
 import pytest
 from daemon_support import short_dir
 from google.protobuf.descriptor import FieldDescriptor
-from kube_support import StandInApi, StandInKubelet
+from kube_support import RawApi, StandInApi, StandInKubelet
 from prometheus_client.parser import text_string_to_metric_families
 
 from sgx_quote_helper._cli import main
 from sgx_quote_helper.kube import (
+    ApiConfig,
     DevicePluginError,
+    KubernetesApi,
     ResourceNames,
     SimulatedDevicePlugin,
     install_platform_files,
     platform_secret,
     read_platform_dir,
     simulated_resources,
+    wait_for_platform_secret,
 )
 from sgx_quote_helper.kube import _deviceplugin_pb2 as pb
 from sgx_quote_helper.kube import _deviceplugin_pb2_grpc as pb_grpc
@@ -653,3 +657,22 @@ def test_device_plugin_command_stops_cleanly_while_waiting_for_its_secret() -> N
         assert b"deviceplugin.waiting_for_secret" in stderr
         assert b"sgx-quote-helper sim register-nodes" in stderr
         assert not (root / "host").exists()
+
+
+def test_secret_wait_survives_a_malformed_answer(
+    platform_files: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    # JSON nested too deeply was a RecursionError that ended the device plugin.
+    secret = json.dumps(platform_secret("sgx-sim-platform-a", "a", platform_files)).encode()
+
+    def answer(handler: Any, count: int) -> None:
+        handler.send(200, b"[" * 200_000 if count == 1 else secret)
+
+    with RawApi(answer) as server, KubernetesApi(ApiConfig(server.url)) as api:
+        files = wait_for_platform_secret(api, "sgx", "sgx-sim-platform-a", retry_interval=0.01)
+    assert files == platform_files
+    (warning,) = [r for r in caplog.records if r.getMessage() == "deviceplugin.api_unreachable"]
+    assert warning.fields == {  # type: ignore[attr-defined]
+        "error": "GET secret sgx/sgx-sim-platform-a: the API server's answer is JSON nested "
+        "too deeply"
+    }
