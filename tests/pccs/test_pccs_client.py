@@ -447,6 +447,9 @@ GOOD_TCB = json.dumps({"tcbInfo": json.loads(COLLATERAL.tcb_info), "signature": 
         (_ok(GOOD_TCB), "missing header TCB-Info-Issuer-Chain or SGX-TCB-Info-Issuer-Chain"),
         (_ok(GOOD_TCB, {"TCB-Info-Issuer-Chain": "garbage"}), "is not a PEM chain"),
         (_ok(b"\xff\xfe", TCB_HEADERS), "not UTF-8"),
+        # Regressions: these escaped as RecursionError and ValueError.
+        (_ok('{"tcbInfo": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}", TCB_HEADERS), "deeply"),
+        (_ok('{"tcbInfo": {"a": ' + "9" * 5000 + "}}", TCB_HEADERS), "not usable JSON"),
     ],
 )
 def test_malformed_tcb_info_is_a_parse_error(

@@ -26,7 +26,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from sgx_quote_helper._net import http_base_url
+from sgx_quote_helper._net import BodyRefused, aget_bounded, get_bounded, http_base_url
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
@@ -42,8 +42,13 @@ from sgx_quote_helper.pccs._signed import SignedCollateral, signed_text
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.sgx import Quote, SgxExtension
 
-#: Seconds for connecting and for each read; a PCCS that forwards to Intel may be slow.
+#: Seconds for a whole request (connect, send, answer); a PCCS that forwards to Intel
+#: may be slow.
 DEFAULT_TIMEOUT = 10.0
+#: The largest response body read from a PCCS. TCB Info, QE Identity and the
+#: certificates are a few KiB; a PCK CRL grows with its revocations (about 40
+#: bytes each), so 8 MiB leaves room for some 200,000 revoked PCK certificates.
+MAX_RESPONSE_SIZE = 8 * 1024 * 1024
 #: The path prefix of every SGX endpoint of API v4.
 API_PREFIX = "/sgx/certification/v4"
 INTEL_PCS_URL = "https://api.trustedservices.intel.com"
@@ -248,6 +253,10 @@ def _signed_body(request: _Request, response: httpx.Response, key: str) -> tuple
         body = json.loads(_text(request, response))
     except json.JSONDecodeError as exc:
         raise _malformed(request, response, f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise _malformed(request, response, "body is JSON nested too deeply") from exc
+    except ValueError as exc:  # a number of more digits than int() converts
+        raise _malformed(request, response, f"body is not usable JSON: {exc}") from exc
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
         raise _malformed(request, response, f"body has no {key!r} object")
     signature_hex = body.get("signature")
@@ -260,7 +269,10 @@ def _signed_body(request: _Request, response: httpx.Response, key: str) -> tuple
     if len(signature) != 64:
         raise _malformed(request, response, f"signature is {len(signature)} bytes, not 64")
     # Section 9: the signature covers the compact serialization in document order.
-    return signed_text(body[key]), signature
+    try:
+        return signed_text(body[key]), signature
+    except (RecursionError, ValueError) as exc:
+        raise _malformed(request, response, f"{key!r} cannot be serialised: {exc}") from exc
 
 
 def _hex_header(request: _Request, response: httpx.Response, name: str, size: int) -> bytes:
@@ -462,8 +474,11 @@ def _tls_verify(verify_tls: bool, ca_file: str | os.PathLike[str] | None) -> boo
     return verify_tls
 
 
-def _transport_error(request: _Request, exc: httpx.HTTPError, timeout: float) -> PccsError:
-    url = None
+def _transport_error(
+    request: _Request, exc: httpx.HTTPError | BodyRefused, timeout: float, url: str
+) -> PccsError:
+    if isinstance(exc, BodyRefused):
+        return PccsResponseError(f"refused the {request.what} response: {exc}", url=url)
     with contextlib.suppress(RuntimeError):
         url = str(exc.request.url)
     if isinstance(exc, httpx.TimeoutException):
@@ -547,13 +562,16 @@ class PccsClient(_ClientBase[httpx.BaseTransport, httpx.Client]):
         request = next(plan)
         while True:
             try:
-                response = self._client.get(
+                response = get_bounded(
+                    self._client,
                     self._url(request),
+                    timeout=self.timeout,
+                    max_bytes=MAX_RESPONSE_SIZE,
                     params=request.params,
                     headers=self._request_headers(request),
                 )
-            except httpx.HTTPError as exc:
-                raise _transport_error(request, exc, self.timeout) from exc
+            except (httpx.HTTPError, BodyRefused) as exc:
+                raise _transport_error(request, exc, self.timeout, self._url(request)) from exc
             try:
                 request = plan.send(response)
             except StopIteration as stop:
@@ -633,13 +651,16 @@ class AsyncPccsClient(_ClientBase[httpx.AsyncBaseTransport, httpx.AsyncClient]):
         request = next(plan)
         while True:
             try:
-                response = await self._client.get(
+                response = await aget_bounded(
+                    self._client,
                     self._url(request),
+                    timeout=self.timeout,
+                    max_bytes=MAX_RESPONSE_SIZE,
                     params=request.params,
                     headers=self._request_headers(request),
                 )
-            except httpx.HTTPError as exc:
-                raise _transport_error(request, exc, self.timeout) from exc
+            except (httpx.HTTPError, BodyRefused) as exc:
+                raise _transport_error(request, exc, self.timeout, self._url(request)) from exc
             try:
                 request = plan.send(response)
             except StopIteration as stop:
@@ -703,6 +724,7 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_TIMEOUT",
     "INTEL_PCS_URL",
+    "MAX_RESPONSE_SIZE",
     "AsyncPccsClient",
     "CaType",
     "PccsClient",
