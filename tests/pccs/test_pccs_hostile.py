@@ -18,7 +18,14 @@ from io import BufferedIOBase
 import pytest
 from http_support import HostileHttpServer, head
 
-from sgx_quote_helper.pccs import AsyncPccsClient, PccsClient, PccsResponseError, PccsUnreachable
+from sgx_quote_helper.pccs import (
+    AsyncPccsClient,
+    PccsBusy,
+    PccsClient,
+    PccsHttpError,
+    PccsResponseError,
+    PccsUnreachable,
+)
 from sgx_quote_helper.pccs._client import MAX_RESPONSE_SIZE
 from sgx_quote_helper.sgx import Quote3Error
 
@@ -106,3 +113,41 @@ def test_async_client_timeout_bounds_the_whole_answer() -> None:
     with HostileHttpServer(_drip) as server, pytest.raises(PccsUnreachable) as info:
         asyncio.run(fetch(server.url))
     assert "no answer within 0.5s for QE Identity" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"), [(429, "120"), (503, "Wed, 21 Oct 2099 07:28:00 GMT")]
+)
+def test_busy_pccs_shows_retry_after_and_says_try_later(status: int, retry_after: str) -> None:
+    # Regression: a 429/503 said "check the request parameters" and dropped Retry-After.
+    def busy(path: str, out: BufferedIOBase) -> None:
+        out.write(head(status, {"Retry-After": retry_after, "Content-Length": "0"}))
+
+    with (
+        HostileHttpServer(busy) as server,
+        PccsClient(server.url) as client,
+        pytest.raises(PccsBusy) as info,
+    ):
+        client.get_tcb_info("00A067110000")
+    assert isinstance(info.value, PccsHttpError)
+    assert info.value.status_code == status
+    assert info.value.retry_after == retry_after
+    text = info.value.diagnostics()
+    assert f"(Retry-After: {retry_after!r})" in text
+    assert "try again later" in text
+    assert "request parameters" not in text
+
+
+def test_other_statuses_keep_the_generic_hint() -> None:
+    def teapot(path: str, out: BufferedIOBase) -> None:
+        out.write(head(400, {"Error-Code": "InvalidParameter", "Content-Length": "0"}))
+
+    with (
+        HostileHttpServer(teapot) as server,
+        PccsClient(server.url) as client,
+        pytest.raises(PccsHttpError) as info,
+    ):
+        client.get_tcb_info("00A067110000")
+    assert not isinstance(info.value, PccsBusy)
+    assert info.value.retry_after is None
+    assert "request parameters" in info.value.diagnostics()

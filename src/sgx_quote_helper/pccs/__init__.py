@@ -21,6 +21,7 @@ from sgx_quote_helper.pccs._client import (
 )
 from sgx_quote_helper.pccs._collateral import MAX_COLLATERAL_JSON_SIZE, Collateral
 from sgx_quote_helper.pccs._errors import (
+    PccsBusy,
     PccsError,
     PccsHttpError,
     PccsNotAService,
@@ -40,6 +41,7 @@ __all__ = [
     "AsyncPccsClient",
     "CaType",
     "Collateral",
+    "PccsBusy",
     "PccsClient",
     "PccsError",
     "PccsHttpError",

@@ -30,6 +30,7 @@ from sgx_quote_helper._net import BodyRefused, aget_bounded, get_bounded, http_b
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
+    PccsBusy,
     PccsError,
     PccsHttpError,
     PccsNotAService,
@@ -155,6 +156,10 @@ def _looks_like_pcs(response: httpx.Response) -> bool:
     return any(name in headers for name in ("Request-ID", "Error-Code", "Error-Message"))
 
 
+#: How much of a Retry-After header an error repeats (an HTTP date is 29 characters).
+_MAX_RETRY_AFTER_CHARS = 64
+
+
 def _check_status(request: _Request, response: httpx.Response) -> None:
     if response.status_code == 200:
         return
@@ -173,16 +178,22 @@ def _check_status(request: _Request, response: httpx.Response) -> None:
         raise PccsNotFound(f"PCCS has no {request.what} (HTTP 404)", url=url)
     error_code = response.headers.get("Error-Code")
     error_message = response.headers.get("Error-Message")
+    retry_after = response.headers.get("Retry-After")
     detail = ""
     if error_code or error_message:
         detail = f": Error-Code {error_code!r}, Error-Message {error_message!r}"
-    raise PccsHttpError(
+    if retry_after is not None:
+        retry_after = retry_after[:_MAX_RETRY_AFTER_CHARS]
+        detail += f" (Retry-After: {retry_after!r})"
+    busy = response.status_code in (429, 503)
+    raise (PccsBusy if busy else PccsHttpError)(
         f"PCCS answered HTTP {response.status_code} {response.reason_phrase} "
         f"for {request.what}{detail}",
         url=url,
         status_code=response.status_code,
         error_code=error_code,
         error_message=error_message,
+        retry_after=retry_after,
     )
 
 
