@@ -13,6 +13,7 @@ every rule about URLs, headers and bodies.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import os
 import ssl
@@ -24,7 +25,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from sgx_quote_helper._net import BodyRefused, aget_bounded, get_bounded, http_base_url
 from sgx_quote_helper.errors import ParseError, UsageError
@@ -53,6 +56,11 @@ MAX_RESPONSE_SIZE = 8 * 1024 * 1024
 #: The path prefix of every SGX endpoint of API v4.
 API_PREFIX = "/sgx/certification/v4"
 INTEL_PCS_URL = "https://api.trustedservices.intel.com"
+#: Intel SGX Root CA public key, uncompressed SEC1 (``INTEL_ROOT_PUB_KEY`` in QvE).
+INTEL_ROOT_PUBLIC_KEY = bytes.fromhex(
+    "040ba9c4c0c0c86193a3fe23d6b02cda10a8bbd4e88e48b4458561a36e705525f5"
+    "67918e2edc88e40d860bd0cc4ee26aacc988e505a953558c453f6b0904ae7394"
+)
 _INTEL_PCS_HOST = "api.trustedservices.intel.com"
 
 CaType = Literal["processor", "platform"]
@@ -385,24 +393,53 @@ def _root_ca_crl_plan() -> _Plan[bytes]:
     return _decode_crl_body(request, response)
 
 
-def _crl_distribution_point(chain_pem: str) -> str | None:
-    """The CRL distribution point of the last (root) certificate of a chain."""
-    certs = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
+def _is_the_root(cert: x509.Certificate, root_public_key: bytes) -> bool:
+    """Whether ``cert`` is a root signed by the key verification trusts.
+
+    Its key must be ``root_public_key`` and its self-signature valid: only the
+    trusted root's owner can then have written its CRL distribution point.
+    """
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    raw = key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    if not hmac.compare_digest(raw, root_public_key):
+        return False
     try:
-        cdp = certs[-1].extensions.get_extension_for_class(x509.CRLDistributionPoints)
-    except x509.ExtensionNotFound:
-        return None
-    for point in cdp.value:
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _crl_distribution_point(chain_pem: str, root_public_key: bytes) -> str:
+    """The CRL distribution point of the last (root) certificate of a chain.
+
+    Used only if that root is the trust anchor (:func:`_is_the_root`): the chain
+    comes from the PCCS and is not verified yet, so otherwise the PCCS would
+    choose a URL this client fetches (a cloud metadata address, say).
+    """
+    root = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[-1]
+    if not _is_the_root(root, root_public_key):
+        raise PccsNotFound(
+            "root CA CRL: the PCCS has none, and the root certificate of the QE Identity "
+            "issuer chain is not the trust anchor, so its CRL distribution point is not used"
+        )
+    try:
+        cdp = root.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    except (x509.ExtensionNotFound, ValueError):
+        cdp = None
+    for point in cdp.value if cdp is not None else ():
         for name in point.full_name or ():
             if isinstance(name, x509.UniformResourceIdentifier):
                 return name.value
-    return None
+    raise PccsNotFound("root CA CRL: the root certificate names no CRL distribution point")
 
 
-def _root_ca_crl_from_cdp_plan(chain_pem: str) -> _Plan[bytes]:
-    url = _crl_distribution_point(chain_pem)
-    if url is None:
-        raise PccsNotFound("root CA CRL: the root certificate names no CRL distribution point")
+def _root_ca_crl_from_cdp_plan(chain_pem: str, root_public_key: bytes) -> _Plan[bytes]:
+    url = _crl_distribution_point(chain_pem, root_public_key)
     request = _Request("root CA CRL (from the root's CRL distribution point)", url=url)
     response = yield request
     _check_status(request, response)
@@ -445,6 +482,7 @@ def _collateral_plan(
     ca: str,
     update: UpdateType | None,
     tcb_evaluation_data_number: int | None,
+    root_public_key: bytes,
 ) -> _Plan[Collateral]:
     # The same four requests, in the same order, as dcap-qvl's get_collateral.
     pck_crl = yield from _pck_crl_plan(ca, der=True)
@@ -452,12 +490,16 @@ def _collateral_plan(
     qe_identity = yield from _qe_identity_plan(update, tcb_evaluation_data_number)
     if _is_intel_pcs(base_url):
         # Intel PCS has no /rootcacrl; the root names where its CRL lives.
-        root_ca_crl = yield from _root_ca_crl_from_cdp_plan(qe_identity.issuer_chain_pem)
+        root_ca_crl = yield from _root_ca_crl_from_cdp_plan(
+            qe_identity.issuer_chain_pem, root_public_key
+        )
     else:
         try:
             root_ca_crl = yield from _root_ca_crl_plan()
         except PccsNotFound:
-            root_ca_crl = yield from _root_ca_crl_from_cdp_plan(qe_identity.issuer_chain_pem)
+            root_ca_crl = yield from _root_ca_crl_from_cdp_plan(
+                qe_identity.issuer_chain_pem, root_public_key
+            )
     return Collateral(
         pck_crl_issuer_chain=pck_crl.issuer_chain_pem,
         root_ca_crl=root_ca_crl,
@@ -486,10 +528,15 @@ def _tls_verify(verify_tls: bool, ca_file: str | os.PathLike[str] | None) -> boo
 
 
 def _transport_error(
-    request: _Request, exc: httpx.HTTPError | BodyRefused, timeout: float, url: str
+    request: _Request,
+    exc: httpx.HTTPError | httpx.InvalidURL | BodyRefused,
+    timeout: float,
+    url: str,
 ) -> PccsError:
     if isinstance(exc, BodyRefused):
         return PccsResponseError(f"refused the {request.what} response: {exc}", url=url)
+    if isinstance(exc, httpx.InvalidURL):  # a URL a certificate names, not a user's
+        return PccsResponseError(f"cannot request {request.what}: {exc}", url=url)
     with contextlib.suppress(RuntimeError):
         url = str(exc.request.url)
     if isinstance(exc, httpx.TimeoutException):
@@ -581,7 +628,7 @@ class PccsClient(_ClientBase[httpx.BaseTransport, httpx.Client]):
                     params=request.params,
                     headers=self._request_headers(request),
                 )
-            except (httpx.HTTPError, BodyRefused) as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, BodyRefused) as exc:
                 raise _transport_error(request, exc, self.timeout, self._url(request)) from exc
             try:
                 request = plan.send(response)
@@ -628,11 +675,19 @@ class PccsClient(_ClientBase[httpx.BaseTransport, httpx.Client]):
         ca: str | None = None,
         update: UpdateType | None = "standard",
         tcb_evaluation_data_number: int | None = None,
+        root_public_key: bytes = INTEL_ROOT_PUBLIC_KEY,
     ) -> Collateral:
-        """All collateral for a quote, or for an explicit FMSPC and PCK CA type."""
+        """All collateral for a quote, or for an explicit FMSPC and PCK CA type.
+
+        ``root_public_key`` (uncompressed SEC1) is the trust anchor's: the root
+        CA CRL is fetched from the root's CRL distribution point only if the
+        root of the QE Identity issuer chain has this key.
+        """
         fmspc, ca = _collateral_target(quote, fmspc, ca)
         return self._run(
-            _collateral_plan(self.base_url, fmspc, ca, update, tcb_evaluation_data_number)
+            _collateral_plan(
+                self.base_url, fmspc, ca, update, tcb_evaluation_data_number, root_public_key
+            )
         )
 
 
@@ -670,7 +725,7 @@ class AsyncPccsClient(_ClientBase[httpx.AsyncBaseTransport, httpx.AsyncClient]):
                     params=request.params,
                     headers=self._request_headers(request),
                 )
-            except (httpx.HTTPError, BodyRefused) as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, BodyRefused) as exc:
                 raise _transport_error(request, exc, self.timeout, self._url(request)) from exc
             try:
                 request = plan.send(response)
@@ -712,10 +767,13 @@ class AsyncPccsClient(_ClientBase[httpx.AsyncBaseTransport, httpx.AsyncClient]):
         ca: str | None = None,
         update: UpdateType | None = "standard",
         tcb_evaluation_data_number: int | None = None,
+        root_public_key: bytes = INTEL_ROOT_PUBLIC_KEY,
     ) -> Collateral:
         fmspc, ca = _collateral_target(quote, fmspc, ca)
         return await self._run(
-            _collateral_plan(self.base_url, fmspc, ca, update, tcb_evaluation_data_number)
+            _collateral_plan(
+                self.base_url, fmspc, ca, update, tcb_evaluation_data_number, root_public_key
+            )
         )
 
 
@@ -735,6 +793,7 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_TIMEOUT",
     "INTEL_PCS_URL",
+    "INTEL_ROOT_PUBLIC_KEY",
     "MAX_RESPONSE_SIZE",
     "AsyncPccsClient",
     "CaType",
