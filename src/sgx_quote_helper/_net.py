@@ -31,8 +31,10 @@ so a server that drips a byte a second cannot hold a client past its timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -221,6 +223,55 @@ def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
         yield from response.iter_raw()
 
 
+#: Limits for a client whose requests go through :func:`get_bounded`: no kept-alive
+#: connections, so that every request opens its own and its deadline can close it.
+BOUNDED_LIMITS = httpx.Limits(max_keepalive_connections=0)
+
+
+class _Deadline:
+    """Shuts a synchronous request's socket down when its deadline passes.
+
+    A blocking read cannot be told to stop: the per-read timeout restarts with
+    every byte, so a server dripping its headers a byte at a time would hold the
+    request for ever. httpcore reports each new connection (and its TLS
+    stream) through the ``trace`` request extension; at the deadline a timer
+    shuts that socket down, which ends the blocked read at once.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: Mapping[str, object]) -> None:
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            stream = info.get("return_value")
+            get_extra_info = getattr(stream, "get_extra_info", None)
+            sock = get_extra_info("socket") if get_extra_info is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._socket = sock
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._socket = None
+
+
 def get_bounded(
     client: httpx.Client,
     url: str,
@@ -239,15 +290,29 @@ def get_bounded(
     :class:`httpx.HTTPError` of the request.
     """
     deadline = time.monotonic() + timeout
-    with client.stream(
-        "GET", url, params=params, headers=_identity_headers(headers), timeout=timeout
-    ) as response:
-        _check_head(response, max_bytes)
-        body = bytearray()
-        _past_deadline(deadline, timeout, response)
-        for chunk in _raw_chunks(response):
-            _add_chunk(body, chunk, max_bytes)
-            _past_deadline(deadline, timeout, response)
+    with _Deadline(deadline) as watch:
+        try:
+            with client.stream(
+                "GET",
+                url,
+                params=params,
+                headers=_identity_headers(headers),
+                timeout=timeout,
+                extensions={"trace": watch.trace},
+            ) as response:
+                _check_head(response, max_bytes)
+                body = bytearray()
+                _past_deadline(deadline, timeout, response)
+                for chunk in _raw_chunks(response):
+                    _add_chunk(body, chunk, max_bytes)
+                    _past_deadline(deadline, timeout, response)
+        except httpx.TransportError as exc:
+            if not watch.fired or isinstance(exc, httpx.TimeoutException):
+                raise
+            # The socket was shut down at the deadline: say so, not "disconnected".
+            raise httpx.ReadTimeout(
+                f"the whole answer took more than {timeout:g}s", request=exc.request
+            ) from exc
     return _with_body(response, bytes(body))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import threading
 import time
 from collections.abc import Callable
 from io import BufferedIOBase
@@ -61,6 +62,32 @@ def _drip(path: str, out: BufferedIOBase) -> None:
         time.sleep(0.05)
 
 
+DRIPPED_HEAD = head(200, {"X-Padding": "x" * 150, "Content-Length": "0"})
+
+
+class _HeadDrip:
+    """Drips :data:`DRIPPED_HEAD` a byte at a time (10 s at most): every read gets a
+    byte in time. ``sent`` is how many bytes went out before the client hung up."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.done = threading.Event()
+
+    def __call__(self, path: str, out: BufferedIOBase) -> None:
+        try:
+            for byte in DRIPPED_HEAD:
+                out.write(bytes([byte]))
+                out.flush()
+                self.sent += 1
+                time.sleep(0.05)
+        finally:
+            self.done.set()
+
+
+def _drip_head(path: str, out: BufferedIOBase) -> None:
+    _HeadDrip()(path, out)
+
+
 @pytest.mark.parametrize("answer", [_declared_huge, _chunked_huge], ids=["length", "chunked"])
 def test_a_body_over_the_limit_is_refused(answer: Callable[[str, BufferedIOBase], None]) -> None:
     with (
@@ -105,12 +132,29 @@ def test_the_timeout_bounds_the_whole_answer() -> None:
     assert info.value.quote3_error is Quote3Error.NETWORK_ERROR
 
 
-def test_async_client_timeout_bounds_the_whole_answer() -> None:
+def test_the_timeout_bounds_dripping_headers() -> None:
+    drip = _HeadDrip()
+    with (
+        HostileHttpServer(drip) as server,
+        PccsClient(server.url, timeout=0.5) as client,
+        pytest.raises(PccsUnreachable) as info,
+    ):
+        client.get_qe_identity()
+    assert "no answer within 0.5s for QE Identity (ReadTimeout)" in str(info.value)
+    # The client hung up at its deadline, not after reading every dripped byte.
+    assert drip.done.wait(30)
+    assert drip.sent < len(DRIPPED_HEAD) - 2
+
+
+@pytest.mark.parametrize("answer", [_drip, _drip_head], ids=["body", "head"])
+def test_async_client_timeout_bounds_the_whole_answer(
+    answer: Callable[[str, BufferedIOBase], None],
+) -> None:
     async def fetch(url: str) -> None:
         async with AsyncPccsClient(url, timeout=0.5) as client:
             await client.get_qe_identity()
 
-    with HostileHttpServer(_drip) as server, pytest.raises(PccsUnreachable) as info:
+    with HostileHttpServer(answer) as server, pytest.raises(PccsUnreachable) as info:
         asyncio.run(fetch(server.url))
     assert "no answer within 0.5s for QE Identity" in str(info.value)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from sgx_quote_helper._net import BodyRefused, get_bounded, http_base_url
+from sgx_quote_helper._net import BOUNDED_LIMITS, BodyRefused, get_bounded, http_base_url
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.aesm import PUB_KEY_ID_SIZE
 from sgx_quote_helper.client import (
@@ -83,7 +83,7 @@ def fetch_build_info(admin_url: str, timeout: float) -> dict[str, str]:
     if not url.endswith("/metrics"):
         url += "/metrics"
     try:
-        with httpx.Client() as http:
+        with httpx.Client(limits=BOUNDED_LIMITS) as http:
             response = get_bounded(http, url, timeout=timeout, max_bytes=MAX_METRICS_SIZE)
     except httpx.TimeoutException as exc:
         raise ConnectionError(f"no complete answer from {url} within {timeout:g}s") from exc

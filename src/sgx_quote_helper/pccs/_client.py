@@ -29,7 +29,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sgx_quote_helper._net import BodyRefused, aget_bounded, get_bounded, http_base_url
+from sgx_quote_helper._net import (
+    BOUNDED_LIMITS,
+    BodyRefused,
+    aget_bounded,
+    get_bounded,
+    http_base_url,
+)
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
@@ -599,7 +605,11 @@ class PccsClient(_ClientBase[httpx.BaseTransport, httpx.Client]):
 
     def _open(self, transport: httpx.BaseTransport | None) -> httpx.Client:
         return httpx.Client(
-            timeout=self.timeout, verify=self._verify, transport=transport, headers=self._headers
+            timeout=self.timeout,
+            verify=self._verify,
+            transport=transport,
+            headers=self._headers,
+            limits=BOUNDED_LIMITS,
         )
 
     def close(self) -> None:
