@@ -126,6 +126,20 @@ def test_get_quote_ex_frame_and_padded_buffer(tmp_path: Path) -> None:
     assert len(result.qe_report_info) == 960
 
 
+@pytest.mark.parametrize("length", [0, 100, 8191, 8193])
+def test_a_quote_buffer_not_of_buf_size_is_a_malformed_quote(tmp_path: Path, length: int) -> None:
+    # Intel's aesmd sends exactly buf_size bytes (spec 6.2); a short buffer
+    # would otherwise be zero-padded into a "quote" that does not parse.
+    quote = (bytes(range(256)) * 40)[:length]
+    with fake_aesm(tmp_path, lambda request: Reply(GetQuoteExResponse(0, quote=quote))) as server:
+        error = failure(lambda: client.AesmClient(server.path).get_quote_ex(REPORT, KEY_ID, 8192))
+    assert isinstance(error, client.UnexpectedError)
+    assert (error.sgx_status, error.quote3_error) == (0x0001, 0xE001)
+    assert error.call is QuoteExCall.GET_QUOTE_EX
+    assert f"the daemon sent a malformed quote: a {length}-byte quote buffer" in str(error)
+    assert "AESM-compatible" in error.diagnostics()
+
+
 def test_select_att_key_id_sends_the_list_only_when_given(tmp_path: Path) -> None:
     listing = h("0000 0000 01000000") + KEY_ID
     with fake_aesm(tmp_path, HonestAesm()) as server:

@@ -87,7 +87,7 @@ class GetQuoteExResult:
     """What ``sgx_get_quote_ex`` fills in.
 
     ``quote`` is the caller's whole buffer of ``buf_size`` bytes, zero-padded,
-    as in C; :func:`~sgx_quote_helper.client.trim_quote` gives the real quote.
+    as the daemon sends it (a reply of another length is refused); :func:`~sgx_quote_helper.client.trim_quote` gives the real quote.
     ``qe_report_info`` is the 960-byte buffer after the call (``None`` if none
     was passed).
     """
@@ -140,6 +140,28 @@ def check_reply(call: QuoteExCall, error_code: int) -> None:
         call=call,
         aesm_error=error_code,
         hints=aesm_hints(error_code),
+    )
+
+
+def malformed_quote(detail: str) -> UnexpectedError:
+    """``SGX_ERROR_UNEXPECTED`` for a successful GetQuoteEx whose quote buffer is not one.
+
+    Intel's aesmd (and the quote helper) sends the caller's whole zero-padded
+    buffer, exactly ``buf_size`` bytes, opening with a quote of ``436 + u32 at
+    432`` bytes (spec aesm-wire.md sections 6.2 and 10). Intel's client would
+    accept a shorter buffer and pad it; a quote cut short then reads as a
+    short "quote" of zeros, so this client refuses it (Enarx checks the length
+    the same way).
+    """
+    return UnexpectedError(
+        f"the daemon sent a malformed quote: {detail}",
+        call=QuoteExCall.GET_QUOTE_EX,
+        hints=[
+            "An AESM-compatible daemon answers GetQuoteEx with the whole zero-padded buffer "
+            "of buf_size bytes, starting with the quote (436 bytes plus signature_data_len). "
+            "The daemon on this socket is not AESM-compatible or has a bug: see its log and "
+            "version. Do not use this reply as a quote."
+        ],
     )
 
 
@@ -239,11 +261,10 @@ def get_quote_ex_flow(
     quote = reply.quote
     if quote is None:
         raise _missing(call, "carries no quote")
-    if len(quote) > buf_size:
-        raise UnexpectedError(
-            f"the service returned a {len(quote)}-byte quote for a {buf_size}-byte buffer",
-            call=call,
-            hints=["Ask for the size again (get_quote_size) and retry with that buffer."],
+    if len(quote) != buf_size:
+        raise malformed_quote(
+            f"a {len(quote)}-byte quote buffer for a {buf_size}-byte request (the reply "
+            "carries the whole buffer, exactly buf_size bytes)"
         )
     info_after: bytes | None = None
     if sent_info is not None:
@@ -253,7 +274,7 @@ def get_quote_ex_flow(
             info_after = echoed + sent_info[len(echoed) :]
         else:
             info_after = sent_info
-    return GetQuoteExResult(quote + bytes(buf_size - len(quote)), info_after)
+    return GetQuoteExResult(quote, info_after)
 
 
 def get_supported_att_key_id_num_flow(*, timeout: int = CLIENT_TIMEOUT_MS) -> Flow[int]:

@@ -47,6 +47,7 @@ from sgx_quote_helper.client._quote_ex import (
     get_quote_ex_flow,
     get_quote_size_ex_flow,
     init_quote_ex_flow,
+    malformed_quote,
 )
 from sgx_quote_helper.client._transport import (
     DEFAULT_TIMEOUT,
@@ -59,6 +60,7 @@ from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError
 from sgx_quote_helper.platform import EnclaveIdentity, SimulatedCpu
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
+    QUOTE_MIN_SIZE_V3,
     QeReportInfo,
     QuoteExCall,
     Report,
@@ -98,19 +100,20 @@ def trim_quote(buffer: bytes) -> bytes:
     """The real quote at the start of a zero-padded quote buffer (spec section 6.2).
 
     Its size comes from the quote's own fixed part (``sgx.encoded_quote_size``),
-    as Gramine recomputes it.
+    as Gramine recomputes it. A size below the smallest ECDSA quote
+    (``QUOTE_MIN_SIZE_V3``, 1020 bytes: no signature data fits in less) or
+    beyond the buffer is a malformed quote (:class:`UnexpectedError`, 0x0001).
     """
     try:
         size = encoded_quote_size(buffer)
     except ParseError as exc:
-        raise UnexpectedError(
-            f"the service returned no SGX quote this client reads: {exc}",
-            call=QuoteExCall.GET_QUOTE_EX,
-        ) from None
+        raise malformed_quote(f"no SGX quote this client reads: {exc}") from None
     if size > len(buffer):
-        raise UnexpectedError(
-            f"the quote claims {size} bytes but the buffer holds {len(buffer)}",
-            call=QuoteExCall.GET_QUOTE_EX,
+        raise malformed_quote(f"the quote claims {size} bytes but the buffer holds {len(buffer)}")
+    if size < QUOTE_MIN_SIZE_V3:
+        raise malformed_quote(
+            f"the quote claims {size} bytes, less than the smallest ECDSA quote "
+            f"({QUOTE_MIN_SIZE_V3} bytes)"
         )
     return buffer[:size]
 
