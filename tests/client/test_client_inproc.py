@@ -89,6 +89,33 @@ def test_qe_report_info_is_filled_and_verifiable(platform: TestPlatform, tmp_pat
     assert result.qe_report_info.qe_report.body.mr_signer == quoting_enclave_identity(1).mr_signer
 
 
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_a_bytes_like_report_quotes_as_its_bytes(
+    platform: TestPlatform, tmp_path: Path, kind: Callable[[bytes], object]
+) -> None:
+    quoter = start(platform, tmp_path)
+    report = app_report(platform.cpu(), quoter.get_target_info(), b"bytes-like")
+    quote = quoter.get_quote(kind(report.to_bytes()))  # type: ignore[arg-type]
+    assert Quote.from_bytes(quote).report_body == report.body
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ("x" * 432, "report must be 432 bytes (bytes, bytearray or memoryview), got str"),
+        (432, "got int"),  # not bytes(432): 432 zeros
+        (bytearray(431), "report must be 432 bytes, got 431"),
+    ],
+)
+def test_a_report_of_the_wrong_type_or_size_is_named_so(
+    platform: TestPlatform, tmp_path: Path, report: object, message: str
+) -> None:
+    quoter = start(platform, tmp_path)
+    with pytest.raises(client.InvalidParameterError) as info:
+        quoter.get_quote(report)  # type: ignore[arg-type]
+    assert message in str(info.value)
+
+
 def test_a_report_for_another_enclave_is_rejected_with_the_real_dcap_code(
     platform: TestPlatform, tmp_path: Path
 ) -> None:

@@ -329,7 +329,7 @@ def test_a_bytes_like_quote_verifies_as_bytes() -> None:
     ids=["int", "str", "None", "list"],
 )
 def test_a_quote_that_is_not_bytes_like_is_a_usage_error(quote: object) -> None:
-    with pytest.raises(UsageError, match="quote must be bytes .* got") as info:
+    with pytest.raises(UsageError, match=r"quote must be bytes .* got") as info:
         Verifier().verify(quote, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())  # type: ignore[arg-type]
     assert type(quote).__name__ in str(info.value)
 

@@ -60,6 +60,7 @@ from sgx_quote_helper.client._mode import (
     check_mode,
     fix_mode,
 )
+from sgx_quote_helper.client._quote_ex import BytesLike, bytes_arg
 from sgx_quote_helper.client._quoter import (
     AsyncQuoter,
     QeReportMacCheck,
@@ -282,16 +283,12 @@ class AsyncInProcessQuoter(AsyncQuoter):
         """The shared in-process quoter stays open for the rest of the process."""
 
 
-def _report_arg(report: Report | bytes) -> bytes:
+def _report_arg(report: Report | BytesLike) -> bytes:
     """The raw 432-byte REPORT the backend takes, refusing anything else."""
     if isinstance(report, Report):
         return report.to_bytes()
-    try:
-        return Report.from_bytes(report).to_bytes()
-    except (ParseError, TypeError) as exc:
-        raise InvalidParameterError(
-            f"report must be a Report or 432 bytes: {exc}", call=QuoteExCall.GET_QUOTE_EX
-        ) from exc
+    # The same check as out of process: any bytes-like of 432 bytes, converted once.
+    return bytes_arg(report, Report.LAYOUT.size, "report", QuoteExCall.GET_QUOTE_EX)
 
 
 def _from_quote_error(exc: QuoteError, call: QuoteExCall, where: str) -> Exception:

@@ -46,17 +46,43 @@ from sgx_quote_helper.aesm import (
     frame_request,
 )
 from sgx_quote_helper.client._errors import (
+    InvalidParameterError,
     QuoteClientError,
     ServiceTimeoutError,
     ServiceUnavailableError,
     UnexpectedError,
 )
-from sgx_quote_helper.client._mode import DEFAULT_SOCKET_PATH, SOCKET_MOUNT_ADVICE
+from sgx_quote_helper.client._mode import (
+    DEFAULT_SOCKET_PATH,
+    SOCKET_MOUNT_ADVICE,
+    check_socket_path,
+)
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.sgx import QuoteExCall
 
 #: Intel's per-read/write budget (``IPC_LATENCY``, 15000 ms in release builds).
 DEFAULT_TIMEOUT = 15.0
+#: The smallest timeout, in seconds: one millisecond, the unit of the request's
+#: ``timeout`` field (below a microsecond ``SO_SNDTIMEO`` would read 0: no bound).
+MIN_TIMEOUT = 0.001
+#: The largest timeout, in seconds: what the request's u32 millisecond ``timeout``
+#: field holds (about 49.7 days). The socket layer takes at most about 292 years
+#: (a time_t of nanoseconds); infinity and NaN it does not take at all.
+MAX_TIMEOUT = ((1 << 32) - 1) / 1000
+
+
+def check_timeout(timeout: object) -> float:
+    """``timeout`` in seconds as a float, if it is a number in ``MIN_TIMEOUT..MAX_TIMEOUT``."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InvalidParameterError(
+            f"timeout must be a number of seconds, got {type(timeout).__name__}"
+        )
+    if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # NaN is refused too
+        raise InvalidParameterError(
+            f"timeout must be from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:.3f} seconds, got {timeout!r}"
+        )
+    return float(timeout)
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -278,10 +304,8 @@ class _TransportBase:
         timeout: float = DEFAULT_TIMEOUT,
         origin: str | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self.socket_path = os.fspath(socket_path)
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
+        self.socket_path = check_socket_path(socket_path)
         self.origin = origin
 
     @property
