@@ -318,6 +318,27 @@ def test_large_numbers_render_as_integers(helm: Helm, tmp_path: Path) -> None:
     assert named(docs, "Deployment", "-webhook")["spec"]["replicas"] == 1000000
 
 
+def test_users_supplemental_groups_join_the_provisioning_group(helm: Helm, tmp_path: Path) -> None:
+    """One supplementalGroups key (a second one is a duplicate key the API server rejects)."""
+    values = tmp_path / "values.yaml"
+    values.write_text("daemon:\n  podSecurityContext:\n    supplementalGroups: [1000680005]\n")
+    result = helm.run(
+        "template",
+        "r",
+        str(CHART),
+        "--values",
+        str(preset("sim")),
+        "--values",
+        str(values),
+        "--show-only",
+        "templates/daemonset.yaml",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("supplementalGroups:") == 1
+    _, spec = _daemon([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+    assert spec["securityContext"]["supplementalGroups"] == [1000680005, 10002]
+
+
 def test_grace_period_must_exceed_drain_timeout(helm: Helm) -> None:
     result = helm.run(
         "template", "r", str(CHART), "--set", "daemon.drainTimeoutSeconds=60"
