@@ -20,7 +20,14 @@ from sgx_quote_helper import client
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import demo_app_identity, quoting_enclave_identity
-from sgx_quote_helper.sgx import QeReportInfo, Quote, Quote3Error, SgxStatus, TargetInfo
+from sgx_quote_helper.sgx import (
+    DEFAULT_ECDSA_ATT_KEY_ID,
+    QeReportInfo,
+    Quote,
+    Quote3Error,
+    SgxStatus,
+    TargetInfo,
+)
 
 APP = demo_app_identity()
 
@@ -224,3 +231,18 @@ def test_in_process_is_refused_without_provisioning_access() -> None:
             assert needle in text, (needle, text)
     assert facts["mode"] == "None"  # a refused start fixes no mode
     assert facts["ereport"] == 432
+
+
+@pytest.mark.parametrize("key", [10**11, "k" * 256, bytes(255)], ids=["int", "str", "255"])
+def test_an_att_key_id_that_is_not_256_bytes_is_refused_before_use(key: object) -> None:
+    # 10**11 would be a 100 GB bytes() if it were converted before the check.
+    with pytest.raises(client.InvalidParameterError, match="att_key_id must be 256 bytes"):
+        client.InProcessQuoter(None, att_key_id=key)  # type: ignore[arg-type]
+    assert client.current_mode() is None
+
+
+def test_a_bytes_like_att_key_id_is_taken(platform: TestPlatform, tmp_path: Path) -> None:
+    backend = start(platform, tmp_path).backend
+    client._reset_mode_for_tests()
+    key = bytearray(DEFAULT_ECDSA_ATT_KEY_ID.to_bytes())
+    assert client.InProcessQuoter(backend, att_key_id=key).get_quote_size() > 0  # type: ignore[arg-type]

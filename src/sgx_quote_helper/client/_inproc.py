@@ -124,11 +124,12 @@ def default_state_dir(platform_dir: str | os.PathLike[str]) -> Path:
     return base / "sgx-quote-helper" / "in-process" / digest
 
 
-def _key_base(att_key_id: AttKeyIdExt | bytes) -> AttKeyId:
+def _key_base(att_key_id: AttKeyIdExt | BytesLike) -> AttKeyId:
     if isinstance(att_key_id, AttKeyIdExt):
         return att_key_id.base
+    raw = bytes_arg(att_key_id, AttKeyIdExt.LAYOUT.size, "att_key_id", QuoteExCall.INIT_QUOTE_EX)
     try:
-        return AttKeyIdExt.from_bytes(att_key_id).base
+        return AttKeyIdExt.from_bytes(raw).base
     except ParseError as exc:
         raise InvalidParameterError(f"att_key_id: {exc}") from exc
 
