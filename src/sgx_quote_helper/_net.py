@@ -19,18 +19,30 @@ traceback from the URL parser, a request to a mangled URL ("PCCS has no PCK
 CRL") or a "Connection refused" from port 99999. Listen addresses (``--listen``,
 ``--admin-listen``, ``--metrics-listen``) are read by :func:`host_port`, so an
 unpaired bracket is refused as such instead of being looked up as a host name.
+
+Every HTTP answer a client of this project reads from a service it does not run
+(a PCCS, Intel PCS, a CRL distribution point, a daemon's admin port) is read by
+:func:`get_bounded` (or :func:`aget_bounded`): the body is streamed against a
+size cap, compressed bodies are refused (the request asks for ``identity``, so
+a gzip bomb cannot expand in memory), and the whole request has one deadline,
+so a server that drips a byte a second cannot hold a client past its timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import socket
+import threading
+import time
 import unicodedata
+from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
 import httpx
 
-from sgx_quote_helper.errors import UsageError
+from sgx_quote_helper.errors import SgxQuoteHelperError, UsageError
 
 #: What :func:`http_base_url` accepts, as its errors say it.
 HTTP_BASE_URL_FORM = "http(s)://HOST[:PORT][/PATH]"
@@ -148,3 +160,184 @@ def _split_host_port(netloc: str) -> tuple[str, str | None]:
         return host[1:], rest[1:] if rest.startswith(":") else rest
     host, sep, port = netloc.rpartition(":")
     return (host, port) if sep else (netloc, None)
+
+
+# -- bounded HTTP GET -----------------------------------------------------------
+
+
+class BodyRefused(SgxQuoteHelperError):
+    """An HTTP answer :func:`get_bounded` will not read: too large, or compressed.
+
+    The caller maps it to its own error (the PCCS client to a malformed answer).
+    """
+
+
+def _identity_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    # Ask for the body as is: a compressed body's size says nothing of what it
+    # expands to, and the documents read here are small.
+    return {**(headers or {}), "Accept-Encoding": "identity"}
+
+
+def _check_head(response: httpx.Response, max_bytes: int) -> None:
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise BodyRefused(
+            f"the server sent a compressed body (Content-Encoding: {encoding}) although the "
+            "request asked for identity"
+        )
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise BodyRefused(
+            f"the body is {int(length)} bytes (Content-Length), more than the "
+            f"{max_bytes}-byte limit"
+        )
+
+
+def _add_chunk(body: bytearray, chunk: bytes, max_bytes: int) -> None:
+    body += chunk
+    if len(body) > max_bytes:
+        raise BodyRefused(f"the body is larger than the {max_bytes}-byte limit")
+
+
+def _past_deadline(deadline: float, timeout: float, response: httpx.Response) -> None:
+    if time.monotonic() > deadline:
+        raise httpx.ReadTimeout(
+            f"the whole answer took more than {timeout:g}s", request=response.request
+        )
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    if response.is_stream_consumed:  # a body given whole (httpx.MockTransport)
+        yield response.content
+    else:
+        yield from response.iter_raw()
+
+
+#: Limits for a client whose requests go through :func:`get_bounded`: no kept-alive
+#: connections, so that every request opens its own and its deadline can close it.
+BOUNDED_LIMITS = httpx.Limits(max_keepalive_connections=0)
+
+
+class _Deadline:
+    """Shuts a synchronous request's socket down when its deadline passes.
+
+    A blocking read cannot be told to stop: the per-read timeout restarts with
+    every byte, so a server dripping its headers a byte at a time would hold the
+    request for ever. httpcore reports each new connection (and its TLS
+    stream) through the ``trace`` request extension; at the deadline a timer
+    shuts that socket down, which ends the blocked read at once.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: Mapping[str, object]) -> None:
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            stream = info.get("return_value")
+            get_extra_info = getattr(stream, "get_extra_info", None)
+            sock = get_extra_info("socket") if get_extra_info is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._socket = sock
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._socket = None
+
+
+def get_bounded(
+    client: httpx.Client,
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    params: tuple[tuple[str, str], ...] = (),
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """GET ``url`` with at most ``max_bytes`` of body, within ``timeout`` seconds in all.
+
+    Returns the response with its body read. Raises :class:`BodyRefused` for a
+    larger or a compressed body, :class:`httpx.TimeoutException` when the
+    answer is not complete after ``timeout`` seconds (the deadline is checked
+    after every read, and every read waits at most ``timeout``), and any other
+    :class:`httpx.HTTPError` of the request.
+    """
+    deadline = time.monotonic() + timeout
+    with _Deadline(deadline) as watch:
+        try:
+            with client.stream(
+                "GET",
+                url,
+                params=params,
+                headers=_identity_headers(headers),
+                timeout=timeout,
+                extensions={"trace": watch.trace},
+            ) as response:
+                _check_head(response, max_bytes)
+                body = bytearray()
+                _past_deadline(deadline, timeout, response)
+                for chunk in _raw_chunks(response):
+                    _add_chunk(body, chunk, max_bytes)
+                    _past_deadline(deadline, timeout, response)
+        except httpx.TransportError as exc:
+            if not watch.fired or isinstance(exc, httpx.TimeoutException):
+                raise
+            # The socket was shut down at the deadline: say so, not "disconnected".
+            raise httpx.ReadTimeout(
+                f"the whole answer took more than {timeout:g}s", request=exc.request
+            ) from exc
+    return _with_body(response, bytes(body))
+
+
+async def aget_bounded(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    params: tuple[tuple[str, str], ...] = (),
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """:func:`get_bounded` for an ``httpx.AsyncClient``; the deadline cancels the request."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with client.stream(
+                "GET", url, params=params, headers=_identity_headers(headers), timeout=timeout
+            ) as response:
+                _check_head(response, max_bytes)
+                body = bytearray()
+                if response.is_stream_consumed:  # a body given whole (httpx.MockTransport)
+                    _add_chunk(body, response.content, max_bytes)
+                else:
+                    async for chunk in response.aiter_raw():
+                        _add_chunk(body, chunk, max_bytes)
+    except TimeoutError as exc:
+        raise httpx.ReadTimeout(f"the whole answer took more than {timeout:g}s") from exc
+    return _with_body(response, bytes(body))

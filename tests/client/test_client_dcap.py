@@ -24,6 +24,8 @@ from test_client_helpers import (
 
 from sgx_quote_helper import client
 from sgx_quote_helper.aesm import (
+    DecodedRequest,
+    GetQuoteExRequest,
     GetQuoteExResponse,
     GetQuoteSizeExResponse,
     InitQuoteExRequest,
@@ -270,11 +272,42 @@ def test_trim_quote_reads_the_v3_length() -> None:
         (bytes(1000), "version 0"),
         ((5).to_bytes(2, "little") + bytes(998), "version 5"),
         (fake_quote(bytes(432))[:-1], "claims 1460 bytes but the buffer holds 1459"),
+        # A quote cut after its header, zero-padded: signature_data_len reads 0.
+        (fake_quote(bytes(432))[:100] + bytes(4549), "claims 436 bytes, less than"),
+        # One byte short of the smallest ECDSA signature data (576 + 2 + 6).
+        (fake_quote(bytes(432))[:432] + (583).to_bytes(4, "little") + bytes(600), "1019 bytes"),
     ],
 )
 def test_trim_quote_refuses_what_is_not_an_sgx_quote(buffer: bytes, needle: str) -> None:
-    with pytest.raises(client.UnexpectedError, match=needle):
+    with pytest.raises(client.UnexpectedError, match=needle) as info:
         client.trim_quote(buffer)
+    assert (info.value.sgx_status, info.value.quote3_error) == (0x0001, 0xE001)
+    assert "the daemon sent a malformed quote" in str(info.value)
+
+
+def test_trim_quote_keeps_intels_quote_from_a_gramine_sized_buffer() -> None:
+    intel = (Path(__file__).parents[1] / "assets" / "intel-sgx-quote-v3.bin").read_bytes()
+    assert client.trim_quote(intel + bytes(8192 - len(intel))) == intel
+    assert client.trim_quote(intel) == intel
+
+
+def test_a_quote_cut_short_inside_its_buffer_is_refused(tmp_path: Path) -> None:
+    # What a daemon that loses the quote's tail sends: the buffer has the right
+    # size, but the quote in it ends after 100 bytes (the rest is padding).
+    aesm = HonestAesm()
+
+    def cut(request: DecodedRequest) -> Action:
+        if not isinstance(request, GetQuoteExRequest):
+            return aesm(request)
+        start = fake_quote(request.report)[:100]
+        return Reply(GetQuoteExResponse(0, quote=start + bytes(request.buf_size - len(start))))
+
+    report = app_report(aesm.cpu, aesm.qe_target)
+    with fake_aesm(tmp_path, cut) as server:
+        quoter = client.out_of_process(server.path)
+        with pytest.raises(client.UnexpectedError, match="malformed quote") as info:
+            quoter.get_quote(report)
+    assert (info.value.sgx_status, info.value.quote3_error) == (0x0001, 0xE001)
 
 
 # ---- asyncio ----------------------------------------------------------------------------------

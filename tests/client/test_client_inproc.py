@@ -20,7 +20,14 @@ from sgx_quote_helper import client
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.platform import demo_app_identity, quoting_enclave_identity
-from sgx_quote_helper.sgx import QeReportInfo, Quote, Quote3Error, SgxStatus, TargetInfo
+from sgx_quote_helper.sgx import (
+    DEFAULT_ECDSA_ATT_KEY_ID,
+    QeReportInfo,
+    Quote,
+    Quote3Error,
+    SgxStatus,
+    TargetInfo,
+)
 
 APP = demo_app_identity()
 
@@ -87,6 +94,33 @@ def test_qe_report_info_is_filled_and_verifiable(platform: TestPlatform, tmp_pat
     )
     assert result.qe_report_info is not None
     assert result.qe_report_info.qe_report.body.mr_signer == quoting_enclave_identity(1).mr_signer
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_a_bytes_like_report_quotes_as_its_bytes(
+    platform: TestPlatform, tmp_path: Path, kind: Callable[[bytes], object]
+) -> None:
+    quoter = start(platform, tmp_path)
+    report = app_report(platform.cpu(), quoter.get_target_info(), b"bytes-like")
+    quote = quoter.get_quote(kind(report.to_bytes()))  # type: ignore[arg-type]
+    assert Quote.from_bytes(quote).report_body == report.body
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ("x" * 432, "report must be 432 bytes (bytes, bytearray or memoryview), got str"),
+        (432, "got int"),  # not bytes(432): 432 zeros
+        (bytearray(431), "report must be 432 bytes, got 431"),
+    ],
+)
+def test_a_report_of_the_wrong_type_or_size_is_named_so(
+    platform: TestPlatform, tmp_path: Path, report: object, message: str
+) -> None:
+    quoter = start(platform, tmp_path)
+    with pytest.raises(client.InvalidParameterError) as info:
+        quoter.get_quote(report)  # type: ignore[arg-type]
+    assert message in str(info.value)
 
 
 def test_a_report_for_another_enclave_is_rejected_with_the_real_dcap_code(
@@ -197,3 +231,18 @@ def test_in_process_is_refused_without_provisioning_access() -> None:
             assert needle in text, (needle, text)
     assert facts["mode"] == "None"  # a refused start fixes no mode
     assert facts["ereport"] == 432
+
+
+@pytest.mark.parametrize("key", [10**11, "k" * 256, bytes(255)], ids=["int", "str", "255"])
+def test_an_att_key_id_that_is_not_256_bytes_is_refused_before_use(key: object) -> None:
+    # 10**11 would be a 100 GB bytes() if it were converted before the check.
+    with pytest.raises(client.InvalidParameterError, match="att_key_id must be 256 bytes"):
+        client.InProcessQuoter(None, att_key_id=key)  # type: ignore[arg-type]
+    assert client.current_mode() is None
+
+
+def test_a_bytes_like_att_key_id_is_taken(platform: TestPlatform, tmp_path: Path) -> None:
+    backend = start(platform, tmp_path).backend
+    client._reset_mode_for_tests()
+    key = bytearray(DEFAULT_ECDSA_ATT_KEY_ID.to_bytes())
+    assert client.InProcessQuoter(backend, att_key_id=key).get_quote_size() > 0  # type: ignore[arg-type]

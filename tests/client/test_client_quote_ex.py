@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,6 +45,7 @@ from sgx_quote_helper.aesm import (
     SelectAttKeyIDResponse,
     encode_frame,
 )
+from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.sgx import AesmError, Quote3Error, QuoteExCall, SgxStatus, aesm_to_sgx
 
 REPORT = bytes(range(256)) + bytes(176)
@@ -126,6 +128,20 @@ def test_get_quote_ex_frame_and_padded_buffer(tmp_path: Path) -> None:
     assert len(result.qe_report_info) == 960
 
 
+@pytest.mark.parametrize("length", [0, 100, 8191, 8193])
+def test_a_quote_buffer_not_of_buf_size_is_a_malformed_quote(tmp_path: Path, length: int) -> None:
+    # Intel's aesmd sends exactly buf_size bytes (spec 6.2); a short buffer
+    # would otherwise be zero-padded into a "quote" that does not parse.
+    quote = (bytes(range(256)) * 40)[:length]
+    with fake_aesm(tmp_path, lambda request: Reply(GetQuoteExResponse(0, quote=quote))) as server:
+        error = failure(lambda: client.AesmClient(server.path).get_quote_ex(REPORT, KEY_ID, 8192))
+    assert isinstance(error, client.UnexpectedError)
+    assert (error.sgx_status, error.quote3_error) == (0x0001, 0xE001)
+    assert error.call is QuoteExCall.GET_QUOTE_EX
+    assert f"the daemon sent a malformed quote: a {length}-byte quote buffer" in str(error)
+    assert "AESM-compatible" in error.diagnostics()
+
+
 def test_select_att_key_id_sends_the_list_only_when_given(tmp_path: Path) -> None:
     listing = h("0000 0000 01000000") + KEY_ID
     with fake_aesm(tmp_path, HonestAesm()) as server:
@@ -151,6 +167,19 @@ def test_custom_timeout_is_sent_in_milliseconds(tmp_path: Path) -> None:
         (lambda c: c.get_quote_size_ex(KEY_ID[:158]), "att_key_id must be 256 bytes"),
         (lambda c: c.get_supported_att_key_ids(0), "num must be in"),
         (lambda c: c.init_quote_ex(KEY_ID, pub_key_id=True, pub_key_id_size=0), "pub_key_id_size"),
+        (
+            lambda c: c.init_quote_ex(KEY_ID, pub_key_id=True, pub_key_id_size="32"),
+            "pub_key_id_size must be in 1..4294967294, got '32'",
+        ),
+        (
+            lambda c: c.init_quote_ex(KEY_ID, pub_key_id=True, pub_key_id_size=32.0),
+            "pub_key_id_size must be in",
+        ),
+        (lambda c: c.init_quote_ex(KEY_ID, pub_key_id=None), "pub_key_id must be True or False"),
+        (lambda c: c.get_quote_ex("x" * 432, KEY_ID, 8192), "(bytes, bytearray or memoryview)"),
+        (lambda c: c.get_quote_ex(432, KEY_ID, 8192), "report must be 432 bytes (bytes"),
+        (lambda c: c.get_quote_ex(bytearray(431), KEY_ID, 8192), "report must be 432 bytes, got"),
+        (lambda c: c.select_att_key_id("abc"), "att_key_id_list must be bytes (bytes"),
     ],
 )
 def test_client_side_parameter_checks_send_nothing(
@@ -165,6 +194,98 @@ def test_client_side_parameter_checks_send_nothing(
     )
     assert expected in str(error)
     assert server.connections == 0
+
+
+def test_bytes_like_arguments_send_the_same_request_as_bytes(tmp_path: Path) -> None:
+    info = bytes(16) + bytes(512) + bytes(432)
+    with fake_aesm(tmp_path, HonestAesm()) as server:
+        aesm = client.AesmClient(server.path)
+        expected = aesm.get_quote_ex(REPORT, KEY_ID, 8192, info)
+        for kind in (bytearray, memoryview):
+            result = aesm.get_quote_ex(kind(REPORT), kind(KEY_ID), 8192, kind(info))
+            assert result == expected
+        assert aesm.select_att_key_id(bytearray(h("0000 0000 01000000") + KEY_ID)) == KEY_ID
+    assert server.frames[1] == server.frames[2] == server.frames[0]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        (float("inf"), "timeout must be a number of seconds above 0 and at most 4294967.295"),
+        (float("nan"), "got nan"),
+        (1e12, "got 1000000000000.0"),  # beyond what settimeout() takes
+        (4294967.296, "got 4294967.296"),  # beyond the u32 ms of the request
+        (0, "got 0"),
+        (-1, "got -1"),
+        ("5", "timeout must be a number of seconds, got str"),
+        (None, "got NoneType"),
+        (True, "got bool"),
+    ],
+)
+def test_a_timeout_out_of_range_is_invalid_parameter(timeout: object, message: str) -> None:
+    makers: list[Callable[[], object]] = [
+        lambda: client.AesmClient("/nonexistent/aesm.socket", timeout),  # type: ignore[arg-type]
+        lambda: client.AsyncAesmClient("/nonexistent/aesm.socket", timeout),  # type: ignore[arg-type]
+        lambda: client.out_of_process("/nonexistent/aesm.socket", timeout=timeout),  # type: ignore[arg-type]
+    ]
+    for make in makers:
+        with pytest.raises(client.InvalidParameterError, match=re.escape(message)) as info:
+            make()
+        assert isinstance(info.value, UsageError)
+        assert info.value.sgx_status == SgxStatus.ERROR_INVALID_PARAMETER
+    assert client.current_mode() is None  # a refused quoter fixes no mode
+
+
+def test_the_timeout_bounds_work_on_the_socket(tmp_path: Path) -> None:
+    with fake_aesm(tmp_path, HonestAesm()) as server:
+        for timeout, sent in ((5, 5000), ((2**32 - 1) / 1000, 2**32 - 1)):
+            aesm = client.AesmClient(server.path, timeout=timeout)
+            assert aesm.get_supported_att_key_id_num() == 1
+            assert server.requests[-1].timeout == sent  # type: ignore[union-attr]
+    # The smallest timeouts are taken; the request carries 1 ms (see the backlog
+    # tests for the connect bound they give).
+    assert client.AesmClient(server.path, timeout=1e-9).timeout_ms == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (3, "socket_path must be a path (str or os.PathLike), got int"),
+        ("/run/a\0b.socket", "contains a NUL byte"),
+        ("", "socket_path is empty"),
+        (b"", "socket_path is empty"),
+        (["/run/aesm.socket"], "got list"),
+    ],
+)
+def test_a_socket_path_that_is_no_path_is_invalid_parameter(path: object, message: str) -> None:
+    for make in (client.AesmClient, client.AsyncAesmClient):
+        with pytest.raises(client.InvalidParameterError, match=re.escape(message)):
+            make(path)  # type: ignore[arg-type]
+    with pytest.raises(client.InvalidParameterError, match=re.escape(message)):
+        client._transport.SyncTransport(path)  # type: ignore[arg-type]
+
+
+def test_a_bytes_socket_path_is_decoded(tmp_path: Path) -> None:
+    with fake_aesm(tmp_path, HonestAesm()) as server:
+        aesm = client.AesmClient(os.fsencode(server.path))  # type: ignore[arg-type]
+        assert aesm.socket_path == str(server.path)
+        assert aesm.get_supported_att_key_id_num() == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"busy_attempts": "3"},
+        {"busy_attempts": 0},
+        {"busy_attempts": 2.5},
+        {"busy_initial_delay": float("nan")},
+        {"busy_max_delay": float("inf")},
+        {"busy_initial_delay": "0.1"},
+    ],
+)
+def test_a_retry_policy_out_of_range_is_invalid_parameter(kwargs: dict[str, object]) -> None:
+    with pytest.raises(client.InvalidParameterError, match="a RetryPolicy needs"):
+        client.RetryPolicy(**kwargs)  # type: ignore[arg-type]
 
 
 # ---- transport outcomes (spec 7.2) -----------------------------------------------------------

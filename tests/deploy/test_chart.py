@@ -224,6 +224,16 @@ BAD_VALUES = {
     "misspelt key": ("daemon.socketdir=/run/aesmd", "socketdir"),
     "secret TLS without a CA bundle": ("webhook.tls.mode=secret", "caBundle"),
     "legacy EPC without a resource name": ("legacyEpc.enabled=true", "resource"),
+    "negative quantity": ("daemon.epcRequest=-1Mi", "epcRequest"),
+    "quantity of dots": ("daemon.tmpSizeLimit=...", "tmpSizeLimit"),
+    "quantity with two decimal points": ("simPccs.persistence.size=1.2.3", "persistence.size"),
+    "lower-case binary unit": ("webhook.resources.limits.memory=64mi", "memory"),
+    "namespace that is no DNS label": ("namespaceOverride=My_NS", "namespaceOverride"),
+    "env item without a name": ("daemon.extraEnv[0].value=x", "name is required"),
+    "unquoted env value": (
+        "daemon.extraEnv[0].name=SGX_AESM_ADDR,daemon.extraEnv[0].value=1",
+        "extraEnv.0.value",
+    ),
 }
 
 
@@ -233,6 +243,100 @@ def test_values_schema_rejects_bad_values(helm: Helm, bad: str) -> None:
     result = helm.run("lint", "--strict", str(CHART), "--set", item)
     assert result.returncode != 0
     assert named_in_error in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("quantity", ["1", "0", "64Mi", "100m", "0.5", ".5", "1.", "1e3", "2E-1"])
+def test_values_schema_accepts_kubernetes_quantities(helm: Helm, quantity: str) -> None:
+    result = helm.run(
+        "lint", "--strict", str(CHART), "--set-string", f"daemon.tmpSizeLimit={quantity}"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: Out of range in a values file (where helm reads every number as a float64): key, value.
+OUT_OF_RANGE = {
+    "EPC above int64": ("devicePlugin", "epcBytes", "9223372036854775808"),
+    "provisioning gid above a Kubernetes group id": ("devicePlugin", "provisionGid", "2147483648"),
+    "allowed uid above uid_t": ("daemon", "allowUids", "[4294967295]"),
+    "allowed gid above uid_t": ("daemon", "allowGids", "[4294967295]"),
+    "grace period above int64": ("daemon", "terminationGracePeriodSeconds", "1e19"),
+    "drain timeout above the daemon's day": ("daemon", "drainTimeoutSeconds", "86401"),
+    "pod uid above a Kubernetes user id": (
+        "daemon",
+        "podSecurityContext",
+        "{runAsUser: 2147483648}",
+    ),
+    "replicas above int32": ("webhook", "replicas", "2147483648"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_OF_RANGE))
+def test_values_schema_rejects_numbers_out_of_range(helm: Helm, tmp_path: Path, case: str) -> None:
+    section, key, value = OUT_OF_RANGE[case]
+    values = tmp_path / "values.yaml"
+    values.write_text(f"{section}:\n  {key}: {value}\n")
+    result = helm.run("template", "r", str(CHART), "--values", str(values))
+    assert result.returncode != 0
+    assert f"{section}.{key}" in result.stderr
+    assert "Must be less than or equal to" in result.stderr
+
+
+def test_large_numbers_render_as_integers(helm: Helm, tmp_path: Path) -> None:
+    """OpenShift-range ids from a values file (float64s in helm) are integers, not 1e+09."""
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        "daemon:\n"
+        "  allowUids: [1000680001]\n"
+        "  allowGids: [1000680000]\n"
+        "  terminationGracePeriodSeconds: 1000000\n"
+        "  revisionHistoryLimit: 1000000\n"
+        "  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 1000000}}\n"
+        "  podSecurityContext: {runAsUser: 1000680000, runAsGroup: 1000680000}\n"
+        "devicePlugin:\n"
+        "  provisionGid: 1000680001\n"
+        "  epcBytes: 10000000000\n"
+        "simPccs:\n"
+        "  bootstrap: {backoffLimit: 1000000}\n"
+        "webhook:\n"
+        "  replicas: 1000000\n"
+    )
+    docs = helm.template([preset("sim"), values])
+    assert _validate(docs, kubernetes_validate.latest_version()) == []
+    ds, spec = _daemon(docs)
+    assert ds["spec"]["revisionHistoryLimit"] == 1000000
+    assert ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] == 1000000
+    assert spec["terminationGracePeriodSeconds"] == 1000000
+    assert spec["securityContext"]["supplementalGroups"] == [1000680001]
+    assert spec["initContainers"][0]["command"][1] == "1000680000:1000680000"
+    args = spec["containers"][0]["args"]
+    assert "--allow-uid=1000680001" in args
+    assert "--allow-gid=1000680000" in args
+    plugin_args = pod_spec(named(docs, "DaemonSet", "-device-plugin"))["containers"][0]["args"]
+    assert "--provision-gid=1000680001" in plugin_args
+    assert "--epc-bytes=10000000000" in plugin_args
+    assert named(docs, "Job", "-bootstrap")["spec"]["backoffLimit"] == 1000000
+    assert named(docs, "Deployment", "-webhook")["spec"]["replicas"] == 1000000
+
+
+def test_users_supplemental_groups_join_the_provisioning_group(helm: Helm, tmp_path: Path) -> None:
+    """One supplementalGroups key (a second one is a duplicate key the API server rejects)."""
+    values = tmp_path / "values.yaml"
+    values.write_text("daemon:\n  podSecurityContext:\n    supplementalGroups: [1000680005]\n")
+    result = helm.run(
+        "template",
+        "r",
+        str(CHART),
+        "--values",
+        str(preset("sim")),
+        "--values",
+        str(values),
+        "--show-only",
+        "templates/daemonset.yaml",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("supplementalGroups:") == 1
+    _, spec = _daemon([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+    assert spec["securityContext"]["supplementalGroups"] == [1000680005, 10002]
 
 
 def test_grace_period_must_exceed_drain_timeout(helm: Helm) -> None:
@@ -656,3 +760,107 @@ def test_qcnl_follows_values(helm: Helm) -> None:
         return value
 
     assert checksum(before) != checksum(after)
+
+
+# -- names ------------------------------------------------------------------------------
+
+#: Every component and every object the chart can render.
+EVERYTHING = (
+    "sample.enabled=true",
+    "monitoring.podMonitor.enabled=true",
+    "monitoring.serviceMonitor.enabled=true",
+    "monitoring.prometheusRule.enabled=true",
+    "monitoring.grafanaDashboard.enabled=true",
+)
+
+
+def _names_are_unique_dns_labels(docs: Docs) -> None:
+    names = [(doc["kind"], doc["metadata"]["name"]) for doc in docs]
+    duplicates = {item for item in names if names.count(item) > 1}
+    assert not duplicates
+    too_long = [(kind, name) for kind, name in names if len(name) > 63]
+    assert not too_long
+    for _, name in names:
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
+
+
+def _references_resolve(docs: Docs) -> None:
+    """Every name an object refers to is the name of an object of the render."""
+    have = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
+    for doc in docs:
+        if doc["kind"] in WORKLOADS:
+            spec = pod_spec(doc)
+            assert ("ServiceAccount", spec.get("serviceAccountName", "default")) in have or (
+                "serviceAccountName" not in spec
+            )
+            for volume in spec["volumes"]:
+                if "persistentVolumeClaim" in volume:
+                    claim = volume["persistentVolumeClaim"]["claimName"]
+                    assert ("PersistentVolumeClaim", claim) in have
+                if "configMap" in volume:
+                    assert ("ConfigMap", volume["configMap"]["name"]) in have
+        if doc["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            assert (doc["roleRef"]["kind"], doc["roleRef"]["name"]) in have
+            for subject in doc["subjects"]:
+                assert ("ServiceAccount", subject["name"]) in have
+        if doc["kind"] == "MutatingWebhookConfiguration":
+            service = doc["webhooks"][0]["clientConfig"]["service"]["name"]
+            assert ("Service", service) in have
+            assert ("Certificate", service) in have
+
+
+@pytest.mark.parametrize(
+    ("release", "sets"),
+    [
+        ("r" * 53, ()),  # the longest release name helm allows
+        ("r" * 45, ()),
+        ("sqh", ("fullnameOverride=" + "f" * 60,)),
+        ("sqh", ("fullnameOverride=" + "f" * 70,)),
+    ],
+    ids=["release-53", "release-45", "fullname-60", "fullname-70"],
+)
+def test_long_names_stay_unique_and_short(helm: Helm, release: str, sets: tuple[str, ...]) -> None:
+    docs = helm.template([preset("sim")], [*EVERYTHING, *sets], release=release)
+    _names_are_unique_dns_labels(docs)
+    _references_resolve(docs)
+    assert _validate(docs, kubernetes_validate.latest_version()) == []
+    # The component stays readable at the end of a cut name.
+    assert named(docs, "DaemonSet", "-daemon")
+    assert named(docs, "Service", "-daemon-metrics")
+    # The down alert still selects the monitors' jobs (see test_down_alert_selects_...).
+    rule = by_kind(docs, "PrometheusRule")[0]
+    (down,) = [
+        r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == "SgxQuoteHelperDown"
+    ]
+    match = re.fullmatch(r'up\{job=~"(.+)"\} == 0', down["expr"].strip())
+    assert match, down["expr"]
+    job = re.compile(match.group(1))
+    assert job.fullmatch(named(docs, "Service", "-daemon-metrics")["metadata"]["name"])
+    assert job.fullmatch(f"sgx-quote-helper/{by_kind(docs, 'PodMonitor')[0]['metadata']['name']}")
+
+
+def test_cluster_scoped_names_differ_between_namespaces_with_a_common_prefix(helm: Helm) -> None:
+    prefix = "n" * 60
+    kinds = ("ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration")
+
+    def cluster_names(namespace: str) -> set[tuple[str, str]]:
+        docs = helm.template([preset("sim")], namespace=namespace)
+        _names_are_unique_dns_labels(docs)
+        return {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in kinds}
+
+    first, second = cluster_names(prefix + "-a"), cluster_names(prefix + "-b")
+    assert len(first) == len(second) == 5
+    assert not first & second
+
+
+def test_short_names_are_unchanged(renders: dict[str, Docs]) -> None:
+    names = {(d["kind"], d["metadata"]["name"]) for d in renders["sim"]}
+    assert ("ClusterRole", "sgx-quote-helper-sqh-sgx-quote-helper-bootstrap") in names
+    assert (
+        "MutatingWebhookConfiguration",
+        "sgx-quote-helper-sqh-sgx-quote-helper-webhook",
+    ) in names
+    assert ("ServiceAccount", "sqh-sgx-quote-helper-device-plugin") in names
+    metrics = {(d["kind"], d["metadata"]["name"]) for d in renders["sim-everything"]}
+    assert ("Service", "qh-daemon-metrics") in metrics
+    assert ("ConfigMap", "qh-daemon-dashboard") in metrics

@@ -10,12 +10,15 @@ from __future__ import annotations
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from io import BufferedIOBase
 from pathlib import Path
 
 import pytest
 from doctor_harness import stale_socket, world_dir
+from http_support import HostileHttpServer, head
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,6 +41,7 @@ from sgx_quote_helper.doctor import (
     parse_mount_points,
     permission_class,
 )
+from sgx_quote_helper.doctor._daemon import MAX_METRICS_SIZE
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.sgx import AesmError, Quote3Error, SgxStatus
 
@@ -324,3 +328,36 @@ def test_a_malformed_url_is_refused_before_any_check(field: str, url: str) -> No
 def test_build_info_refuses_a_malformed_admin_url() -> None:
     with pytest.raises(UsageError, match="without its partner"):
         fetch_build_info("http://[::1", 1.0)
+
+
+# Regressions: a plain httpx.get read any body whole and bounded each read only, so a
+# dripping or 1 GB admin endpoint hung doctor or took ~1 GB.
+
+
+def _metrics_drip(path: str, out: BufferedIOBase) -> None:
+    out.write(head(200, {"Content-Length": "200"}))
+    for _ in range(200):  # 10 s at most
+        out.write(b"#")
+        out.flush()
+        time.sleep(0.05)
+
+
+def _metrics_huge(path: str, out: BufferedIOBase) -> None:
+    out.write(head(200, {"Transfer-Encoding": "chunked"}))
+    line = b'sgx_quote_helper_build_info{version="x"} 1\n' * 25_000
+    for _ in range(MAX_METRICS_SIZE // len(line) + 2):
+        out.write(b"%x\r\n" % len(line) + line + b"\r\n")
+    out.write(b"0\r\n\r\n")
+
+
+def test_build_info_fetch_has_a_total_deadline() -> None:
+    with HostileHttpServer(_metrics_drip) as server, pytest.raises(ConnectionError) as info:
+        fetch_build_info(server.url, 0.5)
+    assert "no complete answer from" in str(info.value)
+    assert "within 0.5s" in str(info.value)
+
+
+def test_build_info_fetch_refuses_a_huge_page() -> None:
+    with HostileHttpServer(_metrics_huge) as server, pytest.raises(ConnectionError) as info:
+        fetch_build_info(server.url, 5.0)
+    assert f"{MAX_METRICS_SIZE}-byte limit" in str(info.value)

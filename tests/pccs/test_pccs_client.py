@@ -447,6 +447,9 @@ GOOD_TCB = json.dumps({"tcbInfo": json.loads(COLLATERAL.tcb_info), "signature": 
         (_ok(GOOD_TCB), "missing header TCB-Info-Issuer-Chain or SGX-TCB-Info-Issuer-Chain"),
         (_ok(GOOD_TCB, {"TCB-Info-Issuer-Chain": "garbage"}), "is not a PEM chain"),
         (_ok(b"\xff\xfe", TCB_HEADERS), "not UTF-8"),
+        # Regressions: these escaped as RecursionError and ValueError.
+        (_ok('{"tcbInfo": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}", TCB_HEADERS), "deeply"),
+        (_ok('{"tcbInfo": {"a": ' + "9" * 5000 + "}}", TCB_HEADERS), "not usable JSON"),
     ],
 )
 def test_malformed_tcb_info_is_a_parse_error(
@@ -497,6 +500,7 @@ def test_pckcert_needs_its_headers() -> None:
 
 def _collateral_router(
     root_crl: Callable[[httpx.Request], httpx.Response],
+    qe_identity_chain: str = COLLATERAL.qe_identity_issuer_chain,
 ) -> Callable[[httpx.Request], httpx.Response]:
     def route(request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -520,9 +524,7 @@ def _collateral_router(
             "enclaveIdentity": json.loads(COLLATERAL.qe_identity),
             "signature": COLLATERAL.qe_identity_signature.hex(),
         }
-        headers = {
-            "SGX-Enclave-Identity-Issuer-Chain": _chain_header(COLLATERAL.qe_identity_issuer_chain)
-        }
+        headers = {"SGX-Enclave-Identity-Issuer-Chain": _chain_header(qe_identity_chain)}
         return httpx.Response(200, json=body, headers=headers)
 
     return route
@@ -553,6 +555,77 @@ def test_intel_pcs_root_crl_comes_from_the_distribution_point() -> None:
     with PccsClient("https://api.trustedservices.intel.com", transport=transport) as client:
         assert client.get_collateral(fmspc="00A067110000", ca="processor") == COLLATERAL
     assert seen == [INTEL_ROOT_CDP]
+
+
+def _root_naming(cdp: str) -> tuple[str, bytes]:
+    """A self-signed root whose CRL distribution point is ``cdp``: (PEM, its public key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Intel SGX Root CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    point = x509.DistributionPoint([x509.UniformResourceIdentifier(cdp)], None, None, None)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.CRLDistributionPoints([point]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    raw = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), raw
+
+
+def test_distribution_point_of_a_root_that_is_not_the_anchor_is_not_fetched() -> None:
+    # Regression: on a 404 from /rootcacrl the client fetched whatever URL the root of
+    # the (unverified) QE Identity chain named: a PCCS could make it request any URL.
+    probe = "http://169.254.169.254/latest/meta-data/"
+    evil_root, _ = _root_naming(probe)
+    seen: list[str] = []
+
+    def root_crl(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(404, headers=TAGGED)
+
+    router = _collateral_router(root_crl, qe_identity_chain=evil_root)
+    with _client(router) as client, pytest.raises(PccsNotFound) as info:
+        client.get_collateral(QUOTE)
+    assert seen == [f"https://pccs.test{API}/rootcacrl"]
+    assert "is not the trust anchor" in str(info.value)
+
+
+def test_distribution_point_of_the_anchor_root_is_fetched() -> None:
+    root, public_key = _root_naming("https://crl.test/rootcacrl")
+    seen: list[str] = []
+
+    def root_crl(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.host == "pccs.test":
+            return httpx.Response(404, headers=TAGGED)
+        return httpx.Response(200, content=COLLATERAL.root_ca_crl)
+
+    router = _collateral_router(root_crl, qe_identity_chain=root)
+    with _client(router) as client:
+        collateral = client.get_collateral(QUOTE, root_public_key=public_key)
+    assert collateral.root_ca_crl == COLLATERAL.root_ca_crl
+    assert seen == [f"https://pccs.test{API}/rootcacrl", "https://crl.test/rootcacrl"]
+
+
+def test_a_malformed_distribution_point_is_a_pccs_error() -> None:
+    # Regression: httpx.InvalidURL (not an httpx.HTTPError) escaped the client.
+    root, public_key = _root_naming("http://[::1")
+
+    def root_crl(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, headers=TAGGED)
+
+    router = _collateral_router(root_crl, qe_identity_chain=root)
+    with _client(router) as client, pytest.raises(PccsError) as info:
+        client.get_collateral(QUOTE, root_public_key=public_key)
+    assert "root CA CRL (from the root's CRL distribution point)" in str(info.value)
 
 
 def test_api_key_goes_to_the_service_only() -> None:

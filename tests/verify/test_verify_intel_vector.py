@@ -313,3 +313,54 @@ def test_no_collateral_and_no_pccs() -> None:
         Verifier().verify(QUOTE, now=JULY_1, policy=UnsafeNoAppraisal())
     with pytest.raises(UsageError):
         Verifier(cache_dir="/tmp/x")
+
+
+def test_a_bytes_like_quote_verifies_as_bytes() -> None:
+    expected = Verifier().verify(QUOTE, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
+    for quote in (bytearray(QUOTE), memoryview(QUOTE)):
+        result = Verifier().verify(quote, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())
+        assert result == expected
+
+
+@pytest.mark.parametrize(
+    "quote",
+    # 10**11 would be a 100 GB bytes() (MemoryError) if it were converted first.
+    [10**11, QUOTE.hex(), None, [1, 2, 3]],
+    ids=["int", "str", "None", "list"],
+)
+def test_a_quote_that_is_not_bytes_like_is_a_usage_error(quote: object) -> None:
+    with pytest.raises(UsageError, match=r"quote must be bytes .* got") as info:
+        Verifier().verify(quote, COLLATERAL, now=JULY_1, policy=UnsafeNoAppraisal())  # type: ignore[arg-type]
+    assert type(quote).__name__ in str(info.value)
+
+
+@pytest.mark.parametrize("policy", [None, "UpToDate", object()], ids=["None", "str", "object"])
+def test_a_policy_that_is_not_a_policy_is_a_usage_error(policy: object) -> None:
+    # Checked before the quote is verified: a bad policy never surfaces as an
+    # AttributeError after the work, whatever the quote.
+    for quote in (QUOTE, b"not a quote"):
+        with pytest.raises(UsageError, match="policy must be a Policy"):
+            Verifier().verify(quote, COLLATERAL, now=JULY_1, policy=policy)  # type: ignore[arg-type]
+
+
+def test_collateral_that_is_not_collateral_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="collateral must be a Collateral"):
+        Verifier().verify(QUOTE, {"tcb_info": "{}"}, now=JULY_1, policy=UnsafeNoAppraisal())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pccs": 5}, "pccs must be a PCCS URL"),
+        ({"pccs": b"https://pccs"}, "pccs must be a PCCS URL"),
+        ({"pccs": "https://pccs.example", "cache_dir": 5}, "cache_dir must be a path"),
+        ({"pccs": "https://pccs.example", "max_collateral_age": 60}, "must be a datetime"),
+    ],
+)
+def test_verifier_arguments_of_the_wrong_type_are_usage_errors(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        Verifier(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="trust_anchor must be a TrustAnchor"):
+        Verifier(_intel_root_der())  # type: ignore[arg-type]

@@ -60,6 +60,7 @@ from sgx_quote_helper.client._mode import (
     check_mode,
     fix_mode,
 )
+from sgx_quote_helper.client._quote_ex import BytesLike, bytes_arg
 from sgx_quote_helper.client._quoter import (
     AsyncQuoter,
     QeReportMacCheck,
@@ -123,11 +124,12 @@ def default_state_dir(platform_dir: str | os.PathLike[str]) -> Path:
     return base / "sgx-quote-helper" / "in-process" / digest
 
 
-def _key_base(att_key_id: AttKeyIdExt | bytes) -> AttKeyId:
+def _key_base(att_key_id: AttKeyIdExt | BytesLike) -> AttKeyId:
     if isinstance(att_key_id, AttKeyIdExt):
         return att_key_id.base
+    raw = bytes_arg(att_key_id, AttKeyIdExt.LAYOUT.size, "att_key_id", QuoteExCall.INIT_QUOTE_EX)
     try:
-        return AttKeyIdExt.from_bytes(att_key_id).base
+        return AttKeyIdExt.from_bytes(raw).base
     except ParseError as exc:
         raise InvalidParameterError(f"att_key_id: {exc}") from exc
 
@@ -282,16 +284,12 @@ class AsyncInProcessQuoter(AsyncQuoter):
         """The shared in-process quoter stays open for the rest of the process."""
 
 
-def _report_arg(report: Report | bytes) -> bytes:
+def _report_arg(report: Report | BytesLike) -> bytes:
     """The raw 432-byte REPORT the backend takes, refusing anything else."""
     if isinstance(report, Report):
         return report.to_bytes()
-    try:
-        return Report.from_bytes(report).to_bytes()
-    except (ParseError, TypeError) as exc:
-        raise InvalidParameterError(
-            f"report must be a Report or 432 bytes: {exc}", call=QuoteExCall.GET_QUOTE_EX
-        ) from exc
+    # The same check as out of process: any bytes-like of 432 bytes, converted once.
+    return bytes_arg(report, Report.LAYOUT.size, "report", QuoteExCall.GET_QUOTE_EX)
 
 
 def _from_quote_error(exc: QuoteError, call: QuoteExCall, where: str) -> Exception:

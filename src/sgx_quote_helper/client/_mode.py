@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sgx_quote_helper.client._errors import ModeConflictError
+from sgx_quote_helper.client._errors import InvalidParameterError, ModeConflictError
 
 _log = logging.getLogger("sgx_quote_helper.client")
 
@@ -186,6 +186,24 @@ def _reset_mode_for_tests() -> None:
             hook()
 
 
+def check_socket_path(socket_path: object) -> str:
+    """An explicit socket path as ``str``: a ``str``, ``bytes`` or ``os.PathLike``,
+    not empty and without a NUL byte (which no file name holds)."""
+    if not isinstance(socket_path, str | bytes | os.PathLike):
+        raise InvalidParameterError(
+            f"socket_path must be a path (str or os.PathLike), got {type(socket_path).__name__}"
+        )
+    try:
+        path = os.fsdecode(socket_path)
+    except TypeError as exc:  # an os.PathLike whose __fspath__ returns something else
+        raise InvalidParameterError(f"socket_path is not a usable path: {exc}") from None
+    if not path:
+        raise InvalidParameterError("socket_path is empty: name the daemon's socket")
+    if "\0" in path:
+        raise InvalidParameterError(f"socket_path {path!r} contains a NUL byte")
+    return path
+
+
 def resolve_socket_path(socket_path: str | os.PathLike[str] | None) -> tuple[str, str]:
     """The socket to use and where it came from (for messages).
 
@@ -193,7 +211,7 @@ def resolve_socket_path(socket_path: str | os.PathLike[str] | None) -> tuple[str
     names an absolute path), otherwise the default socket.
     """
     if socket_path is not None:
-        return os.fspath(socket_path), "given explicitly"
+        return check_socket_path(socket_path), "given explicitly"
     choice = environment_choice()
     if choice.value is None:
         return DEFAULT_SOCKET_PATH, f"the default path; {ENV_VAR} is not set"

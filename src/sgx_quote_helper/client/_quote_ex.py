@@ -49,6 +49,7 @@ from sgx_quote_helper.client._transport import (
     Exchange,
     Flow,
     SyncTransport,
+    check_timeout,
     expect,
     run_flow,
     run_flow_async,
@@ -65,7 +66,7 @@ from sgx_quote_helper.sgx import (
 _U32_MAX = (1 << 32) - 1
 
 #: An attestation key id: the 256-byte ``sgx_att_key_id_ext_t``, raw or parsed.
-AttKeyIdLike: TypeAlias = bytes | AttKeyIdExt
+AttKeyIdLike: TypeAlias = bytes | bytearray | memoryview | AttKeyIdExt
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ class GetQuoteExResult:
     """What ``sgx_get_quote_ex`` fills in.
 
     ``quote`` is the caller's whole buffer of ``buf_size`` bytes, zero-padded,
-    as in C; :func:`~sgx_quote_helper.client.trim_quote` gives the real quote.
+    as the daemon sends it (a reply of another length is refused);
+    :func:`~sgx_quote_helper.client.trim_quote` gives the real quote.
     ``qe_report_info`` is the 960-byte buffer after the call (``None`` if none
     was passed).
     """
@@ -99,6 +101,11 @@ class GetQuoteExResult:
 def timeout_ms(timeout: float) -> int:
     """The request's ``timeout`` field: the client's budget in ms, as Intel sends it."""
     return max(1, min(_U32_MAX, round(timeout * 1000)))
+
+
+def _is_int_in(value: object, low: int, high: int) -> bool:
+    """Whether ``value`` is an ``int`` (not a ``bool``) in ``low..high``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _invalid(call: QuoteExCall, message: str) -> InvalidParameterError:
@@ -113,20 +120,40 @@ def _invalid(call: QuoteExCall, message: str) -> InvalidParameterError:
     )
 
 
-def _key_bytes(att_key_id: AttKeyIdLike, call: QuoteExCall) -> bytes:
-    raw = att_key_id.to_bytes() if isinstance(att_key_id, AttKeyIdExt) else att_key_id
-    if not isinstance(raw, bytes) or len(raw) != ATT_KEY_ID_SIZE:
-        size = len(raw) if isinstance(raw, bytes | bytearray) else type(raw).__name__
-        raise _invalid(call, f"att_key_id must be {ATT_KEY_ID_SIZE} bytes, got {size}")
-    return raw
+#: What a byte-string argument may be: converted to ``bytes`` once, at the boundary.
+BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 
-def _sized(value: bytes | Report | QeReportInfo, size: int, name: str, call: QuoteExCall) -> bytes:
-    raw = value.to_bytes() if isinstance(value, Report | QeReportInfo) else value
-    if not isinstance(raw, bytes) or len(raw) != size:
-        got = len(raw) if isinstance(raw, bytes | bytearray) else type(raw).__name__
+def bytes_arg(value: object, size: int | None, name: str, call: QuoteExCall) -> bytes:
+    """``value`` as ``bytes`` if it is bytes-like (of ``size`` bytes, when given).
+
+    Anything else is refused by its type, before it is converted (``bytes(432)``
+    is 432 zeros, ``bytes(10**9)`` a gigabyte).
+    """
+    exact = f"{size} bytes" if size is not None else "bytes"
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise _invalid(
+            call,
+            f"{name} must be {exact} (bytes, bytearray or memoryview), got {type(value).__name__}",
+        )
+    got = value.nbytes if isinstance(value, memoryview) else len(value)
+    if size is not None and got != size:
         raise _invalid(call, f"{name} must be {size} bytes, got {got}")
-    return raw
+    return bytes(value)
+
+
+def _key_bytes(att_key_id: AttKeyIdLike, call: QuoteExCall) -> bytes:
+    if isinstance(att_key_id, AttKeyIdExt):
+        return att_key_id.to_bytes()
+    return bytes_arg(att_key_id, ATT_KEY_ID_SIZE, "att_key_id", call)
+
+
+def _sized(
+    value: BytesLike | Report | QeReportInfo, size: int, name: str, call: QuoteExCall
+) -> bytes:
+    if isinstance(value, Report | QeReportInfo):
+        return value.to_bytes()
+    return bytes_arg(value, size, name, call)
 
 
 def check_reply(call: QuoteExCall, error_code: int) -> None:
@@ -143,6 +170,28 @@ def check_reply(call: QuoteExCall, error_code: int) -> None:
     )
 
 
+def malformed_quote(detail: str) -> UnexpectedError:
+    """``SGX_ERROR_UNEXPECTED`` for a successful GetQuoteEx whose quote buffer is not one.
+
+    Intel's aesmd (and the quote helper) sends the caller's whole zero-padded
+    buffer, exactly ``buf_size`` bytes, opening with a quote of ``436 + u32 at
+    432`` bytes (spec aesm-wire.md sections 6.2 and 10). Intel's client would
+    accept a shorter buffer and pad it; a quote cut short then reads as a
+    short "quote" of zeros, so this client refuses it (Enarx checks the length
+    the same way).
+    """
+    return UnexpectedError(
+        f"the daemon sent a malformed quote: {detail}",
+        call=QuoteExCall.GET_QUOTE_EX,
+        hints=[
+            "An AESM-compatible daemon answers GetQuoteEx with the whole zero-padded buffer "
+            "of buf_size bytes, starting with the quote (436 bytes plus signature_data_len). "
+            "The daemon on this socket is not AESM-compatible or has a bug: see its log and "
+            "version. Do not use this reply as a quote."
+        ],
+    )
+
+
 def _missing(call: QuoteExCall, what: str) -> UnexpectedError:
     return UnexpectedError(
         f"the reply reports success but {what}",
@@ -155,13 +204,14 @@ def _missing(call: QuoteExCall, what: str) -> UnexpectedError:
 
 
 def select_att_key_id_flow(
-    att_key_id_list: bytes | None, *, timeout: int = CLIENT_TIMEOUT_MS
+    att_key_id_list: BytesLike | None, *, timeout: int = CLIENT_TIMEOUT_MS
 ) -> Flow[bytes]:
     """``sgx_select_att_key_id``: the 256-byte id the service picks (from the list)."""
     call = QuoteExCall.SELECT_ATT_KEY_ID
-    if att_key_id_list is not None and not isinstance(att_key_id_list, bytes):
-        raise _invalid(call, "att_key_id_list must be bytes")
-    request = SelectAttKeyIDRequest(att_key_id_list or None, timeout=timeout)
+    listing = None
+    if att_key_id_list is not None:
+        listing = bytes_arg(att_key_id_list, None, "att_key_id_list", call)
+    request = SelectAttKeyIDRequest(listing or None, timeout=timeout)
     reply = expect((yield Exchange(call, request)), SelectAttKeyIDResponse)
     check_reply(call, reply.error_code)
     selected = reply.selected_att_key_id
@@ -184,8 +234,12 @@ def init_quote_ex_flow(
     """
     call = QuoteExCall.INIT_QUOTE_EX
     key = _key_bytes(att_key_id, call)
-    if pub_key_id and not 0 < pub_key_id_size < _U32_MAX:
-        raise _invalid(call, f"pub_key_id_size must be in 1..{_U32_MAX - 1}")
+    if not isinstance(pub_key_id, bool):
+        raise _invalid(call, f"pub_key_id must be True or False, got {pub_key_id!r}")
+    if pub_key_id and not _is_int_in(pub_key_id_size, 1, _U32_MAX - 1):
+        raise _invalid(
+            call, f"pub_key_id_size must be in 1..{_U32_MAX - 1}, got {pub_key_id_size!r}"
+        )
     request = InitQuoteExRequest(
         att_key_id=key,
         b_pub_key_id=pub_key_id,
@@ -215,10 +269,10 @@ def get_quote_size_ex_flow(
 
 
 def get_quote_ex_flow(
-    report: bytes | Report,
+    report: BytesLike | Report,
     att_key_id: AttKeyIdLike,
     buf_size: int,
-    qe_report_info: bytes | QeReportInfo | None = None,
+    qe_report_info: BytesLike | QeReportInfo | None = None,
     *,
     timeout: int = CLIENT_TIMEOUT_MS,
 ) -> Flow[GetQuoteExResult]:
@@ -231,7 +285,7 @@ def get_quote_ex_flow(
         if qe_report_info is None
         else _sized(qe_report_info, QE_REPORT_INFO_SIZE, "qe_report_info", call)
     )
-    if isinstance(buf_size, bool) or not isinstance(buf_size, int) or not 0 < buf_size <= _U32_MAX:
+    if not _is_int_in(buf_size, 1, _U32_MAX):
         raise _invalid(call, f"buf_size must be in 1..{_U32_MAX}, got {buf_size!r}")
     request = GetQuoteExRequest(raw_report, key, sent_info, buf_size, timeout=timeout)
     reply = expect((yield Exchange(call, request)), GetQuoteExResponse)
@@ -239,11 +293,10 @@ def get_quote_ex_flow(
     quote = reply.quote
     if quote is None:
         raise _missing(call, "carries no quote")
-    if len(quote) > buf_size:
-        raise UnexpectedError(
-            f"the service returned a {len(quote)}-byte quote for a {buf_size}-byte buffer",
-            call=call,
-            hints=["Ask for the size again (get_quote_size) and retry with that buffer."],
+    if len(quote) != buf_size:
+        raise malformed_quote(
+            f"a {len(quote)}-byte quote buffer for a {buf_size}-byte request (the reply "
+            "carries the whole buffer, exactly buf_size bytes)"
         )
     info_after: bytes | None = None
     if sent_info is not None:
@@ -253,7 +306,7 @@ def get_quote_ex_flow(
             info_after = echoed + sent_info[len(echoed) :]
         else:
             info_after = sent_info
-    return GetQuoteExResult(quote + bytes(buf_size - len(quote)), info_after)
+    return GetQuoteExResult(quote, info_after)
 
 
 def get_supported_att_key_id_num_flow(*, timeout: int = CLIENT_TIMEOUT_MS) -> Flow[int]:
@@ -271,7 +324,7 @@ def get_supported_att_key_ids_flow(
     """``sgx_get_supported_att_key_ids``: ``num`` 256-byte ids (``buf_size = num * 256``)."""
     call = QuoteExCall.GET_SUPPORTED_ATT_KEY_IDS
     limit = _U32_MAX // ATT_KEY_ID_SIZE
-    if isinstance(num, bool) or not isinstance(num, int) or not 0 < num <= limit:
+    if not _is_int_in(num, 1, limit):
         raise _invalid(call, f"num must be in 1..{limit}, got {num!r}")
     request = GetSupportedAttKeyIDsRequest(num * ATT_KEY_ID_SIZE, timeout=timeout)
     reply = expect((yield Exchange(call, request)), GetSupportedAttKeyIDsResponse)
@@ -287,13 +340,11 @@ def get_supported_att_key_ids_flow(
 
 class _ClientBase:
     def __init__(self, socket_path: str | os.PathLike[str] | None, timeout: float) -> None:
-        if not timeout > 0:
-            raise InvalidParameterError(f"timeout must be positive, got {timeout!r}")
+        self._timeout = check_timeout(timeout)
         path, origin = resolve_socket_path(socket_path)
         self._path = path
         self._origin = origin
-        self._timeout = float(timeout)
-        self._timeout_ms = timeout_ms(timeout)
+        self._timeout_ms = timeout_ms(self._timeout)
 
     @property
     def socket_path(self) -> str:
@@ -327,7 +378,7 @@ class AesmClient(_ClientBase):
         super().__init__(socket_path, timeout)
         self.transport = SyncTransport(self._path, timeout=self._timeout, origin=self._origin)
 
-    def select_att_key_id(self, att_key_id_list: bytes | None = None) -> bytes:
+    def select_att_key_id(self, att_key_id_list: BytesLike | None = None) -> bytes:
         return run_flow(
             select_att_key_id_flow(att_key_id_list, timeout=self._timeout_ms), self.transport
         )
@@ -350,10 +401,10 @@ class AesmClient(_ClientBase):
 
     def get_quote_ex(
         self,
-        report: bytes | Report,
+        report: BytesLike | Report,
         att_key_id: AttKeyIdLike,
         buf_size: int,
-        qe_report_info: bytes | QeReportInfo | None = None,
+        qe_report_info: BytesLike | QeReportInfo | None = None,
     ) -> GetQuoteExResult:
         flow = get_quote_ex_flow(
             report, att_key_id, buf_size, qe_report_info, timeout=self._timeout_ms
@@ -378,7 +429,7 @@ class AsyncAesmClient(_ClientBase):
         super().__init__(socket_path, timeout)
         self.transport = AsyncTransport(self._path, timeout=self._timeout, origin=self._origin)
 
-    async def select_att_key_id(self, att_key_id_list: bytes | None = None) -> bytes:
+    async def select_att_key_id(self, att_key_id_list: BytesLike | None = None) -> bytes:
         return await run_flow_async(
             select_att_key_id_flow(att_key_id_list, timeout=self._timeout_ms), self.transport
         )
@@ -401,10 +452,10 @@ class AsyncAesmClient(_ClientBase):
 
     async def get_quote_ex(
         self,
-        report: bytes | Report,
+        report: BytesLike | Report,
         att_key_id: AttKeyIdLike,
         buf_size: int,
-        qe_report_info: bytes | QeReportInfo | None = None,
+        qe_report_info: BytesLike | QeReportInfo | None = None,
     ) -> GetQuoteExResult:
         flow = get_quote_ex_flow(
             report, att_key_id, buf_size, qe_report_info, timeout=self._timeout_ms

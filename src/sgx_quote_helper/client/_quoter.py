@@ -44,12 +44,15 @@ from sgx_quote_helper.client._quote_ex import (
     AesmClient,
     AsyncAesmClient,
     AttKeyIdLike,
+    bytes_arg,
     get_quote_ex_flow,
     get_quote_size_ex_flow,
     init_quote_ex_flow,
+    malformed_quote,
 )
 from sgx_quote_helper.client._transport import (
     DEFAULT_TIMEOUT,
+    MAX_TIMEOUT,
     Flow,
     Sleep,
     run_flow,
@@ -59,6 +62,7 @@ from sgx_quote_helper.errors import ParseError, SgxQuoteHelperError
 from sgx_quote_helper.platform import EnclaveIdentity, SimulatedCpu
 from sgx_quote_helper.sgx import (
     DEFAULT_ECDSA_ATT_KEY_ID,
+    QUOTE_MIN_SIZE_V3,
     QeReportInfo,
     QuoteExCall,
     Report,
@@ -87,8 +91,22 @@ class RetryPolicy:
     busy_max_delay: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.busy_attempts < 1 or self.busy_initial_delay < 0 or self.busy_max_delay < 0:
-            raise InvalidParameterError("a RetryPolicy needs busy_attempts >= 1 and delays >= 0")
+        attempts, delays = self.busy_attempts, (self.busy_initial_delay, self.busy_max_delay)
+        if (
+            isinstance(attempts, bool)
+            or not isinstance(attempts, int)
+            or attempts < 1
+            or not all(_is_delay(delay) for delay in delays)
+        ):
+            raise InvalidParameterError(
+                "a RetryPolicy needs an int busy_attempts >= 1 and delays from 0 to "
+                f"{MAX_TIMEOUT:.3f} seconds, got {self!r}"
+            )
+
+
+def _is_delay(value: object) -> bool:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and 0 <= value <= MAX_TIMEOUT  # type: ignore[operator]
 
 
 # ---- pure helpers ---------------------------------------------------------------------------
@@ -98,19 +116,20 @@ def trim_quote(buffer: bytes) -> bytes:
     """The real quote at the start of a zero-padded quote buffer (spec section 6.2).
 
     Its size comes from the quote's own fixed part (``sgx.encoded_quote_size``),
-    as Gramine recomputes it.
+    as Gramine recomputes it. A size below the smallest ECDSA quote
+    (``QUOTE_MIN_SIZE_V3``, 1020 bytes: no signature data fits in less) or
+    beyond the buffer is a malformed quote (:class:`UnexpectedError`, 0x0001).
     """
     try:
         size = encoded_quote_size(buffer)
     except ParseError as exc:
-        raise UnexpectedError(
-            f"the service returned no SGX quote this client reads: {exc}",
-            call=QuoteExCall.GET_QUOTE_EX,
-        ) from None
+        raise malformed_quote(f"no SGX quote this client reads: {exc}") from None
     if size > len(buffer):
-        raise UnexpectedError(
-            f"the quote claims {size} bytes but the buffer holds {len(buffer)}",
-            call=QuoteExCall.GET_QUOTE_EX,
+        raise malformed_quote(f"the quote claims {size} bytes but the buffer holds {len(buffer)}")
+    if size < QUOTE_MIN_SIZE_V3:
+        raise malformed_quote(
+            f"the quote claims {size} bytes, less than the smallest ECDSA quote "
+            f"({QUOTE_MIN_SIZE_V3} bytes)"
         )
     return buffer[:size]
 
@@ -188,12 +207,8 @@ def sim_qe_report_mac_check(cpu: SimulatedCpu, app_enclave: EnclaveIdentity) -> 
 def _qe_report_info_arg(value: QeReportInfo | bytes | None) -> QeReportInfo | None:
     if value is None or isinstance(value, QeReportInfo):
         return value
-    if not isinstance(value, bytes) or len(value) != QE_REPORT_INFO_SIZE:
-        raise InvalidParameterError(
-            f"qe_report_info must be a QeReportInfo or {QE_REPORT_INFO_SIZE} bytes",
-            call=QuoteExCall.GET_QUOTE_EX,
-        )
-    return QeReportInfo.from_bytes(value)
+    raw = bytes_arg(value, QE_REPORT_INFO_SIZE, "qe_report_info", QuoteExCall.GET_QUOTE_EX)
+    return QeReportInfo.from_bytes(raw)
 
 
 def check_quote_args(

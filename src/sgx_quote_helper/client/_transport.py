@@ -46,17 +46,42 @@ from sgx_quote_helper.aesm import (
     frame_request,
 )
 from sgx_quote_helper.client._errors import (
+    InvalidParameterError,
     QuoteClientError,
     ServiceTimeoutError,
     ServiceUnavailableError,
     UnexpectedError,
 )
-from sgx_quote_helper.client._mode import DEFAULT_SOCKET_PATH, SOCKET_MOUNT_ADVICE
+from sgx_quote_helper.client._mode import (
+    DEFAULT_SOCKET_PATH,
+    SOCKET_MOUNT_ADVICE,
+    check_socket_path,
+)
 from sgx_quote_helper.errors import SgxQuoteHelperError
 from sgx_quote_helper.sgx import QuoteExCall
 
 #: Intel's per-read/write budget (``IPC_LATENCY``, 15000 ms in release builds).
 DEFAULT_TIMEOUT = 15.0
+#: The largest timeout, in seconds: what the request's u32 millisecond ``timeout``
+#: field holds (about 49.7 days). The socket layer takes at most about 292 years
+#: (a time_t of nanoseconds); infinity and NaN it does not take at all.
+MAX_TIMEOUT = ((1 << 32) - 1) / 1000
+
+
+def check_timeout(timeout: object) -> float:
+    """``timeout`` in seconds as a float, if it is a number above 0 and at most
+    ``MAX_TIMEOUT``; anything else is :class:`InvalidParameterError`."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InvalidParameterError(
+            f"timeout must be a number of seconds, got {type(timeout).__name__}"
+        )
+    if not 0 < timeout <= MAX_TIMEOUT:  # NaN is refused too
+        raise InvalidParameterError(
+            f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT:.3f}, "
+            f"got {timeout!r}"
+        )
+    return float(timeout)
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -278,10 +303,8 @@ class _TransportBase:
         timeout: float = DEFAULT_TIMEOUT,
         origin: str | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self.socket_path = os.fspath(socket_path)
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
+        self.socket_path = check_socket_path(socket_path)
         self.origin = origin
 
     @property
@@ -342,8 +365,9 @@ def connect_within(sock: socket.socket, path: str, timeout: float) -> None:
     that sleep, after which connect fails with EAGAIN.
     """
     sock.setblocking(True)
-    seconds = int(timeout)
-    bound = struct.pack("@ll", seconds, int((timeout - seconds) * 1_000_000))
+    # At least 1 us: an SO_SNDTIMEO of 0 would mean no bound at all.
+    micros = max(1, round(timeout * 1_000_000))
+    bound = struct.pack("@ll", micros // 1_000_000, micros % 1_000_000)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, bound)
     try:
         sock.connect(path)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from sgx_quote_helper._net import http_base_url
+from sgx_quote_helper._net import BOUNDED_LIMITS, BodyRefused, get_bounded, http_base_url
 from sgx_quote_helper._version import PCE_SVN, QE_SVN
 from sgx_quote_helper.aesm import PUB_KEY_ID_SIZE
 from sgx_quote_helper.client import (
@@ -51,6 +51,9 @@ class DaemonFacts:
     build_info: Mapping[str, str] | None = None
 
 
+#: The largest /metrics page read from an admin listener (the daemon's is a few KiB).
+MAX_METRICS_SIZE = 1024 * 1024
+
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _BUILD_INFO_METRIC = "sgx_quote_helper_build_info"
 
@@ -70,16 +73,21 @@ def parse_build_info(text: str) -> dict[str, str] | None:
 def fetch_build_info(admin_url: str, timeout: float) -> dict[str, str]:
     """GET the daemon's ``/metrics`` and read its build info.
 
-    Raises :class:`ConnectionError` when the listener cannot be reached or is not a
-    quote helper's, :class:`UsageError` when ``admin_url`` is not an
-    ``http(s)://HOST[:PORT]`` URL.
+    The answer is read as the PCCS client reads one (``_net.get_bounded``): at
+    most :data:`MAX_METRICS_SIZE` bytes, within ``timeout`` seconds in all.
+    Raises :class:`ConnectionError` when the listener cannot be reached, is too
+    slow, sends too much or is not a quote helper's, :class:`UsageError` when
+    ``admin_url`` is not an ``http(s)://HOST[:PORT]`` URL.
     """
     url = http_base_url(admin_url, what="--admin-url")
     if not url.endswith("/metrics"):
         url += "/metrics"
     try:
-        response = httpx.get(url, timeout=timeout)
-    except httpx.HTTPError as exc:
+        with httpx.Client(limits=BOUNDED_LIMITS) as http:
+            response = get_bounded(http, url, timeout=timeout, max_bytes=MAX_METRICS_SIZE)
+    except httpx.TimeoutException as exc:
+        raise ConnectionError(f"no complete answer from {url} within {timeout:g}s") from exc
+    except (httpx.HTTPError, BodyRefused) as exc:
         raise ConnectionError(f"cannot fetch {url}: {exc}") from exc
     if response.status_code != 200:
         raise ConnectionError(f"{url} answered HTTP {response.status_code}")

@@ -10,6 +10,7 @@ from sgx_quote_helper.pccs._client import (
     API_PREFIX,
     DEFAULT_TIMEOUT,
     INTEL_PCS_URL,
+    INTEL_ROOT_PUBLIC_KEY,
     AsyncPccsClient,
     CaType,
     PccsClient,
@@ -21,6 +22,7 @@ from sgx_quote_helper.pccs._client import (
 )
 from sgx_quote_helper.pccs._collateral import MAX_COLLATERAL_JSON_SIZE, Collateral
 from sgx_quote_helper.pccs._errors import (
+    PccsBusy,
     PccsError,
     PccsHttpError,
     PccsNotAService,
@@ -36,10 +38,12 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_TIMEOUT",
     "INTEL_PCS_URL",
+    "INTEL_ROOT_PUBLIC_KEY",
     "MAX_COLLATERAL_JSON_SIZE",
     "AsyncPccsClient",
     "CaType",
     "Collateral",
+    "PccsBusy",
     "PccsClient",
     "PccsError",
     "PccsHttpError",

@@ -13,6 +13,7 @@ every rule about URLs, headers and bodies.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import os
 import ssl
@@ -24,12 +25,21 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from sgx_quote_helper._net import http_base_url
+from sgx_quote_helper._net import (
+    BOUNDED_LIMITS,
+    BodyRefused,
+    aget_bounded,
+    get_bounded,
+    http_base_url,
+)
 from sgx_quote_helper.errors import ParseError, UsageError
 from sgx_quote_helper.pccs._collateral import Collateral
 from sgx_quote_helper.pccs._errors import (
+    PccsBusy,
     PccsError,
     PccsHttpError,
     PccsNotAService,
@@ -42,11 +52,21 @@ from sgx_quote_helper.pccs._signed import SignedCollateral, signed_text
 from sgx_quote_helper.pccs._types import PckCertificate, PckCertificateQuery
 from sgx_quote_helper.sgx import Quote, SgxExtension
 
-#: Seconds for connecting and for each read; a PCCS that forwards to Intel may be slow.
+#: Seconds for a whole request (connect, send, answer); a PCCS that forwards to Intel
+#: may be slow.
 DEFAULT_TIMEOUT = 10.0
+#: The largest response body read from a PCCS. TCB Info, QE Identity and the
+#: certificates are a few KiB; a PCK CRL grows with its revocations (about 40
+#: bytes each), so 8 MiB leaves room for some 200,000 revoked PCK certificates.
+MAX_RESPONSE_SIZE = 8 * 1024 * 1024
 #: The path prefix of every SGX endpoint of API v4.
 API_PREFIX = "/sgx/certification/v4"
 INTEL_PCS_URL = "https://api.trustedservices.intel.com"
+#: Intel SGX Root CA public key, uncompressed SEC1 (``INTEL_ROOT_PUB_KEY`` in QvE).
+INTEL_ROOT_PUBLIC_KEY = bytes.fromhex(
+    "040ba9c4c0c0c86193a3fe23d6b02cda10a8bbd4e88e48b4458561a36e705525f5"
+    "67918e2edc88e40d860bd0cc4ee26aacc988e505a953558c453f6b0904ae7394"
+)
 _INTEL_PCS_HOST = "api.trustedservices.intel.com"
 
 CaType = Literal["processor", "platform"]
@@ -150,6 +170,10 @@ def _looks_like_pcs(response: httpx.Response) -> bool:
     return any(name in headers for name in ("Request-ID", "Error-Code", "Error-Message"))
 
 
+#: How much of a Retry-After header an error repeats (an HTTP date is 29 characters).
+_MAX_RETRY_AFTER_CHARS = 64
+
+
 def _check_status(request: _Request, response: httpx.Response) -> None:
     if response.status_code == 200:
         return
@@ -168,16 +192,22 @@ def _check_status(request: _Request, response: httpx.Response) -> None:
         raise PccsNotFound(f"PCCS has no {request.what} (HTTP 404)", url=url)
     error_code = response.headers.get("Error-Code")
     error_message = response.headers.get("Error-Message")
+    retry_after = response.headers.get("Retry-After")
     detail = ""
     if error_code or error_message:
         detail = f": Error-Code {error_code!r}, Error-Message {error_message!r}"
-    raise PccsHttpError(
+    if retry_after is not None:
+        retry_after = retry_after[:_MAX_RETRY_AFTER_CHARS]
+        detail += f" (Retry-After: {retry_after!r})"
+    busy = response.status_code in (429, 503)
+    raise (PccsBusy if busy else PccsHttpError)(
         f"PCCS answered HTTP {response.status_code} {response.reason_phrase} "
         f"for {request.what}{detail}",
         url=url,
         status_code=response.status_code,
         error_code=error_code,
         error_message=error_message,
+        retry_after=retry_after,
     )
 
 
@@ -248,6 +278,10 @@ def _signed_body(request: _Request, response: httpx.Response, key: str) -> tuple
         body = json.loads(_text(request, response))
     except json.JSONDecodeError as exc:
         raise _malformed(request, response, f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise _malformed(request, response, "body is JSON nested too deeply") from exc
+    except ValueError as exc:  # a number of more digits than int() converts
+        raise _malformed(request, response, f"body is not usable JSON: {exc}") from exc
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
         raise _malformed(request, response, f"body has no {key!r} object")
     signature_hex = body.get("signature")
@@ -260,7 +294,10 @@ def _signed_body(request: _Request, response: httpx.Response, key: str) -> tuple
     if len(signature) != 64:
         raise _malformed(request, response, f"signature is {len(signature)} bytes, not 64")
     # Section 9: the signature covers the compact serialization in document order.
-    return signed_text(body[key]), signature
+    try:
+        return signed_text(body[key]), signature
+    except (RecursionError, ValueError) as exc:
+        raise _malformed(request, response, f"{key!r} cannot be serialised: {exc}") from exc
 
 
 def _hex_header(request: _Request, response: httpx.Response, name: str, size: int) -> bytes:
@@ -362,24 +399,53 @@ def _root_ca_crl_plan() -> _Plan[bytes]:
     return _decode_crl_body(request, response)
 
 
-def _crl_distribution_point(chain_pem: str) -> str | None:
-    """The CRL distribution point of the last (root) certificate of a chain."""
-    certs = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
+def _is_the_root(cert: x509.Certificate, root_public_key: bytes) -> bool:
+    """Whether ``cert`` is a root signed by the key verification trusts.
+
+    Its key must be ``root_public_key`` and its self-signature valid: only the
+    trusted root's owner can then have written its CRL distribution point.
+    """
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    raw = key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    if not hmac.compare_digest(raw, root_public_key):
+        return False
     try:
-        cdp = certs[-1].extensions.get_extension_for_class(x509.CRLDistributionPoints)
-    except x509.ExtensionNotFound:
-        return None
-    for point in cdp.value:
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _crl_distribution_point(chain_pem: str, root_public_key: bytes) -> str:
+    """The CRL distribution point of the last (root) certificate of a chain.
+
+    Used only if that root is the trust anchor (:func:`_is_the_root`): the chain
+    comes from the PCCS and is not verified yet, so otherwise the PCCS would
+    choose a URL this client fetches (a cloud metadata address, say).
+    """
+    root = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[-1]
+    if not _is_the_root(root, root_public_key):
+        raise PccsNotFound(
+            "root CA CRL: the PCCS has none, and the root certificate of the QE Identity "
+            "issuer chain is not the trust anchor, so its CRL distribution point is not used"
+        )
+    try:
+        cdp = root.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    except (x509.ExtensionNotFound, ValueError):
+        cdp = None
+    for point in cdp.value if cdp is not None else ():
         for name in point.full_name or ():
             if isinstance(name, x509.UniformResourceIdentifier):
                 return name.value
-    return None
+    raise PccsNotFound("root CA CRL: the root certificate names no CRL distribution point")
 
 
-def _root_ca_crl_from_cdp_plan(chain_pem: str) -> _Plan[bytes]:
-    url = _crl_distribution_point(chain_pem)
-    if url is None:
-        raise PccsNotFound("root CA CRL: the root certificate names no CRL distribution point")
+def _root_ca_crl_from_cdp_plan(chain_pem: str, root_public_key: bytes) -> _Plan[bytes]:
+    url = _crl_distribution_point(chain_pem, root_public_key)
     request = _Request("root CA CRL (from the root's CRL distribution point)", url=url)
     response = yield request
     _check_status(request, response)
@@ -422,6 +488,7 @@ def _collateral_plan(
     ca: str,
     update: UpdateType | None,
     tcb_evaluation_data_number: int | None,
+    root_public_key: bytes,
 ) -> _Plan[Collateral]:
     # The same four requests, in the same order, as dcap-qvl's get_collateral.
     pck_crl = yield from _pck_crl_plan(ca, der=True)
@@ -429,12 +496,16 @@ def _collateral_plan(
     qe_identity = yield from _qe_identity_plan(update, tcb_evaluation_data_number)
     if _is_intel_pcs(base_url):
         # Intel PCS has no /rootcacrl; the root names where its CRL lives.
-        root_ca_crl = yield from _root_ca_crl_from_cdp_plan(qe_identity.issuer_chain_pem)
+        root_ca_crl = yield from _root_ca_crl_from_cdp_plan(
+            qe_identity.issuer_chain_pem, root_public_key
+        )
     else:
         try:
             root_ca_crl = yield from _root_ca_crl_plan()
         except PccsNotFound:
-            root_ca_crl = yield from _root_ca_crl_from_cdp_plan(qe_identity.issuer_chain_pem)
+            root_ca_crl = yield from _root_ca_crl_from_cdp_plan(
+                qe_identity.issuer_chain_pem, root_public_key
+            )
     return Collateral(
         pck_crl_issuer_chain=pck_crl.issuer_chain_pem,
         root_ca_crl=root_ca_crl,
@@ -462,8 +533,16 @@ def _tls_verify(verify_tls: bool, ca_file: str | os.PathLike[str] | None) -> boo
     return verify_tls
 
 
-def _transport_error(request: _Request, exc: httpx.HTTPError, timeout: float) -> PccsError:
-    url = None
+def _transport_error(
+    request: _Request,
+    exc: httpx.HTTPError | httpx.InvalidURL | BodyRefused,
+    timeout: float,
+    url: str,
+) -> PccsError:
+    if isinstance(exc, BodyRefused):
+        return PccsResponseError(f"refused the {request.what} response: {exc}", url=url)
+    if isinstance(exc, httpx.InvalidURL):  # a URL a certificate names, not a user's
+        return PccsResponseError(f"cannot request {request.what}: {exc}", url=url)
     with contextlib.suppress(RuntimeError):
         url = str(exc.request.url)
     if isinstance(exc, httpx.TimeoutException):
@@ -526,7 +605,11 @@ class PccsClient(_ClientBase[httpx.BaseTransport, httpx.Client]):
 
     def _open(self, transport: httpx.BaseTransport | None) -> httpx.Client:
         return httpx.Client(
-            timeout=self.timeout, verify=self._verify, transport=transport, headers=self._headers
+            timeout=self.timeout,
+            verify=self._verify,
+            transport=transport,
+            headers=self._headers,
+            limits=BOUNDED_LIMITS,
         )
 
     def close(self) -> None:
@@ -547,13 +630,16 @@ class PccsClient(_ClientBase[httpx.BaseTransport, httpx.Client]):
         request = next(plan)
         while True:
             try:
-                response = self._client.get(
+                response = get_bounded(
+                    self._client,
                     self._url(request),
+                    timeout=self.timeout,
+                    max_bytes=MAX_RESPONSE_SIZE,
                     params=request.params,
                     headers=self._request_headers(request),
                 )
-            except httpx.HTTPError as exc:
-                raise _transport_error(request, exc, self.timeout) from exc
+            except (httpx.HTTPError, httpx.InvalidURL, BodyRefused) as exc:
+                raise _transport_error(request, exc, self.timeout, self._url(request)) from exc
             try:
                 request = plan.send(response)
             except StopIteration as stop:
@@ -599,11 +685,19 @@ class PccsClient(_ClientBase[httpx.BaseTransport, httpx.Client]):
         ca: str | None = None,
         update: UpdateType | None = "standard",
         tcb_evaluation_data_number: int | None = None,
+        root_public_key: bytes = INTEL_ROOT_PUBLIC_KEY,
     ) -> Collateral:
-        """All collateral for a quote, or for an explicit FMSPC and PCK CA type."""
+        """All collateral for a quote, or for an explicit FMSPC and PCK CA type.
+
+        ``root_public_key`` (uncompressed SEC1) is the trust anchor's: the root
+        CA CRL is fetched from the root's CRL distribution point only if the
+        root of the QE Identity issuer chain has this key.
+        """
         fmspc, ca = _collateral_target(quote, fmspc, ca)
         return self._run(
-            _collateral_plan(self.base_url, fmspc, ca, update, tcb_evaluation_data_number)
+            _collateral_plan(
+                self.base_url, fmspc, ca, update, tcb_evaluation_data_number, root_public_key
+            )
         )
 
 
@@ -633,13 +727,16 @@ class AsyncPccsClient(_ClientBase[httpx.AsyncBaseTransport, httpx.AsyncClient]):
         request = next(plan)
         while True:
             try:
-                response = await self._client.get(
+                response = await aget_bounded(
+                    self._client,
                     self._url(request),
+                    timeout=self.timeout,
+                    max_bytes=MAX_RESPONSE_SIZE,
                     params=request.params,
                     headers=self._request_headers(request),
                 )
-            except httpx.HTTPError as exc:
-                raise _transport_error(request, exc, self.timeout) from exc
+            except (httpx.HTTPError, httpx.InvalidURL, BodyRefused) as exc:
+                raise _transport_error(request, exc, self.timeout, self._url(request)) from exc
             try:
                 request = plan.send(response)
             except StopIteration as stop:
@@ -680,10 +777,13 @@ class AsyncPccsClient(_ClientBase[httpx.AsyncBaseTransport, httpx.AsyncClient]):
         ca: str | None = None,
         update: UpdateType | None = "standard",
         tcb_evaluation_data_number: int | None = None,
+        root_public_key: bytes = INTEL_ROOT_PUBLIC_KEY,
     ) -> Collateral:
         fmspc, ca = _collateral_target(quote, fmspc, ca)
         return await self._run(
-            _collateral_plan(self.base_url, fmspc, ca, update, tcb_evaluation_data_number)
+            _collateral_plan(
+                self.base_url, fmspc, ca, update, tcb_evaluation_data_number, root_public_key
+            )
         )
 
 
@@ -703,6 +803,8 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_TIMEOUT",
     "INTEL_PCS_URL",
+    "INTEL_ROOT_PUBLIC_KEY",
+    "MAX_RESPONSE_SIZE",
     "AsyncPccsClient",
     "CaType",
     "PccsClient",

@@ -98,11 +98,28 @@ class PccsHttpError(PccsError):
         status_code: int,
         error_code: str | None = None,
         error_message: str | None = None,
+        retry_after: str | None = None,
     ) -> None:
         super().__init__(message, url=url)
         self.status_code = status_code
         self.error_code = error_code
         self.error_message = error_message
+        #: The service's ``Retry-After`` (seconds or an HTTP date), as it sent it.
+        self.retry_after = retry_after
+
+
+class PccsBusy(PccsHttpError):
+    """HTTP 429 or 503: the service is overloaded, rate-limiting or down for now.
+
+    Nothing is wrong with the request; Intel PCS rate-limits per subscription
+    key, and a PCCS answers 503 while it cannot reach Intel PCS to fill its cache.
+    """
+
+    hints = (
+        "the PCCS is busy or temporarily unavailable: try again later (after its "
+        "Retry-After, if it gave one); if it persists, check the PCCS logs, its load and "
+        "its connection to Intel PCS (and, for Intel PCS, the subscription key's rate limit)",
+    )
 
 
 class PccsResponseError(PccsError, ParseError):

@@ -7,10 +7,10 @@ root unless another is passed explicitly) and returns a
 result and raise :class:`AppraisalError` naming the claim that failed.
 """
 
+from sgx_quote_helper.pccs import INTEL_ROOT_PUBLIC_KEY
 from sgx_quote_helper.sgx import TcbStatus
 from sgx_quote_helper.verify._anchor import (
     INTEL_ROOT_CA_SHA256,
-    INTEL_ROOT_PUBLIC_KEY,
     TrustAnchor,
     root_key_id,
 )

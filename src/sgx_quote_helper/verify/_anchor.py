@@ -22,12 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sgx_quote_helper._fs import MiB, read_limited
 from sgx_quote_helper.errors import UsageError
+from sgx_quote_helper.pccs import INTEL_ROOT_PUBLIC_KEY
 
-#: Intel SGX Root CA public key, uncompressed SEC1 (``INTEL_ROOT_PUB_KEY`` in QvE).
-INTEL_ROOT_PUBLIC_KEY = bytes.fromhex(
-    "040ba9c4c0c0c86193a3fe23d6b02cda10a8bbd4e88e48b4458561a36e705525f5"
-    "67918e2edc88e40d860bd0cc4ee26aacc988e505a953558c453f6b0904ae7394"
-)
 #: SHA-256 of the DER of Intel's "Intel SGX Root CA" certificate (659 bytes), the
 #: one dcap-qvl embeds and Intel's quotes carry as the last certificate.
 INTEL_ROOT_CA_SHA256 = bytes.fromhex(

@@ -242,7 +242,7 @@ class PccsCollateralSource:
             kept = self._kept_for(key, now)
             if kept is not None:
                 return kept.served
-        collateral, fetched_at = self._fetch(key, fmspc, ca)
+        collateral, fetched_at = self._fetch(key, fmspc, ca, anchor.public_key)
         return FetchedCollateral(
             collateral, cache_key=key if keeping else None, fetched_at=fetched_at
         )
@@ -285,7 +285,9 @@ class PccsCollateralSource:
         with self._lock:
             return self._kept.setdefault(key, kept)
 
-    def _fetch(self, key: CacheKey, fmspc: str, ca: CaType) -> tuple[Collateral, datetime]:
+    def _fetch(
+        self, key: CacheKey, fmspc: str, ca: CaType, root_public_key: bytes
+    ) -> tuple[Collateral, datetime]:
         """One fetch per key at a time: later callers wait for the first one's outcome."""
         with self._lock:
             flight = self._in_flight.get(key)
@@ -303,6 +305,8 @@ class PccsCollateralSource:
                 ca=ca,
                 update=self.update,
                 tcb_evaluation_data_number=self.tcb_evaluation_data_number,
+                # The root's CRL distribution point is used only if it is the anchor's.
+                root_public_key=root_public_key,
             )
         except BaseException as exc:
             flight.outcome.set_exception(exc)

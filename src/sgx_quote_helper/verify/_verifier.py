@@ -114,6 +114,22 @@ class Verifier:
         max_collateral_age: timedelta = DEFAULT_MAX_COLLATERAL_AGE,
         clock: Clock = utc_now,
     ) -> None:
+        if trust_anchor is not None and not isinstance(trust_anchor, TrustAnchor):
+            raise UsageError(
+                "trust_anchor must be a TrustAnchor (TrustAnchor.from_file(...)), got "
+                f"{type(trust_anchor).__name__}"
+            )
+        if pccs is not None and not isinstance(pccs, str | PccsClient):
+            raise UsageError(
+                f"pccs must be a PCCS URL (str) or a PccsClient, got {type(pccs).__name__}"
+            )
+        if cache_dir is not None and not isinstance(cache_dir, str | os.PathLike):
+            raise UsageError(f"cache_dir must be a path, got {type(cache_dir).__name__}")
+        if not isinstance(max_collateral_age, timedelta):
+            raise UsageError(
+                "max_collateral_age must be a datetime.timedelta, got "
+                f"{type(max_collateral_age).__name__}"
+            )
         self.trust_anchor = trust_anchor if trust_anchor is not None else TrustAnchor.intel()
         if collateral_source is not None and (pccs is not None or cache_dir is not None):
             raise UsageError("pass collateral_source, or pccs (and cache_dir), not both")
@@ -225,7 +241,7 @@ class Verifier:
 
     def verify(
         self,
-        quote: bytes,
+        quote: bytes | bytearray | memoryview,
         collateral: Collateral | None = None,
         *,
         policy: Policy,
@@ -268,11 +284,21 @@ class Verifier:
         #  8. Appraise the result with the relying party's policy.
         # An explicit time is used throughout; "now" is read when it is needed, so
         # collateral a PCCS issues during the fetch is not "issued in the future".
+        # The arguments are checked first, before anything is copied or fetched.
+        raw = _quote_bytes(quote)
+        if collateral is not None and not isinstance(collateral, Collateral):
+            raise UsageError(
+                f"collateral must be a Collateral or None, got {type(collateral).__name__}"
+            )
+        if not callable(getattr(policy, "appraise", None)):
+            raise UsageError(
+                f"policy must be a Policy (an object with appraise(result)), got "
+                f"{type(policy).__name__}; pass UnsafeNoAppraisal() to accept any genuine quote"
+            )
         fixed = to_datetime(now) if now is not None else None
         anchor = self.trust_anchor
 
         # 1. and 2. (remembered per header and certification data)
-        raw = bytes(quote)
         known, report = self._decode_certified(raw)
 
         # 3.
@@ -342,6 +368,18 @@ class Verifier:
         # 8.
         policy.appraise(result)
         return result
+
+
+def _quote_bytes(quote: object) -> bytes:
+    """The quote as ``bytes``, from any bytes-like object; anything else is refused
+    before it is converted (``bytes(10**9)`` would allocate a gigabyte)."""
+    if isinstance(quote, bytes):
+        return quote
+    if isinstance(quote, bytearray | memoryview):
+        return bytes(quote)
+    raise UsageError(
+        f"quote must be bytes (or a bytearray or memoryview), got {type(quote).__name__}"
+    )
 
 
 class _Certified:

@@ -17,9 +17,32 @@
 {{- end -}}
 {{- end -}}
 
-{{/* "<fullname>-<component>", at most 63 characters. */}}
+{{/* "<base>-<suffix>" in at most 63 characters (a DNS label). Unchanged when it fits; else
+     the base is cut and followed by 8 hex digits of its sha256, "<cut base>-<hash>-<suffix>",
+     so that bases which only differ after the cut (long release names, namespaces with a
+     common prefix) still give distinct names, and the suffix (the component) stays readable. */}}
+{{- define "sqh.fitName" -}}
+{{- $full := printf "%s-%s" .base .suffix -}}
+{{- if le (len $full) 63 -}}
+{{- $full -}}
+{{- else -}}
+{{- $room := int (sub 63 (add (len .suffix) 10)) -}}
+{{- printf "%s-%s-%s" (trunc $room .base | trimSuffix "-") (sha256sum .base | trunc 8) .suffix -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<component>[-<suffix>]", at most 63 characters (sqh.fitName). */}}
 {{- define "sqh.componentName" -}}
-{{- printf "%s-%s" (include "sqh.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- $suffix := .component -}}
+{{- with .suffix }}{{ $suffix = printf "%s-%s" $suffix . }}{{ end -}}
+{{- include "sqh.fitName" (dict "base" (include "sqh.fullname" .root) "suffix" $suffix) -}}
+{{- end -}}
+
+{{/* A cluster-scoped object's name, "<namespace>-<fullname>-<component>" in at most 63
+     characters (sqh.fitName): releases of one name in two namespaces do not collide. */}}
+{{- define "sqh.clusterName" -}}
+{{- $base := printf "%s-%s" (include "sqh.namespace" .root) (include "sqh.fullname" .root) -}}
+{{- include "sqh.fitName" (dict "base" $base "suffix" .component) -}}
 {{- end -}}
 
 {{- define "sqh.namespace" -}}
@@ -49,6 +72,16 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- define "sqh.podLabels" -}}
 {{ include "sqh.labels" . }}
 sgx-quote-helper.io/webhook: skip
+{{- end -}}
+
+{{/* An integer as an integer (values files give float64s, which print as 1e+06), or a
+     string (a percentage) as it is. */}}
+{{- define "sqh.intOrString" -}}
+{{- if kindIs "string" . -}}
+{{- . -}}
+{{- else -}}
+{{- int64 . -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Images ------------------------------------------------------------------ */}}
