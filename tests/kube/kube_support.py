@@ -362,8 +362,11 @@ class RawApi:
 
             def do_GET(self) -> None:
                 raw.count += 1
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with contextlib.suppress(OSError):  # the client may hang up first
                     raw.answer(self, raw.count)
+
+            do_POST = do_PUT = do_PATCH = do_GET
 
             def send(self, status: int, body: bytes) -> None:
                 self.send_response(status)

@@ -113,29 +113,33 @@ def list_nodes(api: KubernetesApi) -> list[dict[str, Any]]:
     return list(api.list_nodes())
 
 
-def test_a_slow_answer_is_abandoned_at_the_deadline() -> None:
+@pytest.mark.parametrize("dripped", ["headers", "body"])
+def test_a_slow_answer_is_abandoned_at_the_deadline(dripped: str) -> None:
     # httpx's timeouts are per read: a byte every 50 ms kept the request going for ever.
     body = b" " * 40 + b'{"items": []}'
+    head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 40 + b"\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n".encode()
 
     def drip(handler: Any, count: int) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        for byte in body:
+        for index, byte in enumerate(head + body):
             handler.wfile.write(bytes([byte]))
             handler.wfile.flush()
-            time.sleep(0.05)
+            if (index < len(head)) == (dripped == "headers"):
+                time.sleep(0.05)
 
     message = api_error(drip, list_nodes, deadline=0.2)
     assert message.startswith("GET nodes: the Kubernetes API at http://127.0.0.1:")
     assert message.endswith(
-        "(nodes) did not answer within 0.2 s; check the API server's load and the network"
+        "(nodes) did not answer in time (the whole answer took more than 0.2s); check the API "
+        "server's load and the network"
     )
 
 
 def test_an_answer_past_the_size_limit_is_refused() -> None:
     declared = api_error(json_answer({"items": ["x" * 2000]}), list_nodes, max_body=1000)
-    assert declared.endswith("is larger than 0 MiB; refused")
+    assert declared.endswith(
+        "(nodes) is refused: the body is 2015 bytes (Content-Length), more than the 1000-byte limit"
+    )
 
     def chunked(handler: Any, count: int) -> None:  # no Content-Length to check first
         handler.send_response(200)
@@ -145,7 +149,31 @@ def test_an_answer_past_the_size_limit_is_refused() -> None:
             handler.wfile.write(b"400\r\n" + b" " * 0x400 + b"\r\n")
         handler.wfile.write(b"0\r\n\r\n")
 
-    assert "is larger than" in api_error(chunked, list_nodes, max_body=10_000)
+    assert api_error(chunked, list_nodes, max_body=10_000).endswith(
+        "(nodes) is refused: the body is larger than the 10000-byte limit"
+    )
+
+
+def test_the_answer_to_a_write_is_bounded_too() -> None:
+    def patch(api: KubernetesApi) -> Any:
+        return api.patch_node_status("n1", {"status": {}})
+
+    def drip(handler: Any, count: int) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        for _ in range(100):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            time.sleep(0.05)
+
+    assert api_error(drip, patch, deadline=0.2).endswith(
+        "(node n1 status) did not answer in time (the whole answer took more than 0.2s); "
+        "check the API server's load and the network"
+    )
+    assert api_error(json_answer({"x": "y" * 2000}), patch, max_body=1000).endswith(
+        "(node n1 status) is refused: the body is larger than the 1000-byte limit"
+    )
 
 
 def test_a_repeated_continue_token_ends_the_list() -> None:

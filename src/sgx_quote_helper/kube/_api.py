@@ -21,11 +21,11 @@ from urllib.parse import quote
 
 import httpx
 
-from sgx_quote_helper._net import http_base_url
+from sgx_quote_helper._net import BOUNDED_LIMITS, BodyRefused, get_bounded, http_base_url
 from sgx_quote_helper.kube._errors import KubernetesApiError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-#: Connecting, and each read: httpx's timeouts are per operation.
+#: Connecting and each read of a write; a GET has its deadline only (``_net.get_bounded``).
 DEFAULT_TIMEOUT = 10.0
 #: All of one request: a server that sends a byte now and then never trips a read timeout.
 DEFAULT_DEADLINE = 60.0
@@ -86,7 +86,7 @@ class KubernetesApi:
     ) -> None:
         """Raises :class:`UsageError` if ``config.base_url`` is not ``http(s)://HOST[:PORT][/PATH]``.
 
-        ``timeout`` bounds connecting and each read, ``deadline`` a whole request
+        ``timeout`` bounds connecting and each read of a write, ``deadline`` a whole request
         (answer included), ``max_body`` the size of an answer.
         """
         base_url = http_base_url(config.base_url, what="Kubernetes API server URL")
@@ -96,7 +96,10 @@ class KubernetesApi:
         verify: ssl.SSLContext | bool = True
         if config.ca_file is not None:
             verify = ssl.create_default_context(cafile=str(config.ca_file))
-        self._http = httpx.Client(base_url=base_url, verify=verify, timeout=timeout)
+        # BOUNDED_LIMITS: each request on a connection of its own, which the deadline can close.
+        self._http = httpx.Client(
+            base_url=base_url, verify=verify, timeout=timeout, limits=BOUNDED_LIMITS
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -218,35 +221,49 @@ class KubernetesApi:
         params: Mapping[str, str] | None,
     ) -> tuple[int, str, bytes]:
         """Status, reason and body, read within the deadline and the size limit."""
-        end = time.monotonic() + self.deadline
         where = f"the Kubernetes API at {self.config.base_url} ({what})"
-        body = bytearray()
         try:
-            with self._http.stream(
-                method, path, headers=headers, content=content, params=params
-            ) as response:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > self.max_body:
-                    raise _TooLarge
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > self.max_body:
-                        raise _TooLarge
-                    if time.monotonic() > end:
-                        raise _TooSlow
-                return response.status_code, response.reason_phrase, bytes(body)
-        except _TooLarge:
+            if method == "GET":  # the reads, whose answers can be large: lists, Secrets
+                response = get_bounded(
+                    self._http,
+                    path,
+                    timeout=self.deadline,
+                    max_bytes=self.max_body,
+                    params=tuple((params or {}).items()),
+                    headers=headers,
+                )
+                return response.status_code, response.reason_phrase, response.content
+            return self._write(method, path, headers, content)
+        except BodyRefused as exc:
             raise KubernetesApiError(
-                f"{method} {what}: the answer of {where} is larger than "
-                f"{self.max_body // (1024 * 1024)} MiB; refused"
+                f"{method} {what}: the answer of {where} is refused: {exc}"
             ) from None
-        except _TooSlow:
+        except httpx.TimeoutException as exc:
             raise KubernetesApiError(
-                f"{method} {what}: {where} did not answer within {self.deadline:g} s; "
-                "check the API server's load and the network"
+                f"{method} {what}: {where} did not answer in time ({exc}); check the API "
+                "server's load and the network"
             ) from None
         except httpx.HTTPError as exc:
             raise KubernetesApiError(f"cannot reach {where}: {exc}") from None
+
+    def _write(
+        self, method: str, path: str, headers: dict[str, str], content: bytes | None
+    ) -> tuple[int, str, bytes]:
+        """A write: its answer is the object written (a Secret or a Node), read whole."""
+        end = time.monotonic() + self.deadline
+        headers = {**headers, "Accept-Encoding": "identity"}
+        with self._http.stream(method, path, headers=headers, content=content) as response:
+            body = bytearray()
+            for chunk in response.iter_raw():
+                body += chunk
+                if len(body) > self.max_body:
+                    raise BodyRefused(f"the body is larger than the {self.max_body}-byte limit")
+                if time.monotonic() > end:
+                    raise httpx.ReadTimeout(
+                        f"the whole answer took more than {self.deadline:g}s",
+                        request=response.request,
+                    )
+            return response.status_code, response.reason_phrase, bytes(body)
 
     def _token(self) -> str | None:
         if self.config.token_file is None:
@@ -266,14 +283,6 @@ class KubernetesApi:
                 "that are not printable ASCII); check that it is the service account token"
             )
         return token.decode("ascii")
-
-
-class _TooLarge(Exception):
-    """The answer passed ``max_body``."""
-
-
-class _TooSlow(Exception):
-    """The request passed its deadline."""
 
 
 def _parse(data: bytes) -> Any:
