@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kube_support import ExampleCa, RawApi, StandInApi
 
+from sgx_quote_helper._fs import InputTooLargeError
 from sgx_quote_helper.errors import UsageError
 from sgx_quote_helper.kube import ApiConfig, KubernetesApi, KubernetesApiError, epc_patch
 
@@ -221,3 +222,12 @@ def test_a_token_that_is_not_ascii_is_refused(tmp_path: Path, token: bytes) -> N
         "printable ASCII); check that it is the service account token"
     )
     assert server.log == []
+
+
+def test_a_token_file_past_the_size_limit_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "token").write_bytes(b"t" * 100_000)
+    with (
+        KubernetesApi(ApiConfig("http://127.0.0.1:9", tmp_path / "token")) as api,
+        pytest.raises(InputTooLargeError, match="a service account token"),
+    ):
+        api.get_secret("ns", "name")

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from sgx_quote_helper._fs import read_limited
 from sgx_quote_helper._net import BOUNDED_LIMITS, BodyRefused, get_bounded, http_base_url
 from sgx_quote_helper.kube._errors import KubernetesApiError
 
@@ -33,6 +34,8 @@ DEFAULT_DEADLINE = 60.0
 #: MiB (a Node with its image list is some 10-50 kB), so this leaves a wide margin.
 MAX_BODY = 32 * 1024 * 1024
 _LIST_PAGE = 500
+#: A bound service account token (a JWT) is a few kB.
+_MAX_TOKEN = 64 * 1024
 #: Characters of the API server's Status message quoted in an error.
 _MAX_MESSAGE = 1000
 #: Pages of one list: 1000 pages of 500 are far past the largest cluster (5000 nodes).
@@ -269,7 +272,7 @@ class KubernetesApi:
         if self.config.token_file is None:
             return None
         try:
-            data = self.config.token_file.read_bytes()
+            data = read_limited(self.config.token_file, _MAX_TOKEN, "a service account token")
         except OSError as exc:
             raise KubernetesApiError(
                 f"cannot read the service account token {self.config.token_file}: {exc}"
