@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
+from typing import Self
 
 
 def raw_exchange(port: int, request: bytes) -> bytes:
@@ -20,7 +21,28 @@ def raw_exchange(port: int, request: bytes) -> bytes:
         return reply
 
 
-class HostileHttpServer:
+class ServedInThread:
+    """An ``http.server`` server answering in a daemon thread for a ``with`` block."""
+
+    def __init__(self, httpd: ThreadingHTTPServer) -> None:
+        self.httpd = httpd
+        self.thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)
+
+
+class HostileHttpServer(ServedInThread):
     """A loopback HTTP/1.1 server whose every answer is ``answer(path, wfile)``.
 
     ``answer`` writes the whole response (status line, headers, body) itself, so
@@ -44,19 +66,10 @@ class HostileHttpServer:
 
         server = self
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> HostileHttpServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(10)
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        super().__init__(httpd)
+        self.url = f"http://127.0.0.1:{self.port}"
 
 
 def head(status: int, headers: dict[str, str]) -> bytes:

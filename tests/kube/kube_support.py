@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from http_support import ServedInThread
 
 from sgx_quote_helper.kube import _deviceplugin_pb2 as pb
 from sgx_quote_helper.kube import _deviceplugin_pb2_grpc as pb_grpc
@@ -191,7 +192,7 @@ class StandInKubelet:
 # ---- a stand-in Kubernetes API server on loopback ----------------------------------------------
 
 
-class StandInApi:
+class StandInApi(ServedInThread):
     """Nodes, node status patches and Secrets, as the API server answers them (plain HTTP).
 
     ``secret_misses`` makes the first N GETs of a Secret answer 404 even when it
@@ -216,28 +217,17 @@ class StandInApi:
         self.secret_misses = 0
         self.version = 0
         self.lock = threading.Lock()
-        handler = self._handler()
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        super().__init__(http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler()))
         self.scheme = "http"
         if tls is not None:  # HTTPS, as the real API server serves
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*tls)
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
             self.scheme = "https"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> StandInApi:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         api = self
@@ -342,7 +332,7 @@ class StandInApi:
         return not_found
 
 
-class RawApi:
+class RawApi(ServedInThread):
     """An API server that answers every request with ``answer(handler, count)``.
 
     For answers the real one never gives (malformed, huge, slow); ``count`` is
@@ -375,20 +365,11 @@ class RawApi:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False  # a handler may still be writing to a client gone
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        httpd.block_on_close = False  # a handler may still be writing to a client gone
+        super().__init__(httpd)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> RawApi:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        return f"http://127.0.0.1:{self.port}"
