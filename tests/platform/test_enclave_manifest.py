@@ -95,17 +95,28 @@ def test_code_file_relative_to_manifest(tmp_path: Path) -> None:
     assert identity.mr_enclave == measure_enclave(b"\x7fELF...", identity.attributes, 0)
 
 
-def test_rsa_signer_key_gives_sgx_style_mrsigner(tmp_path: Path) -> None:
-    key = rsa.generate_private_key(public_exponent=3, key_size=3072)
-    (tmp_path / "signer.pem").write_bytes(
+def _pkcs8(key: Any) -> bytes:
+    """A private key as unencrypted PKCS#8 PEM."""
+    return bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    manifest = tmp_path / "app.toml"
+
+
+def _signed_by(directory: Path, pem: bytes) -> Path:
+    """The example manifest, signed by the key in ``pem`` (as ``signer.pem`` beside it)."""
+    (directory / "signer.pem").write_bytes(pem)
+    manifest = directory / "app.toml"
     manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "signer.pem" }'))
+    return manifest
+
+
+def test_rsa_signer_key_gives_sgx_style_mrsigner(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=3, key_size=3072)
+    manifest = _signed_by(tmp_path, _pkcs8(key))
     modulus_le = key.public_key().public_numbers().n.to_bytes(384, "little")
     assert load_manifest(manifest).mr_signer == hashlib.sha256(modulus_le).digest()
 
@@ -205,18 +216,12 @@ def test_a_dsa_signer_key_is_refused_without_a_deprecation_warning(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         if part == "private":
-            pem = key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
+            pem = _pkcs8(key)
         else:
             pem = key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
-    (tmp_path / "signer.pem").write_bytes(pem)
-    manifest = tmp_path / "app.toml"
-    manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "signer.pem" }'))
+    manifest = _signed_by(tmp_path, pem)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(ManifestError, match=r"is a DSA key; use an RSA .*, EC or EdDSA key"):
@@ -225,16 +230,7 @@ def test_a_dsa_signer_key_is_refused_without_a_deprecation_warning(
 
 
 def test_a_key_agreement_key_is_refused_as_a_signer(tmp_path: Path) -> None:
-    key = x25519.X25519PrivateKey.generate()
-    (tmp_path / "signer.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    manifest = tmp_path / "app.toml"
-    manifest.write_text(MANIFEST.replace('{ seed = "my signer" }', '{ key = "signer.pem" }'))
+    manifest = _signed_by(tmp_path, _pkcs8(x25519.X25519PrivateKey.generate()))
     with pytest.raises(ManifestError, match="is an X25519 key"):
         load_manifest(manifest)
 

@@ -155,6 +155,11 @@ def test_a_second_signal_forces_exit(sim: Path, run_dir: Path) -> None:
 # -- SIGHUP: a restart in place, as aesmd reloads --------------------------------------
 
 
+#: One worker, JSON logs, and the settings from a file the test rewrites (then the
+#: file's path).
+_CONFIGURED = ("--workers", "1", "--log-format", "json", "--config")
+
+
 def _started(daemon: DaemonProcess) -> list[dict[str, object]]:
     lines = [json.loads(line) for line in daemon.log_lines()]
     return [line for line in lines if line["event"] == "daemon.started"]
@@ -165,8 +170,7 @@ def test_sighup_drains_and_restarts_in_place_with_the_changed_config(
 ) -> None:
     config = run_dir / "serve.toml"
     config.write_text("max-connections = 50\n")
-    args = ("--workers", "1", "--log-format", "json", "--config", str(config))
-    with daemon_process(sim, run_dir, *args) as daemon:
+    with daemon_process(sim, run_dir, *_CONFIGURED, str(config)) as daemon:
         pid = daemon.process.pid
         assert [line["max_connections"] for line in _started(daemon)] == [50]
         config.write_text("max-connections = 60\n")
@@ -204,8 +208,7 @@ def test_sighup_with_a_configuration_that_no_longer_loads_is_refused(
 ) -> None:
     config = run_dir / "serve.toml"
     config.write_text("max-connections = 50\n")
-    args = ("--workers", "1", "--log-format", "json", "--config", str(config))
-    with daemon_process(sim, run_dir, *args) as daemon:
+    with daemon_process(sim, run_dir, *_CONFIGURED, str(config)) as daemon:
         config.write_text("max-connections = -1\n")
         daemon.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "daemon.restart_refused" in _events(daemon), 30, "the refusal")
